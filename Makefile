@@ -1,0 +1,33 @@
+# Set-up is part of every target: a fresh machine needs only python3 (>= 3.10) and make.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test test-fast test-slow lint typecheck bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ".[test]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/recperf gpus
+	$(VENV)/bin/recperf occupancy --gpu a100-80gb --block-size 256 --registers 54
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy
+
+# The default suite (the README's test command): lint, types, and every test not marked slow.
+test: lint typecheck
+	$(PY) -m pytest -q -m "not slow"
+
+test-slow: $(STAMP)
+	$(PY) -m pytest -q -m slow || [ $$? -eq 5 ]
+
+clean:
+	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache

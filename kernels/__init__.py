@@ -1,0 +1,1 @@
+"""CUDA embedding-bag kernels: sources, offline compiler driver, CPU runner, CuPy launcher."""

@@ -1,0 +1,41 @@
+"""recperf's performance model of the DLRM embedding stage on NVIDIA GPUs.
+
+Pure knowledge and math: GPU specs, occupancy, workloads and kernel configurations, L2
+residency, the analytical timing model and the simulator. Imports no GPU library.
+"""
+
+from __future__ import annotations
+
+from perfmodel._config import (
+    IndexDistribution,
+    KernelConfig,
+    Table,
+    Workload,
+    kernel_config_from_mapping,
+    load_kernel_config,
+    load_workload,
+    workload_from_mapping,
+)
+from perfmodel._errors import InputError
+from perfmodel._gpu import SUPPORTED_COMPUTE_CAPABILITIES, GPUSpec, get_gpu, gpu_ids, load_gpu_spec
+from perfmodel._occupancy import Occupancy, blocks_per_sm, occupancy
+
+__all__ = [
+    "SUPPORTED_COMPUTE_CAPABILITIES",
+    "GPUSpec",
+    "IndexDistribution",
+    "InputError",
+    "KernelConfig",
+    "Occupancy",
+    "Table",
+    "Workload",
+    "blocks_per_sm",
+    "get_gpu",
+    "gpu_ids",
+    "kernel_config_from_mapping",
+    "load_gpu_spec",
+    "load_kernel_config",
+    "load_workload",
+    "occupancy",
+    "workload_from_mapping",
+]

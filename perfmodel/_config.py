@@ -1,0 +1,302 @@
+"""Workloads and kernel configurations: frozen, keyword-only, validated; and their TOML files.
+
+The file formats, keys, defaults and meanings are CONTRACT.md's. Absent kernel keys take the
+values of PyTorch's kernel as shipped (the baseline a search reports speedups against).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from perfmodel._errors import InputError, choices_text
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+__all__ = [
+    "BOUNDS_CHECKS",
+    "DTYPES",
+    "INDEX_KINDS",
+    "PIN_METHODS",
+    "POOLING_DISTS",
+    "PREFETCH_KINDS",
+    "VARIANTS",
+    "IndexDistribution",
+    "KernelConfig",
+    "Table",
+    "Workload",
+    "kernel_config_from_mapping",
+    "load_kernel_config",
+    "load_workload",
+    "workload_from_mapping",
+]
+
+VARIANTS = ("pytorch", "warp")
+PIN_METHODS = ("access-policy-window", "evict-last-prefetch")
+BOUNDS_CHECKS = ("inline", "separate", "none")
+PREFETCH_KINDS = ("register", "l2-hint")
+DTYPES = {"float32": 4, "float16": 2}
+INDEX_KINDS = ("uniform", "zipf", "trace")
+POOLING_DISTS = ("fixed", "uniform", "poisson")
+#: smallest per-kernel register cap ptxas accepts (FACTS.md section 5)
+MIN_REGISTER_CAP = 24
+MAX_PREFETCH_DISTANCE = 16
+
+
+def _int(name: str, value: Any, low: int, high: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InputError(f"`{name}` must be an integer, but got {value!r}")
+    if value < low or (high is not None and value > high):
+        rule = f"{low} <= {name}" + (f" <= {high}" if high is not None else "")
+        raise InputError(f"`{rule}` must hold, but got {name}={value}")
+    return value
+
+
+def _float(name: str, value: Any, low: float, high: float | None = None, *, low_open: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InputError(f"`{name}` must be a number, but got {value!r}")
+    v = float(value)
+    bad = not math.isfinite(v) or (v <= low if low_open else v < low) or (high is not None and v > high)
+    if bad:
+        op = "<" if low_open else "<="
+        rule = f"{low:g} {op} {name}" + (f" <= {high:g}" if high is not None else "")
+        raise InputError(f"`{rule}` must hold, but got {name}={value!r}")
+    return v
+
+
+def _choice(name: str, value: Any, choices: Sequence[str]) -> str:
+    if value not in choices:
+        raise InputError(f"unknown {name} {value!r}; valid choices: {choices_text(list(choices))}")
+    return str(value)
+
+
+@dataclass(frozen=True, kw_only=True)
+class KernelConfig:
+    """An embedding-bag kernel configuration (CONTRACT.md, kernel configuration file).
+
+    ``register_cap=0`` means no cap. Defaults are PyTorch's kernel as shipped.
+    """
+
+    variant: str = "pytorch"
+    block_size: int = 256
+    register_cap: int = 0
+    prefetch_distance: int = 0
+    pinned_row_fraction: float = 0.0
+    pin_method: str = "access-policy-window"
+    bounds_check: str = "inline"
+    #: how prefetched rows are held: ``register`` (a register ring) or ``l2-hint``
+    #: (``prefetch.global.L2`` hints, no registers)
+    prefetch_kind: str = "register"
+
+    def __post_init__(self) -> None:
+        _choice("variant", self.variant, VARIANTS)
+        _int("block_size", self.block_size, 32, 1024)
+        if self.block_size % 32:
+            raise InputError(f"`block_size` must be a multiple of 32, but got block_size={self.block_size}")
+        _int("register_cap", self.register_cap, 0, 255)
+        if 0 < self.register_cap < MIN_REGISTER_CAP:
+            raise InputError(
+                f"`register_cap == 0 or {MIN_REGISTER_CAP} <= register_cap <= 255` must hold (ptxas accepts no "
+                f"smaller cap), but got register_cap={self.register_cap}"
+            )
+        _int("prefetch_distance", self.prefetch_distance, 0, MAX_PREFETCH_DISTANCE)
+        object.__setattr__(
+            self, "pinned_row_fraction", _float("pinned_row_fraction", self.pinned_row_fraction, 0.0, 1.0)
+        )
+        _choice("pin_method", self.pin_method, PIN_METHODS)
+        _choice("bounds_check", self.bounds_check, BOUNDS_CHECKS)
+        _choice("prefetch_kind", self.prefetch_kind, PREFETCH_KINDS)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def replace(self, **changes: Any) -> KernelConfig:
+        return dataclasses.replace(self, **changes)
+
+
+@dataclass(frozen=True, kw_only=True)
+class IndexDistribution:
+    """How a table's lookups pick rows: ``uniform``, ``zipf`` (``alpha``) or a ``trace`` file."""
+
+    kind: str = "uniform"
+    alpha: float = 1.05
+    #: trace file (absolute after loading a workload file); text one index per line, or .npy
+    path: str | None = None
+    #: seed for sampled distributions (uniform/zipf) where a sample is needed
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _choice("indices.kind", self.kind, INDEX_KINDS)
+        object.__setattr__(self, "alpha", _float("indices.alpha", self.alpha, 0.0, 10.0, low_open=True))
+        _int("indices.seed", self.seed, 0)
+        if self.kind == "trace":
+            if not isinstance(self.path, str) or not self.path:
+                raise InputError("indices.kind = \"trace\" needs `indices.path`, a trace file, but got none")
+        elif self.path is not None:
+            raise InputError(f"`indices.path` is only for kind = \"trace\", but got kind={self.kind!r}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Table:
+    """``count`` identical embedding tables of ``rows`` x ``dim`` of ``dtype``."""
+
+    rows: int
+    dim: int
+    dtype: str = "float32"
+    #: fixed lookups per bag; or ``pooling_mean`` with ``pooling_dist``
+    pooling: int | None = None
+    pooling_mean: float | None = None
+    pooling_dist: str = "fixed"
+    count: int = 1
+    indices: IndexDistribution = field(default_factory=IndexDistribution)
+
+    def __post_init__(self) -> None:
+        _int("rows", self.rows, 1)
+        _int("dim", self.dim, 1, 65536)
+        _choice("dtype", self.dtype, list(DTYPES))
+        _int("count", self.count, 1)
+        _choice("pooling_dist", self.pooling_dist, POOLING_DISTS)
+        if self.pooling is None and self.pooling_mean is None:
+            raise InputError("a table needs `pooling` (lookups per bag) or `pooling_mean`, but got neither")
+        if self.pooling is not None and self.pooling_mean is not None:
+            raise InputError(
+                f"give `pooling` or `pooling_mean`, not both, but got pooling={self.pooling}, pooling_mean={self.pooling_mean}"
+            )
+        if self.pooling is not None:
+            _int("pooling", self.pooling, 1)
+            if self.pooling_dist != "fixed":
+                raise InputError(f"`pooling` is fixed; use `pooling_mean` with pooling_dist={self.pooling_dist!r}")
+        else:
+            object.__setattr__(self, "pooling_mean", _float("pooling_mean", self.pooling_mean, 0.0, low_open=True))
+        if not isinstance(self.indices, IndexDistribution):
+            raise InputError(f"`indices` must be an IndexDistribution, but got {self.indices!r}")
+
+    @property
+    def row_bytes(self) -> int:
+        return self.dim * DTYPES[self.dtype]
+
+    @property
+    def mean_pooling(self) -> float:
+        """Mean lookups per bag."""
+        return float(self.pooling) if self.pooling is not None else float(self.pooling_mean or 0.0)
+
+    @property
+    def table_bytes(self) -> int:
+        return self.rows * self.row_bytes
+
+
+@dataclass(frozen=True, kw_only=True)
+class Workload:
+    """The embedding stage: ``batch_size`` bags per kernel call over ``tables``."""
+
+    batch_size: int
+    tables: tuple[Table, ...]
+
+    def __post_init__(self) -> None:
+        _int("batch_size", self.batch_size, 1)
+        tables = tuple(self.tables)
+        if not tables:
+            raise InputError("a workload needs at least one table ([[tables]]), but got none")
+        for t in tables:
+            if not isinstance(t, Table):
+                raise InputError(f"`tables` must hold Table objects, but got {t!r}")
+        object.__setattr__(self, "tables", tables)
+
+    @property
+    def table_calls(self) -> int:
+        """Lookup kernel launches per call of the stage (one per table)."""
+        return sum(t.count for t in self.tables)
+
+
+# ---- files ---------------------------------------------------------------------------
+
+_KERNEL_KEYS = {f.name for f in dataclasses.fields(KernelConfig)}
+_TABLE_KEYS = {f.name for f in dataclasses.fields(Table)}
+_INDEX_KEYS = {f.name for f in dataclasses.fields(IndexDistribution)}
+
+
+def _read_toml(path: str | os.PathLike[str], what: str) -> dict[str, Any]:
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"cannot read {what} file {str(p)!r}: {exc.strerror}") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(f"{what} file {str(p)!r} is not valid TOML: {exc}") from None
+
+
+def kernel_config_from_mapping(doc: Mapping[str, Any], origin: str = "kernel config") -> KernelConfig:
+    unknown = sorted(set(doc) - _KERNEL_KEYS)
+    if unknown:
+        raise InputError(f"{origin}: unknown keys {unknown}; valid keys: {', '.join(sorted(_KERNEL_KEYS))}")
+    try:
+        return KernelConfig(**dict(doc))
+    except InputError as exc:
+        raise InputError(f"{origin}: {exc}") from None
+
+
+def load_kernel_config(path: str | os.PathLike[str]) -> KernelConfig:
+    """Load a kernel configuration TOML file (CONTRACT.md)."""
+    return kernel_config_from_mapping(_read_toml(path, "kernel config"), f"kernel config {str(path)!r}")
+
+
+def workload_from_mapping(doc: Mapping[str, Any], base_dir: str | os.PathLike[str] = ".", origin: str = "workload") -> Workload:
+    """Build a Workload from a parsed file; trace paths resolve against ``base_dir``."""
+    unknown = sorted(set(doc) - {"batch_size", "tables", "name", "description"})
+    if unknown:
+        raise InputError(f"{origin}: unknown top-level keys {unknown}; valid: batch_size, tables, name, description")
+    if "batch_size" not in doc:
+        raise InputError(f"{origin}: `batch_size` is required")
+    raw_tables = doc.get("tables")
+    if not isinstance(raw_tables, list) or not raw_tables:
+        raise InputError(f"{origin}: at least one [[tables]] entry is required")
+    tables = []
+    for i, t in enumerate(raw_tables):
+        where = f"{origin}: tables[{i}]"
+        if not isinstance(t, Mapping):
+            raise InputError(f"{where} must be a table, but got {t!r}")
+        unknown = sorted(set(t) - _TABLE_KEYS)
+        if unknown:
+            raise InputError(f"{where}: unknown keys {unknown}; valid keys: {', '.join(sorted(_TABLE_KEYS))}")
+        kw = dict(t)
+        idx = kw.pop("indices", {"kind": "uniform"})
+        if not isinstance(idx, Mapping):
+            raise InputError(f"{where}.indices must be a table, but got {idx!r}")
+        bad = sorted(set(idx) - _INDEX_KEYS)
+        if bad:
+            raise InputError(f"{where}.indices: unknown keys {bad}; valid keys: {', '.join(sorted(_INDEX_KEYS))}")
+        idx = dict(idx)
+        if idx.get("kind") == "trace" and isinstance(idx.get("path"), str):
+            trace = Path(idx["path"])
+            if not trace.is_absolute():
+                trace = Path(base_dir) / trace
+            idx["path"] = str(trace.resolve())
+            if not trace.is_file():
+                raise InputError(f"{where}.indices.path: trace file {str(trace)!r} does not exist")
+        try:
+            tables.append(Table(indices=IndexDistribution(**idx), **kw))
+        except InputError as exc:
+            raise InputError(f"{where}: {exc}") from None
+        except TypeError as exc:
+            raise InputError(f"{where}: {exc}") from None
+    try:
+        return Workload(batch_size=doc["batch_size"], tables=tuple(tables))
+    except InputError as exc:
+        raise InputError(f"{origin}: {exc}") from None
+
+
+def load_workload(path: str | os.PathLike[str]) -> Workload:
+    """Load a workload TOML file (CONTRACT.md); trace paths are relative to the file."""
+    doc = _read_toml(path, "workload")
+    return workload_from_mapping(doc, Path(path).resolve().parent, f"workload {str(path)!r}")

@@ -1,0 +1,3 @@
+from recperf.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Design-space search over embedding-bag kernel configurations (Optuna)."""

@@ -1,0 +1,1 @@
+"""Hardware and published-data validation of the performance model."""
