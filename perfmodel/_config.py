@@ -133,11 +133,14 @@ class IndexDistribution:
     path: str | None = None
     #: seed for sampled distributions (uniform/zipf) where a sample is needed
     seed: int = 0
+    #: for Meta ``dlrm_datasets`` files (.pt): which table of the file to read
+    table: int = 0
 
     def __post_init__(self) -> None:
         _choice("indices.kind", self.kind, INDEX_KINDS)
         object.__setattr__(self, "alpha", _float("indices.alpha", self.alpha, 0.0, 10.0, low_open=True))
         _int("indices.seed", self.seed, 0)
+        _int("indices.table", self.table, 0)
         if self.kind == "trace":
             if not isinstance(self.path, str) or not self.path:
                 raise InputError("indices.kind = \"trace\" needs `indices.path`, a trace file, but got none")
