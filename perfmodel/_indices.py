@@ -47,7 +47,7 @@ def _load_trace_cached(path: str, mtime: float, table: int) -> IntArray:
         arr = np.load(path, allow_pickle=False)
         if arr.ndim != 1 or not np.issubdtype(arr.dtype, np.integer):
             raise InputError(f"trace {path!r}: a .npy trace must be a 1-D integer array, but got {arr.dtype} {arr.shape}")
-        out = arr.astype(np.int64)
+        out: IntArray = arr.astype(np.int64)
     elif path.endswith(".pt"):
         out = _load_dlrm_dataset(path, table)
     else:
