@@ -1,10 +1,95 @@
 """Hardware and published-data validation of the performance model.
 
-Parsers of the published gpu-benches measurement files live in :mod:`validation.published`.
+The layout follows Kernel Tuner's split (STYLE.md):
+
+- :mod:`validation.backends`: how to talk to the GPU (CuPy, cuda-python; imported lazily),
+  the device's environment record, the L2 flush;
+- :mod:`validation.observers`: what to measure (CUDA-event timing, warm-up, medians);
+- :mod:`validation.runners`: *live* (verify against NumPy, then time; append JSON lines) and
+  *replay* (answer from recorded measurement files, with no GPU);
+- :mod:`validation.micro`: the microbenchmarks (pointer chase, stream read, L2 read,
+  persisting L2) and their results file;
+- calibration (:func:`calibrate`), accuracy reports (:func:`accuracy_report`) and the
+  published-data comparison (:mod:`validation.published`).
+
+Nothing here imports a GPU library at import time.
 """
 
 from __future__ import annotations
 
-from validation.published import parse_l2, parse_latency, parse_stream
+from validation._calibrate import CalibrationResult, MicroData, calibrate, read_micro_results, spec_toml
+from validation._metrics import (
+    AccuracyMetrics,
+    accuracy_metrics,
+    average_ranks,
+    kendall_tau_b,
+    mape,
+    spearman,
+    top1_regret,
+)
+from validation._micro_model import MicroModel, perfmodel_micro_model
+from validation._records import (
+    MeasurementRecord,
+    append_record,
+    done_keys,
+    read_measurements,
+    record_key,
+    write_records,
+)
+from validation._report import (
+    AccuracyReport,
+    GroupReport,
+    ScatterInfo,
+    accuracy_report,
+    predict_records,
+    render_markdown,
+    render_scatter,
+    scatter_info,
+)
+from validation.published import (
+    PublishedComparison,
+    PublishedDataset,
+    compare_published,
+    parse_l2,
+    parse_latency,
+    parse_stream,
+    published_datasets,
+)
 
-__all__ = ["parse_l2", "parse_latency", "parse_stream"]
+__all__ = [
+    "AccuracyMetrics",
+    "AccuracyReport",
+    "CalibrationResult",
+    "GroupReport",
+    "MeasurementRecord",
+    "MicroData",
+    "MicroModel",
+    "PublishedComparison",
+    "PublishedDataset",
+    "ScatterInfo",
+    "accuracy_metrics",
+    "accuracy_report",
+    "append_record",
+    "average_ranks",
+    "calibrate",
+    "compare_published",
+    "done_keys",
+    "kendall_tau_b",
+    "mape",
+    "parse_l2",
+    "parse_latency",
+    "parse_stream",
+    "perfmodel_micro_model",
+    "predict_records",
+    "published_datasets",
+    "read_measurements",
+    "read_micro_results",
+    "record_key",
+    "render_markdown",
+    "render_scatter",
+    "scatter_info",
+    "spearman",
+    "spec_toml",
+    "top1_regret",
+    "write_records",
+]

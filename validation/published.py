@@ -15,19 +15,34 @@ the benchmarks' print statements:
 - ``l2-cache_*``: ``per-block data kB, footprint kB, time ms, spread %, effective GB/s``,
   then four profiler columns (zero in the shipped file); kB is KiB, GB/s is 1e9 B/s.
 
-The parsers need nothing but the standard library: ``perfmodel`` may use them for fitting.
+The parsers need only the standard library (they import ``perfmodel`` lazily, for its
+error type): ``perfmodel`` may call them for fitting.
 """
 
 from __future__ import annotations
 
 import os
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from validation._micro_model import MicroModel
 
 __all__ = [
     "KIB",
+    "PublishedComparison",
+    "PublishedDataset",
+    "compare_published",
     "parse_l2",
     "parse_latency",
     "parse_stream",
+    "predict_dataset",
+    "published_datasets",
 ]
 
 #: the gpu-benches "kB" (bytes / 1024)
@@ -123,4 +138,150 @@ def parse_l2(path: str | os.PathLike[str]) -> list[tuple[int, float]]:
         from perfmodel import InputError
 
         raise InputError(f"{os.fspath(path)}: no l2-cache rows found")
+    return out
+
+
+# ---- the published datasets and the model's error on each ----------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class PublishedDataset:
+    """One published curve or point, with its provenance.
+
+    ``kind``: ``stream-read`` (x = block size), ``pointer-chase`` (x = footprint bytes,
+    values in cycles), ``l2-read`` (x = footprint bytes, values in B/s) or ``kernel-time``
+    (one point, seconds per table call, with ``workload`` and ``kernel``).
+    """
+
+    name: str
+    kind: str
+    gpu: str
+    metric: str
+    x: tuple[float, ...]
+    measured: tuple[float, ...]
+    source: str
+    file: str = ""
+    blocks_per_sm: int = 2
+    workload: Any = None
+    kernel: Any = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class PublishedComparison:
+    """The model's predictions on one dataset, and its error (MAPE as a fraction)."""
+
+    dataset: PublishedDataset
+    predicted: tuple[float, ...]
+    error: float
+    max_error: float
+
+    def to_dict(self, points: bool = False) -> dict[str, Any]:
+        d = self.dataset
+        out: dict[str, Any] = {
+            "name": d.name, "gpu": d.gpu, "metric": d.metric, "error": self.error, "max_error": self.max_error,
+            "n": len(d.measured), "kind": d.kind, "source": d.source,
+        }
+        if d.file:
+            out["file"] = d.file
+        if points:
+            out["points"] = [
+                {"x": x, "measured": m, "predicted": p} for x, m, p in zip(d.x, d.measured, self.predicted, strict=True)
+            ]
+        return out
+
+
+_METRICS = {
+    "stream-read": "bandwidth_bytes_per_s",
+    "pointer-chase": "latency_cycles",
+    "l2-read": "bandwidth_bytes_per_s",
+    "kernel-time": "time_s",
+}
+
+
+def data_dir() -> Path:
+    """``perfmodel/data`` (traces, gpu-benches) of the installed package."""
+    import perfmodel
+
+    return Path(perfmodel.__file__).resolve().parent / "data"
+
+
+def manifest_path() -> Path:
+    return Path(__file__).resolve().parent / "data" / "published.toml"
+
+
+def published_datasets(kinds: Sequence[str] | None = None) -> list[PublishedDataset]:
+    """The shipped published datasets (``validation/data/published.toml``), parsed."""
+    import perfmodel
+
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover
+        import tomli as tomllib
+
+    doc = tomllib.loads(manifest_path().read_text(encoding="utf-8"))
+    base = data_dir()
+    out: list[PublishedDataset] = []
+    for entry in doc["datasets"]:
+        kind = entry["kind"]
+        if kinds is not None and kind not in kinds:
+            continue
+        common = {"name": entry["name"], "kind": kind, "gpu": entry["gpu"], "metric": _METRICS[kind],
+                  "source": entry["source"]}
+        if kind == "kernel-time":
+            workload = perfmodel.workload_from_mapping(entry["workload"], base, f"published dataset {entry['name']!r}")
+            kernel = perfmodel.kernel_config_from_mapping(entry["kernel"])
+            out.append(PublishedDataset(**common, x=(0.0,), measured=(float(entry["time_s"]),),
+                                        workload=workload, kernel=kernel))
+            continue
+        path = base / entry["file"]
+        rows: list[tuple[int, float]]
+        if kind == "stream-read":
+            rows = parse_stream(path)
+        elif kind == "pointer-chase":
+            rows = parse_latency(path)
+        else:
+            rows = parse_l2(path)
+        out.append(PublishedDataset(
+            **common, file=str(Path("perfmodel/data") / entry["file"]),
+            x=tuple(float(r[0]) for r in rows), measured=tuple(r[1] for r in rows),
+            blocks_per_sm=int(entry.get("blocks_per_sm", 2)),
+        ))
+    return out
+
+
+def predict_dataset(dataset: PublishedDataset, gpu: Any, model: MicroModel | None = None) -> tuple[float, ...]:
+    """The model's values at the dataset's points on ``gpu`` (a GPUSpec)."""
+    if dataset.kind == "kernel-time":
+        import perfmodel
+
+        predict: Any = getattr(perfmodel, "predict", None)
+        if predict is None:
+            raise RuntimeError("perfmodel.predict is not available in this build")
+        return (float(predict(dataset.workload, dataset.kernel, gpu).time_s),)
+    from validation._micro_model import perfmodel_micro_model
+
+    m = model or perfmodel_micro_model()
+    if dataset.kind == "stream-read":
+        return tuple(m.stream_read(gpu, int(x), dataset.blocks_per_sm) for x in dataset.x)
+    if dataset.kind == "pointer-chase":
+        return tuple(m.pointer_chase(gpu, int(x)) for x in dataset.x)
+    return tuple(m.l2_read(gpu, int(x)) for x in dataset.x)
+
+
+def compare_published(
+    datasets: Sequence[PublishedDataset] | None = None,
+    *,
+    gpus: Mapping[str, Any] | None = None,
+    model: MicroModel | None = None,
+) -> list[PublishedComparison]:
+    """The model's error on each published dataset; ``gpus`` maps a dataset's GPU id to a spec to use."""
+    import perfmodel
+
+    out = []
+    for d in datasets if datasets is not None else published_datasets():
+        spec = (gpus or {}).get(d.gpu) or perfmodel.get_gpu(d.gpu)
+        pred = predict_dataset(d, spec, model)
+        meas = np.asarray(d.measured, dtype=np.float64)
+        err = np.abs(np.asarray(pred) - meas) / meas
+        out.append(PublishedComparison(dataset=d, predicted=pred, error=float(err.mean()), max_error=float(err.max())))
     return out
