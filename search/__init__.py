@@ -1,1 +1,42 @@
-"""Design-space search over embedding-bag kernel configurations (Optuna)."""
+"""Design-space search over embedding-bag kernel configurations (Optuna).
+
+The space is data (:class:`SearchSpace`, :func:`build_space`); the objective is the model's
+:func:`perfmodel.predict_batch` (re-ranked by the simulator or by measurements at higher
+fidelity); studies persist in SQLite, any Optuna storage URL, or a journal file.
+
+    import search
+    r = search.optimize(workload, gpu, n_trials=100, seed=0, storage=None, fidelity="model")
+    r.best_config, r.best_time_s, r.baseline_time_s, r.speedup, r.study
+"""
+
+from __future__ import annotations
+
+from search._evaluate import FIDELITIES, OBJECTIVES, Evaluation, evaluate_model, l2_bytes_set_aside
+from search._exhaustive import ExhaustiveResult, exhaustive
+from search._optimize import SAMPLERS, RankedConfig, SearchResult, known_good_configs, optimize
+from search._report import write_exhaustive_report, write_report
+from search._space import REGISTER_CAP_CHOICES, SearchSpace, build_space, max_pinned_row_fraction
+from search._storage import StorageSpec, resolve_storage
+
+__all__ = [
+    "FIDELITIES",
+    "OBJECTIVES",
+    "REGISTER_CAP_CHOICES",
+    "SAMPLERS",
+    "Evaluation",
+    "ExhaustiveResult",
+    "RankedConfig",
+    "SearchResult",
+    "SearchSpace",
+    "StorageSpec",
+    "build_space",
+    "evaluate_model",
+    "exhaustive",
+    "known_good_configs",
+    "l2_bytes_set_aside",
+    "max_pinned_row_fraction",
+    "optimize",
+    "resolve_storage",
+    "write_exhaustive_report",
+    "write_report",
+]

@@ -1,0 +1,198 @@
+"""Objective values of kernel configurations: the model (``predict_batch``), the simulator, or
+measurements on a GPU (live through :mod:`validation`, or replayed from a measurement file).
+
+The search never models performance itself: times come from :func:`perfmodel.predict_batch`
+(fidelity ``model``), :func:`perfmodel.simulate` (``sim``) or measurements (``gpu``). The
+second objective, the L2 bytes set aside for pinned rows, is a definition, not a prediction:
+tables run one after another and pinning applies per table call, so the set-aside is the
+largest table's pinned bytes, ``max_t floor(f * rows_t) * row_bytes_t``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+import perfmodel
+from perfmodel import GPUSpec, InputError, KernelConfig, Workload
+
+__all__ = [
+    "FIDELITIES",
+    "OBJECTIVES",
+    "Evaluation",
+    "evaluate_model",
+    "l2_bytes_set_aside",
+    "parse_objectives",
+]
+
+OBJECTIVES = ("time", "l2-bytes")
+FIDELITIES = ("model", "sim", "gpu")
+
+
+def parse_objectives(objectives: str | Sequence[str]) -> tuple[str, ...]:
+    """``"time"`` or ``"time,l2-bytes"`` (or a sequence of names) -> a tuple starting with time."""
+    names = tuple(o.strip() for o in (objectives.split(",") if isinstance(objectives, str) else objectives))
+    bad = [n for n in names if n not in OBJECTIVES]
+    if bad:
+        raise InputError(f"unknown objectives {bad}; valid choices: {', '.join(OBJECTIVES)}")
+    if not names or names[0] != "time" or len(set(names)) != len(names):
+        raise InputError(
+            f"objectives must be `time` or `time,l2-bytes` (time first, no repeats), but got {','.join(names)!r}"
+        )
+    return names
+
+
+def l2_bytes_set_aside(workload: Workload, configs: Sequence[KernelConfig]) -> npt.NDArray[np.float64]:
+    """L2 bytes each configuration sets aside for pinned rows (its largest table's)."""
+    f = np.array([c.pinned_row_fraction for c in configs], dtype=np.float64)
+    out = np.zeros(len(configs), dtype=np.float64)
+    for t in workload.tables:
+        out = np.maximum(out, np.floor(f * t.rows + 1e-9) * t.row_bytes)
+    return out
+
+
+@dataclass(frozen=True, kw_only=True)
+class Evaluation:
+    """Objective values of a batch: ``time_s`` (inf where infeasible), ``l2_bytes``, and why."""
+
+    time_s: npt.NDArray[np.float64]
+    l2_bytes: npt.NDArray[np.float64]
+    #: "" where feasible, else the reason
+    infeasible: tuple[str, ...]
+
+    @property
+    def feasible(self) -> npt.NDArray[np.bool_]:
+        return np.array([r == "" for r in self.infeasible], dtype=bool)
+
+
+def _predict_batch() -> Any:
+    fn = getattr(perfmodel, "predict_batch", None)
+    if fn is None:
+        raise InputError("this installation's perfmodel has no `predict_batch` (issue 4): the model fidelity needs it")
+    return fn
+
+
+def evaluate_model(workload: Workload, gpu: GPUSpec, configs: Sequence[KernelConfig]) -> Evaluation:
+    """Predicted times of ``configs`` in one :func:`perfmodel.predict_batch` call.
+
+    A configuration the model rejects (an :class:`InputError`, or a time that is not a
+    finite positive number, e.g. a block that cannot be resident) is infeasible, never an
+    error: the batch is then re-run one configuration at a time to find which.
+    """
+    predict_batch = _predict_batch()
+    configs = list(configs)
+    l2 = l2_bytes_set_aside(workload, configs)
+    try:
+        times = np.asarray(predict_batch(workload, configs, gpu), dtype=np.float64).reshape(-1)
+    except InputError:
+        times = np.full(len(configs), np.nan)
+        reasons = []
+        for i, c in enumerate(configs):
+            try:
+                times[i] = float(np.asarray(predict_batch(workload, [c], gpu), dtype=np.float64).reshape(-1)[0])
+                reasons.append("")
+            except InputError as exc:
+                reasons.append(str(exc).splitlines()[0] if str(exc) else "rejected by the model")
+        return _finish(times, l2, reasons)
+    if times.shape != (len(configs),):
+        raise RuntimeError(f"predict_batch returned {times.shape[0]} times for {len(configs)} configurations")
+    return _finish(times, l2, [""] * len(configs))
+
+
+def _finish(times: npt.NDArray[np.float64], l2: npt.NDArray[np.float64], reasons: list[str]) -> Evaluation:
+    out = []
+    for t, r in zip(times, reasons, strict=True):
+        if r:
+            out.append(r)
+        elif not (math.isfinite(t) and t > 0):
+            out.append("the model predicts no valid time (the kernel cannot run with this configuration)")
+        else:
+            out.append("")
+    times = np.where([r == "" for r in out], times, np.inf)
+    return Evaluation(time_s=times, l2_bytes=l2, infeasible=tuple(out))
+
+
+# ---- higher fidelities (called lazily on the top k) --------------------------------------
+
+
+def simulate_times(workload: Workload, gpu: GPUSpec, configs: Sequence[KernelConfig]) -> list[float]:
+    """Simulated times (:func:`perfmodel.simulate`, issue 5); inf where it rejects a config."""
+    simulate = getattr(perfmodel, "simulate", None)
+    if simulate is None:
+        raise InputError(
+            "fidelity `sim` needs perfmodel.simulate (issue 5), which this installation does not have; "
+            "use --fidelity model"
+        )
+    out = []
+    for c in configs:
+        try:
+            out.append(float(simulate(workload, c, gpu).time_s))
+        except InputError:
+            out.append(math.inf)
+    return out
+
+
+def _canonical_kernel(d: Any) -> tuple[tuple[str, Any], ...] | None:
+    if not isinstance(d, dict):
+        return None
+    try:
+        k = perfmodel.kernel_config_from_mapping(d)
+    except InputError:
+        return None
+    return tuple(sorted(k.to_dict().items()))
+
+
+def replay_times(
+    measurements: str | os.PathLike[str], gpu: GPUSpec, configs: Sequence[KernelConfig]
+) -> list[float | None]:
+    """Measured times of ``configs`` on ``gpu`` from a measurement file (CONTRACT.md JSON lines).
+
+    Several records of one configuration give their median; a configuration with no record
+    gives None. Records of other GPUs are ignored (the workload is the caller's to match).
+    """
+    path = Path(measurements)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise InputError(f"cannot read measurement file {str(path)!r}: {exc.strerror}") from None
+    seen: dict[tuple[tuple[str, Any], ...], list[float]] = {}
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"{path}:{n}: a measurement line must be JSON, but got: {exc}") from None
+        if not isinstance(rec, dict) or rec.get("gpu") != gpu.id:
+            continue
+        key = _canonical_kernel(rec.get("kernel"))
+        t = rec.get("time_s")
+        if key is None or not isinstance(t, (int, float)) or not math.isfinite(t) or t <= 0:
+            continue
+        seen.setdefault(key, []).append(float(t))
+    return [
+        float(np.median(seen[k])) if (k := tuple(sorted(c.to_dict().items()))) in seen else None for c in configs
+    ]
+
+
+def measure_times(workload: Workload, gpu: GPUSpec, configs: Sequence[KernelConfig]) -> list[float]:
+    """Times measured on this machine's GPU through validation's sweep runner (issue 7)."""
+    try:
+        import validation
+    except ImportError as exc:  # pragma: no cover - validation ships with recperf
+        raise InputError(f"fidelity `gpu` needs the validation package: {exc}") from None
+    runner = getattr(validation, "measure_configs", None)
+    if runner is None:
+        raise InputError(
+            "fidelity `gpu` needs validation's sweep runner (validation.measure_configs, issue 7), which this "
+            "installation does not have; replay recorded runs with --measurements FILE, or use --fidelity model"
+        )
+    return [float(t) for t in runner(workload, list(configs), gpu)]
