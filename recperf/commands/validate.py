@@ -1,0 +1,248 @@
+"""``recperf validate``: accuracy reports, published-data comparison, calibration, GPU runs.
+
+- ``report``: the model's predictions against a measurement file (JSON lines): ``n``,
+  ``mape``, ``spearman``, ``kendall``, ``top1_regret``; optional scatter PNG and Markdown.
+- ``published``: the model's error (MAPE) on each shipped published dataset.
+- ``calibrate``: fit the GPU spec's latencies and bandwidths to microbenchmark curves
+  (recorded ones from a GPU run, or the published files) and write a spec file ``--gpu`` accepts.
+- ``micro``: run the microbenchmarks on this machine's GPU (CuPy).
+- ``sweep``: verify, then time kernel configurations on this machine's GPU; appends records.
+- ``run-all``: microbenchmarks, calibration, a sweep and the reports in one command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from recperf._common import add_json_flag, emit, format_table
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("validate", help="validate the model: accuracy reports, published data, calibration, GPU runs")
+    vsub = p.add_subparsers(dest="validate_command", metavar="SUBCOMMAND")
+
+    r = vsub.add_parser("report", help="predictions vs a measurement file: MAPE, Spearman, Kendall, top-1 regret")
+    r.add_argument("--measurements", required=True, help="measurement file (JSON lines, CONTRACT.md format)")
+    r.add_argument("--gpu-spec", default=None,
+                   help="GPU id or spec file (e.g. a calibrated one) to predict every record with, instead of its own gpu")
+    r.add_argument("--plot", default=None, help="write a predicted-vs-measured scatter PNG here (e.g. out/report.png)")
+    r.add_argument("--markdown", default=None, help="write a Markdown report here (e.g. out/report.md)")
+    add_json_flag(r)
+    r.set_defaults(func=run_report)
+
+    pub = vsub.add_parser("published", help="the model's error on the shipped published measurements")
+    pub.add_argument("--kind", action="append", choices=["stream-read", "pointer-chase", "l2-read", "kernel-time"],
+                     help="only datasets of this kind (repeatable)")
+    pub.add_argument("--gpu-spec", action="append", default=[], metavar="ID=SPEC",
+                     help="use this spec file for the datasets of GPU ID (e.g. a100-80gb=out/cal.toml); repeatable")
+    pub.add_argument("--points", action="store_true", help="include every point (x, measured, predicted) in --json")
+    add_json_flag(pub)
+    pub.set_defaults(func=run_published)
+
+    c = vsub.add_parser("calibrate", help="fit the spec's latencies and bandwidths to microbenchmark curves")
+    c.add_argument("--gpu", required=True, help="GPU id or spec file to start from")
+    c.add_argument("--micro", default=None, help="microbenchmark results (JSON lines from `validate micro`)")
+    c.add_argument("--latency", default=None, help="a gpu-benches latency_*.txt file (pointer chase)")
+    c.add_argument("--stream", default=None, help="a gpu-benches stream_*.txt file (read column, 2 blocks/SM)")
+    c.add_argument("--l2", default=None, help="a gpu-benches l2-cache_*.txt file")
+    c.add_argument("--published", action="store_true",
+                   help="use the shipped published files for --gpu (e.g. a100-80gb: latency, stream, l2-cache)")
+    c.add_argument("--out", default=None, help="write the calibrated spec file here (default out/<gpu>-calibrated.toml)")
+    add_json_flag(c)
+    c.set_defaults(func=run_calibrate)
+
+    m = vsub.add_parser("micro", help="run the microbenchmarks on this machine's GPU (needs CuPy and a GPU)")
+    m.add_argument("--gpu", default=None, help="GPU id of this device (default: matched from the device name)")
+    m.add_argument("--out", required=True, help="results file (JSON lines; appended)")
+    m.add_argument("--quick", action="store_true", help="fewer points (about a minute)")
+    m.add_argument("--kind", action="append",
+                   choices=["pointer-chase", "stream-read", "l2-read", "persisting-l2"], help="only these (repeatable)")
+    add_json_flag(m)
+    m.set_defaults(func=run_micro)
+
+    s = vsub.add_parser("sweep", help="verify then time kernel configurations on this machine's GPU (appends records)")
+    s.add_argument("--workload", required=True, help="workload TOML file")
+    s.add_argument("--kernels", default=None, help="kernel configs: a JSON-lines file, or a folder of .toml files")
+    s.add_argument("--grid", default=None, help="a JSON object of lists, e.g. '{\"block_size\": [128, 256]}'")
+    s.add_argument("--sample", type=int, default=0, help="take N random configurations of the grid (seeded)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--gpu", default=None, help="GPU id recorded in the records (default: matched from the device)")
+    s.add_argument("--out", required=True, help="measurement file (JSON lines); a re-run skips records already there")
+    s.add_argument("--repeats", type=int, default=20, help="timed repetitions per configuration (median reported)")
+    s.add_argument("--warmup", type=int, default=3)
+    s.add_argument("--warm-cache", action="store_true", help="no L2 flush and no index rotation between repetitions")
+    add_json_flag(s)
+    s.set_defaults(func=run_sweep)
+
+    a = vsub.add_parser("run-all", help="one command on a GPU: microbenchmarks, calibration, sweep, reports")
+    a.add_argument("--out", required=True, help="folder for every result")
+    a.add_argument("--gpu", default=None, help="GPU id of this device (default: matched from the device name)")
+    a.add_argument("--budget-s", type=float, default=540.0, help="wall-clock budget in seconds (default 540)")
+    a.add_argument("--workload", default=None, help="workload for the sweep (default: the seed paper's reuse_low table)")
+    add_json_flag(a)
+    a.set_defaults(func=run_all)
+
+    def no_sub(args: argparse.Namespace) -> int:
+        p.print_help()
+        return 2
+
+    p.set_defaults(func=no_sub)
+
+
+def _f(x: float) -> str:
+    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.4f}"
+
+
+def run_report(args: argparse.Namespace) -> int:
+    from validation import accuracy_report, render_markdown, render_scatter
+
+    rep = accuracy_report(args.measurements, gpu=args.gpu_spec)
+    payload = rep.to_dict()
+    if args.plot:
+        payload["plot"] = str(render_scatter(rep, args.plot))
+    if args.markdown:
+        md = Path(args.markdown)
+        md.parent.mkdir(parents=True, exist_ok=True)
+        plot_rel = None
+        if args.plot:
+            try:
+                plot_rel = str(Path(args.plot).resolve().relative_to(md.resolve().parent))
+            except ValueError:
+                plot_rel = str(Path(args.plot).resolve())
+        md.write_text(render_markdown(rep, plot=plot_rel), encoding="utf-8")
+        payload["markdown"] = str(md)
+    m = rep.metrics
+
+    def text() -> str:
+        lines = [
+            f"{rep.source}: {m.n} records" + (" (synthetic)" if rep.synthetic else ""),
+            f"  MAPE          {m.mape:.2%}",
+            f"  Spearman      {_f(m.spearman)}",
+            f"  Kendall tau-b {_f(m.kendall)}",
+            f"  top-1 regret  {m.top1_regret:.2%}  (predicted best: line {rep.records[m.predicted_best_index].line})",
+        ]
+        if len(rep.groups) > 1:
+            rows = [[g.gpu, Path(g.workload).name, g.metrics.n, f"{g.metrics.mape:.2%}", _f(g.metrics.spearman),
+                     _f(g.metrics.kendall), f"{g.metrics.top1_regret:.2%}"] for g in rep.groups]
+            lines += ["", format_table(["gpu", "workload", "n", "mape", "spearman", "kendall", "top1 regret"], rows)]
+        for k in ("plot", "markdown"):
+            if k in payload:
+                lines.append(f"{k}: {payload[k]}")
+        return "\n".join(lines)
+
+    return emit(args, payload, text)
+
+
+def _spec_overrides(items: list[str]) -> dict[str, Any]:
+    import perfmodel
+
+    out: dict[str, Any] = {}
+    for item in items:
+        gpu_id, sep, spec = item.partition("=")
+        if not sep or not gpu_id or not spec:
+            raise perfmodel.InputError(f"--gpu-spec must be ID=SPEC (e.g. a100-80gb=out/cal.toml), but got {item!r}")
+        out[gpu_id] = perfmodel.get_gpu(spec)
+    return out
+
+
+def run_published(args: argparse.Namespace) -> int:
+    from validation.published import compare_published, published_datasets
+
+    results = compare_published(published_datasets(args.kind), gpus=_spec_overrides(args.gpu_spec))
+    payload = {"datasets": [r.to_dict(points=args.points) for r in results]}
+
+    def text() -> str:
+        rows = [[r.dataset.name, r.dataset.gpu, r.dataset.metric, len(r.dataset.measured), f"{r.error:.1%}",
+                 f"{r.max_error:.1%}"] for r in results]
+        return ("The model against published measurements (error = MAPE over the dataset's points)\n"
+                + format_table(["dataset", "gpu", "metric", "n", "error", "max error"], rows))
+
+    return emit(args, payload, text)
+
+
+def run_calibrate(args: argparse.Namespace) -> int:
+    import perfmodel
+    from validation import MicroData, calibrate, read_micro_results
+    from validation.published import data_dir, parse_l2, parse_latency, parse_stream
+
+    base = perfmodel.get_gpu(args.gpu)
+    data = MicroData()
+    sources: list[str] = []
+    if args.micro:
+        data = data.merged(read_micro_results(args.micro))
+        sources.append(args.micro)
+    files = {"latency": args.latency, "stream": args.stream, "l2": args.l2}
+    if args.published:
+        stem = {"a100-40gb": "a100_40", "a100-80gb": "a100_80", "h100-pcie": "h100_pcie"}.get(base.id)
+        if stem is None:
+            raise perfmodel.InputError(
+                f"--published needs a GPU with shipped gpu-benches files (a100-40gb, a100-80gb, h100-pcie), but got {base.id!r}")
+        bench = data_dir() / "gpu-benches"
+        for key, prefix in (("latency", "latency"), ("stream", "stream"), ("l2", "l2-cache")):
+            f = bench / f"{prefix}_{stem}.txt"
+            if files[key] is None and f.is_file():
+                files[key] = str(f)
+    if files["latency"]:
+        data = data.merged(MicroData(pointer_chase=tuple(parse_latency(files["latency"]))))
+    if files["stream"]:
+        data = data.merged(MicroData(stream_read=tuple((b, 2, bw) for b, bw in parse_stream(files["stream"]))))
+    if files["l2"]:
+        data = data.merged(MicroData(l2_read=tuple(parse_l2(files["l2"]))))
+    sources += [f for f in files.values() if f]
+    if not sources:
+        raise perfmodel.InputError("calibrate needs data: --micro FILE, --latency/--stream/--l2 FILES, or --published")
+    result = calibrate(base, data)
+    out = Path(args.out or f"out/{base.id}-calibrated.toml")
+    result.write_spec(out, source_files=sources)
+    payload = {**result.to_dict(), "spec_file": str(out), "data": sources}
+
+    def text() -> str:
+        rows = [[k, f"{result.initial[k]:.4g}", f"{v:.4g}"] for k, v in result.params.items()]
+        res = [[k, v["n"], f"{v['mape_before']:.1%}", f"{v['mape_after']:.1%}", f"{v['max_after']:.1%}"]
+               for k, v in result.residuals.items()]
+        return "\n".join([
+            f"Calibrated {base.id} from {', '.join(sources)}",
+            format_table(["parameter", "before", "after"], rows), "",
+            format_table(["data", "n", "MAPE before", "MAPE after", "max after"], res), "",
+            f"spec file: {out} (use it as --gpu {out})",
+        ])
+
+    return emit(args, payload, text)
+
+
+def run_micro(args: argparse.Namespace) -> int:
+    from validation.micro import run_microbenchmarks
+
+    summary = run_microbenchmarks(args.out, gpu=args.gpu, quick=args.quick, kinds=args.kind)
+    return emit(args, summary, lambda: json.dumps(summary, indent=2))
+
+
+def run_sweep(args: argparse.Namespace) -> int:
+    import perfmodel
+    from validation.runners import LiveRunner, kernel_grid, read_kernel_list
+
+    workload = perfmodel.load_workload(args.workload)
+    if args.kernels:
+        configs = read_kernel_list(args.kernels)
+    elif args.grid:
+        try:
+            grid = json.loads(args.grid)
+        except json.JSONDecodeError as exc:
+            raise perfmodel.InputError(f"--grid must be a JSON object of lists, but got {args.grid!r} ({exc.msg})") from None
+        configs = kernel_grid(grid, sample=args.sample, seed=args.seed)
+    else:
+        raise perfmodel.InputError("sweep needs --kernels FILE|DIR or --grid JSON")
+    runner = LiveRunner(gpu=args.gpu, repeats=args.repeats, warmup=args.warmup, warm_cache=args.warm_cache)
+    summary = runner.sweep(workload, configs, out=args.out, workload_path=args.workload)
+    return emit(args, summary, lambda: json.dumps(summary, indent=2))
+
+
+def run_all(args: argparse.Namespace) -> int:
+    from validation.run_all import run_all as run
+
+    summary = run(args.out, gpu=args.gpu, budget_s=args.budget_s, workload=args.workload)
+    return emit(args, summary, lambda: json.dumps(summary, indent=2))

@@ -1,0 +1,258 @@
+"""The live runner: each configuration is verified against NumPy on the GPU, then timed.
+
+For every distinct table of the workload, one table call is timed (CUDA events, warm-up,
+median of N). Between repetitions the L2 is flushed and the next of ``rotations`` copies
+of the index buffers is used, unless warm-cache timing is asked for; so each timed call
+starts, as the model assumes (CONTRACT.md), with an L2 that holds none of the table's rows.
+The stage's ``time_s`` is the sum over tables of ``count x`` the table call's median.
+
+Records are appended to the measurement file as they come (CONTRACT.md format plus the
+environment); a re-run skips configurations already in the file. Configurations whose
+output is wrong are not timed: they go to ``<out>.failures.jsonl``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime as _dt
+import inspect
+import os
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from perfmodel import InputError, KernelConfig, Table, Workload
+from validation._records import append_record, done_keys, record_key
+
+__all__ = ["LiveRunner", "reference_embedding_bag", "table_inputs", "workload_mapping"]
+
+
+def table_inputs(table: Table, batch_size: int) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """``(indices, offsets)`` of one call of ``table``: the same stream the model predicts."""
+    from perfmodel._indices import table_call
+
+    call = table_call(table, batch_size)
+    return np.asarray(call.indices, dtype=np.int64), np.asarray(call.offsets, dtype=np.int64)
+
+
+def reference_embedding_bag(weight: npt.NDArray[Any], indices: npt.NDArray[np.int64],
+                            offsets: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
+    """``embedding_bag(mode="sum", include_last_offset=False)`` in NumPy, accumulated in float64."""
+    w = np.asarray(weight, dtype=np.float64)
+    idx = np.asarray(indices, dtype=np.int64)
+    off = np.asarray(offsets, dtype=np.int64)
+    if idx.size and (idx.min() < 0 or idx.max() >= w.shape[0]):
+        bad = int(np.argmax((idx < 0) | (idx >= w.shape[0])))
+        raise IndexError(f"index {int(idx[bad])} at position {bad} is out of range for {w.shape[0]} rows")
+    out = np.zeros((off.size, w.shape[1]), dtype=np.float64)
+    if idx.size == 0:
+        return out
+    lengths = np.diff(np.append(off, idx.size))
+    nonempty = lengths > 0
+    sums = np.add.reduceat(w[idx], off[nonempty], axis=0)
+    out[nonempty] = sums
+    return out
+
+
+def workload_mapping(workload: Workload) -> dict[str, Any]:
+    """A workload as an inline table (the workload TOML's keys); trace paths stay absolute."""
+    def clean(x: Any) -> Any:
+        if isinstance(x, dict):
+            return {k: clean(v) for k, v in x.items() if v is not None}
+        if isinstance(x, (list, tuple)):
+            return [clean(v) for v in x]
+        return x
+
+    return clean(dataclasses.asdict(workload))  # type: ignore[no-any-return]
+
+
+def _tolerance(dtype: str, pooling: float) -> tuple[float, float]:
+    """(rtol, atol) for a sum of ``pooling`` standard-normal rows of ``dtype``."""
+    eps = 1e-3 if dtype == "float16" else 1e-6
+    return 50 * eps, 50 * eps * max(1.0, float(np.sqrt(pooling)))
+
+
+def gpu_launcher() -> Callable[..., Any]:
+    """``kernels.embedding_bag_gpu`` (issue 3's CuPy launcher), imported lazily."""
+    import kernels
+
+    fn = getattr(kernels, "embedding_bag_gpu", None)
+    if fn is None:
+        raise RuntimeError("kernels.embedding_bag_gpu is not available in this build: the sweep needs the GPU launcher")
+    return fn  # type: ignore[no-any-return]
+
+
+class LiveRunner:
+    """Verify, then time, kernel configurations on device 0."""
+
+    def __init__(self, *, gpu: str | None = None, repeats: int = 20, warmup: int = 3, warm_cache: bool = False,
+                 rotations: int = 4, seed: int = 0, backend: Any = None,
+                 launcher: Callable[..., Any] | None = None) -> None:
+        if repeats < 1 or warmup < 0 or rotations < 1:
+            raise InputError(f"`repeats >= 1, warmup >= 0, rotations >= 1` must hold, but got "
+                             f"(repeats={repeats}, warmup={warmup}, rotations={rotations})")
+        self.gpu = gpu
+        self.repeats = repeats
+        self.warmup = warmup
+        self.warm_cache = warm_cache
+        self.rotations = rotations
+        self.seed = seed
+        self._backend = backend
+        self._launcher = launcher
+        self._tables: dict[tuple[Table, int], Any] = {}
+
+    # ---- set-up -----------------------------------------------------------------------------
+    @property
+    def backend(self) -> Any:
+        if self._backend is None:
+            from validation.backends import CupyBackend
+
+            self._backend = CupyBackend(0)
+        return self._backend
+
+    @property
+    def launcher(self) -> Callable[..., Any]:
+        if self._launcher is None:
+            self._launcher = gpu_launcher()
+        return self._launcher
+
+    def _gpu_id(self) -> str:
+        gid = self.gpu or self.backend.gpu_id()
+        if gid is None:
+            raise InputError(f"cannot tell which recperf GPU {self.backend.name!r} is; pass --gpu")
+        return str(gid)
+
+    def _table_data(self, table: Table, batch_size: int) -> dict[str, Any]:
+        key = (table, batch_size)
+        if key not in self._tables:
+            cp = self.backend.cp
+            rng = np.random.default_rng(self.seed)
+            np_dtype = np.float16 if table.dtype == "float16" else np.float32
+            weight = rng.standard_normal((table.rows, table.dim), dtype=np.float32).astype(np_dtype)
+            idx, off = table_inputs(table, batch_size)
+            from perfmodel._indices import hot_rows
+
+            self._tables[key] = {
+                "weight_host": weight,
+                "weight": cp.asarray(weight),
+                "indices": [cp.asarray(idx) for _ in range(self.rotations)],
+                "offsets": [cp.asarray(off) for _ in range(self.rotations)],
+                "indices_host": idx,
+                "offsets_host": off,
+                "hot_rows": cp.asarray(np.asarray(hot_rows(table), dtype=np.int64)),
+                "reference": reference_embedding_bag(weight, idx, off),
+            }
+        data: dict[str, Any] = self._tables[key]
+        return data
+
+    def _call(self, kernel: KernelConfig, data: dict[str, Any], i: int) -> Any:
+        fn = self.launcher
+        extra: dict[str, Any] = {}
+        try:
+            params = inspect.signature(fn).parameters
+        except (TypeError, ValueError):
+            params = {}  # type: ignore[assignment]
+        if "hot_rows" in params:
+            extra["hot_rows"] = data["hot_rows"]
+        r = i % self.rotations
+        return fn(kernel, data["weight"], data["indices"][r], data["offsets"][r], mode="sum", **extra)
+
+    # ---- one configuration ---------------------------------------------------------------
+    def verify(self, workload: Workload, kernel: KernelConfig) -> tuple[bool, float, str]:
+        """(ok, max |gpu - numpy|, message) over every distinct table."""
+        worst = 0.0
+        for t in workload.tables:
+            data = self._table_data(t, workload.batch_size)
+            out = self._call(kernel, data, 0)
+            got = np.asarray(self.backend.cp.asnumpy(out), dtype=np.float64)
+            ref = data["reference"]
+            if got.shape != ref.shape:
+                return False, float("inf"), f"output shape {got.shape} != reference {ref.shape}"
+            err = np.abs(got - ref)
+            rtol, atol = _tolerance(t.dtype, t.mean_pooling)
+            worst = max(worst, float(err.max(initial=0.0)))
+            if not np.all(err <= atol + rtol * np.abs(ref)):
+                pos = np.unravel_index(int(np.argmax(err - rtol * np.abs(ref))), err.shape)
+                return False, worst, (f"output differs from NumPy at bag {pos[0]}, column {pos[1]}: "
+                                      f"{got[pos]!r} vs {ref[pos]!r} (rtol {rtol:g}, atol {atol:g})")
+        return True, worst, "ok"
+
+    def time_table(self, workload: Workload, table: Table, kernel: KernelConfig) -> Any:
+        from validation.observers import time_with_events
+
+        data = self._table_data(table, workload.batch_size)
+        pinned = kernel.pinned_row_fraction > 0 and kernel.pin_method == "access-policy-window"
+
+        def before(_i: int) -> None:
+            if pinned:
+                # without cuda-python there is nothing to reset; the flush still evicts normal lines
+                with contextlib.suppress(Exception):
+                    self.backend.reset_persisting_l2()
+            if not self.warm_cache:
+                self.backend.flush_l2()
+
+        return time_with_events(lambda i: self._call(kernel, data, i), repeats=self.repeats, warmup=self.warmup,
+                                before_each=before)
+
+    def measure(self, workload: Workload, kernel: KernelConfig) -> dict[str, Any]:
+        """Verify, then time; the fields of one measurement record (without gpu/workload)."""
+        ok, err, msg = self.verify(workload, kernel)
+        if not ok:
+            return {"verified": False, "max_abs_error": err, "error": msg}
+        per_table = []
+        total = 0.0
+        first: dict[str, Any] = {}
+        for t in workload.tables:
+            res = self.time_table(workload, t, kernel)
+            per_table.append(res.median_s)
+            total += t.count * res.median_s
+            if not first:
+                first = res.to_dict()
+        return {"time_s": total, "table_times_s": per_table, "verified": True, "max_abs_error": err,
+                "repeats": self.repeats, "warmup": self.warmup, "warm_cache": self.warm_cache,
+                "rotations": self.rotations, "timing": "CUDA events around one table call; median of repeats; "
+                + ("warm cache" if self.warm_cache else "L2 flushed and index buffers rotated between repeats"),
+                "first_table": first}
+
+    # ---- a sweep ---------------------------------------------------------------------------
+    def sweep(self, workload: Workload, configs: Sequence[KernelConfig], *, out: str | os.PathLike[str],
+              workload_path: str | os.PathLike[str] | None = None, deadline: float | None = None,
+              note: str | None = None) -> dict[str, Any]:
+        """Measure ``configs`` in order, appending records to ``out``; skip those already there."""
+        out_p = Path(out)
+        base = out_p.resolve().parent
+        wl_field: Any = workload_mapping(workload)
+        if workload_path is not None:
+            wl_field = os.path.relpath(Path(workload_path).resolve(), base)
+        gpu_id = self._gpu_id()
+        done = done_keys(out_p)
+        env = self.backend.environment()
+        measured = skipped = failed = 0
+        stopped = False
+        for k in configs:
+            if deadline is not None and time.monotonic() > deadline:
+                stopped = True
+                break
+            rec: dict[str, Any] = {"gpu": gpu_id, "workload": wl_field, "kernel": k.to_dict(),
+                                   "warm_cache": self.warm_cache}
+            if record_key(rec, base) in done:
+                skipped += 1
+                continue
+            fields = self.measure(workload, k)
+            stamp = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+            if not fields.get("verified"):
+                failed += 1
+                append_record(str(out_p) + ".failures.jsonl", {**rec, **fields, "timestamp": stamp})
+                continue
+            full = {**rec, "time_s": fields.pop("time_s"), **fields, "timestamp": stamp, "env": env}
+            if note:
+                full["note"] = note
+            append_record(out_p, full)
+            measured += 1
+        return {"out": str(out_p), "gpu": gpu_id, "measured": measured, "skipped_done": skipped,
+                "failed_verification": failed, "stopped_by_deadline": stopped}
