@@ -18,6 +18,8 @@ from perfmodel._config import (
 )
 from perfmodel._errors import InputError
 from perfmodel._gpu import SUPPORTED_COMPUTE_CAPABILITIES, GPUSpec, get_gpu, gpu_ids, load_gpu_spec
+from perfmodel._micro import micro_l2_read, micro_pointer_chase, micro_stream_read
+from perfmodel._model import Prediction, kernel_registers, predict, predict_batch
 from perfmodel._occupancy import Occupancy, blocks_per_sm, occupancy
 
 __all__ = [
@@ -27,15 +29,22 @@ __all__ = [
     "InputError",
     "KernelConfig",
     "Occupancy",
+    "Prediction",
     "Table",
     "Workload",
     "blocks_per_sm",
     "get_gpu",
     "gpu_ids",
     "kernel_config_from_mapping",
+    "kernel_registers",
     "load_gpu_spec",
     "load_kernel_config",
     "load_workload",
+    "micro_l2_read",
+    "micro_pointer_chase",
+    "micro_stream_read",
     "occupancy",
+    "predict",
+    "predict_batch",
     "workload_from_mapping",
 ]

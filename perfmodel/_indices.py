@@ -105,7 +105,7 @@ class TableCall:
         return np.diff(np.append(self.offsets, len(self.indices))).astype(np.int64)
 
 
-def _bag_lengths(table: Table, batch_size: int) -> IntArray:
+def bag_lengths(table: Table, batch_size: int) -> IntArray:
     if table.pooling is not None:
         return np.full(batch_size, table.pooling, dtype=np.int64)
     mean = table.mean_pooling
@@ -155,7 +155,7 @@ def row_probabilities(table: Table) -> FloatArray | None:
 @lru_cache(maxsize=32)
 def table_call(table: Table, batch_size: int) -> TableCall:
     """The index stream of one call of ``table`` with ``batch_size`` bags (cached, read-only)."""
-    lengths = _bag_lengths(table, batch_size)
+    lengths = bag_lengths(table, batch_size)
     n = int(lengths.sum())
     kind = table.indices.kind
     if kind == "trace":
