@@ -150,6 +150,8 @@ def spec_toml(spec: GPUSpec, *, sources: Mapping[str, str] | None = None, fitted
         lines.append(f"notes = {_toml_value(notes)}")
     lines += ["", "[spec]"]
     for name, value in spec.to_dict().items():
+        if name in ("id", "name"):
+            continue
         src = (sources or {}).get(name) or spec.source(name) or "not recorded"
         entry = f"value = {_toml_value(value)}, source = {_toml_value(src)}"
         est = spec.estimates.get(name)
