@@ -15,7 +15,15 @@ from search._evaluate import FIDELITIES, OBJECTIVES, Evaluation, evaluate_model,
 from search._exhaustive import ExhaustiveResult, exhaustive
 from search._optimize import SAMPLERS, RankedConfig, SearchResult, known_good_configs, optimize
 from search._report import write_exhaustive_report, write_report
-from search._space import REGISTER_CAP_CHOICES, SearchSpace, build_space, max_pinned_row_fraction
+from search._space import (
+    REGISTER_CAP_CHOICES,
+    SearchSpace,
+    build_space,
+    check_space,
+    load_space,
+    max_pinned_row_fraction,
+    space_from_mapping,
+)
 from search._storage import StorageSpec, resolve_storage
 
 __all__ = [
@@ -30,13 +38,16 @@ __all__ = [
     "SearchSpace",
     "StorageSpec",
     "build_space",
+    "check_space",
     "evaluate_model",
     "exhaustive",
     "known_good_configs",
     "l2_bytes_set_aside",
+    "load_space",
     "max_pinned_row_fraction",
     "optimize",
     "resolve_storage",
+    "space_from_mapping",
     "write_exhaustive_report",
     "write_report",
 ]

@@ -16,7 +16,7 @@ import numpy as np
 from perfmodel import GPUSpec, InputError, KernelConfig, Workload
 from search._evaluate import evaluate_model
 from search._optimize import RankedConfig, _as_gpu, _as_workload, pareto_front
-from search._space import SearchSpace, build_space
+from search._space import SearchSpace, build_space, check_space
 
 __all__ = ["ExhaustiveResult", "exhaustive"]
 
@@ -72,6 +72,7 @@ def exhaustive(
     if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
         raise InputError(f"`top_k >= 1` must hold, but got top_k={top_k!r}")
     sp = space if space is not None else build_space(wl, g, allow_no_bounds_check=allow_no_bounds_check)
+    check_space(sp, wl, g)
     total = sp.grid_size
     bar = None
     if progress:

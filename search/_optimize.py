@@ -37,7 +37,7 @@ from search._evaluate import (
     replay_times,
     simulate_times,
 )
-from search._space import SearchSpace, build_space
+from search._space import SearchSpace, build_space, check_space
 from search._storage import StorageSpec, is_dead_local_worker, resolve_storage, worker_tag
 
 if TYPE_CHECKING:
@@ -184,6 +184,8 @@ def _run_trials(
     ask_batch: int,
     on_told: Callable[[int], None] | None = None,
 ) -> None:
+    from optuna.exceptions import UpdateFinishedTrialError
+
     tag = worker_tag()
     done = 0
     while done < n_trials:
@@ -192,22 +194,30 @@ def _run_trials(
         configs = []
         for _ in range(k):
             t = study.ask()
-            configs.append(space.suggest(t))
-            t.set_user_attr("worker", tag)
+            try:
+                t.set_user_attr("worker", tag)  # first, so that an orphan is recognised as ours
+                configs.append(space.suggest(t))
+            except UpdateFinishedTrialError:  # another process took it for an orphan
+                continue
             trials.append(t)
         ev = evaluate_model(workload, gpu, configs)
+        told = 0
         for i, t in enumerate(trials):
             reason = ev.infeasible[i]
-            t.set_constraint(_FEASIBILITY_KEY, 0.0 if not reason else 1.0)
-            if reason:
-                t.set_user_attr("infeasible", reason)
             values = [float(ev.time_s[i])]
             if len(objectives) > 1:
                 values.append(float(ev.l2_bytes[i]))
-            study.tell(t, values)
-        done += k
-        if on_told is not None:
-            on_told(k)
+            try:
+                t.set_constraint(_FEASIBILITY_KEY, 0.0 if not reason else 1.0)
+                if reason:
+                    t.set_user_attr("infeasible", reason)
+                study.tell(t, values)
+            except UpdateFinishedTrialError:
+                continue
+            told += 1
+        done += told
+        if on_told is not None and told:
+            on_told(told)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -236,18 +246,34 @@ def _worker_main(job: _WorkerJob) -> None:
     _run_trials(study, job.space, job.workload, job.gpu, job.objectives, job.n_trials, job.ask_batch)
 
 
+#: A RUNNING trial with no ``worker`` attribute this old is an orphan: a live process sets
+#: the attribute right after asking, within milliseconds.
+ORPHAN_AGE_S = 10.0
+
+
 def _fail_orphans(study: optuna.Study) -> int:
-    """Mark RUNNING trials of dead local processes FAIL (a killed search's batch in flight)."""
+    """Mark FAIL the RUNNING trials of dead processes (a killed search's batch in flight):
+    those whose ``worker`` is a process of this host that is gone, and those with no
+    ``worker`` (killed between ask and tag) older than :data:`ORPHAN_AGE_S`."""
+    import datetime
+
+    from optuna.exceptions import UpdateFinishedTrialError
     from optuna.trial import TrialState
 
     n = 0
+    now = datetime.datetime.now()
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         tag = t.user_attrs.get("worker")
-        if isinstance(tag, str) and is_dead_local_worker(tag):
+        if isinstance(tag, str):
+            orphan = is_dead_local_worker(tag)
+        else:
+            start = t.datetime_start
+            orphan = start is not None and (now - start).total_seconds() > ORPHAN_AGE_S
+        if orphan:
             try:
                 study.tell(t.number, state=TrialState.FAIL)
                 n += 1
-            except (ValueError, RuntimeError):  # finished meanwhile by someone else
+            except (UpdateFinishedTrialError, ValueError):  # finished meanwhile by its process
                 pass
     return n
 
@@ -364,6 +390,7 @@ def optimize(
     if sampler not in SAMPLERS:
         raise InputError(f"unknown sampler {sampler!r}; valid choices: {', '.join(SAMPLERS)}")
     sp = space if space is not None else build_space(wl, g, allow_no_bounds_check=allow_no_bounds_check)
+    check_space(sp, wl, g)
     name = study_name or default_study_name(wl, g, sp, objs, workload_name or stem)
     spec = resolve_storage(storage, name, out_dir)
     if workers > 1 and not spec.shareable:

@@ -18,14 +18,22 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
+import os
+import sys
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from perfmodel import GPUSpec, InputError, KernelConfig, Workload
 from perfmodel._config import BOUNDS_CHECKS, PIN_METHODS, PREFETCH_KINDS, VARIANTS
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
 
 if TYPE_CHECKING:
     import optuna
@@ -38,8 +46,11 @@ __all__ = [
     "REGISTER_CAP_CHOICES",
     "SearchSpace",
     "build_space",
+    "check_space",
+    "load_space",
     "max_pinned_row_fraction",
     "pinned_fraction_grid",
+    "space_from_mapping",
 ]
 
 #: Register caps searched: 0 (no cap) and 24..128 step 8. One constant that the kernels'
@@ -345,6 +356,52 @@ def build_space(
         pinned_row_fractions=pinned_fraction_grid(max_pinned_row_fraction(workload, gpu)),
         bounds_checks=checks,
     )
+
+
+def space_from_mapping(doc: Mapping[str, Any], origin: str = "search space") -> SearchSpace:
+    """A :class:`SearchSpace` from a parsed file: keys are its field names, values lists."""
+    fields = SearchSpace.fields()
+    unknown = sorted(set(doc) - set(fields))
+    if unknown:
+        raise InputError(f"{origin}: unknown keys {unknown}; valid keys: {', '.join(fields)}")
+    kw: dict[str, Any] = {}
+    for k, v in doc.items():
+        if not isinstance(v, list):
+            raise InputError(f"{origin}: `{k}` must be a list of values, but got {v!r}")
+        kw[k] = tuple(v)
+    try:
+        return SearchSpace(**kw)
+    except InputError as exc:
+        raise InputError(f"{origin}: {exc}") from None
+
+
+def load_space(path: str | os.PathLike[str]) -> SearchSpace:
+    """Load a search space TOML file (keys: :class:`SearchSpace` field names; absent keys
+    take the class defaults, not :func:`build_space`'s GPU-derived ones)."""
+    p = Path(path)
+    try:
+        doc = tomllib.loads(p.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise InputError(f"cannot read search space file {str(p)!r}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(f"search space file {str(p)!r} is not valid TOML: {exc}") from None
+    return space_from_mapping(doc, f"search space {str(p)!r}")
+
+
+def check_space(space: SearchSpace, workload: Workload, gpu: GPUSpec) -> None:
+    """Raise :class:`InputError` where ``space`` exceeds what ``gpu`` allows for ``workload``."""
+    if space.block_sizes[-1] > gpu.max_threads_per_block:
+        raise InputError(
+            f"`block_size <= max_threads_per_block` must hold, but got block_size={space.block_sizes[-1]} "
+            f"(gpu {gpu.id!r} allows {gpu.max_threads_per_block})"
+        )
+    top = max_pinned_row_fraction(workload, gpu)
+    if space.pinned_row_fractions[-1] > top + 1e-12:
+        raise InputError(
+            f"pinned bytes must fit the persisting-L2 maximum ({gpu.persisting_l2_max_bytes} B on {gpu.id!r}), so "
+            f"`pinned_row_fraction <= {top:.6g}` must hold for this workload's largest table, but got "
+            f"{space.pinned_row_fractions[-1]:g}"
+        )
 
 
 def grid_arrays(space: SearchSpace, configs: Sequence[KernelConfig]) -> dict[str, np.ndarray[Any, Any]]:

@@ -37,6 +37,9 @@ def register(sub: Any) -> None:
     p.add_argument("--workers", type=int, default=1, help="local worker processes sharing the study")
     p.add_argument("--sampler", default="tpe", choices=["tpe", "random"], help="Optuna sampler")
     p.add_argument("--ask-batch", type=int, default=8, help="trials asked and predicted per batch")
+    p.add_argument("--space", default=None,
+                   help="search space TOML (keys: variants, block_sizes, register_caps, prefetch_distances, "
+                        "prefetch_kinds, pinned_row_fractions, pin_methods, bounds_checks; lists); default: the GPU's")
     p.add_argument("--allow-no-bounds-check", action="store_true",
                    help="also search bounds_check = none (no index check: unsafe on bad input)")
     p.add_argument("--out", default="out", help="output folder for studies and reports (default: out)")
@@ -55,9 +58,14 @@ def run(args: argparse.Namespace) -> int:
     workload = perfmodel.load_workload(args.workload)
     stem = Path(args.workload).stem
     progress = not args.no_progress
+    space = search.load_space(args.space) if args.space else None
+    if space is not None and args.allow_no_bounds_check:
+        from perfmodel import InputError
+
+        raise InputError("give bounds_checks in the --space file or --allow-no-bounds-check, not both")
     if args.exhaustive:
-        ex = search.exhaustive(workload, gpu, allow_no_bounds_check=args.allow_no_bounds_check, top_k=args.top_k,
-                               progress=progress)
+        ex = search.exhaustive(workload, gpu, space=space, allow_no_bounds_check=args.allow_no_bounds_check,
+                               top_k=args.top_k, progress=progress)
         report = None
         if not args.no_report:
             report = search.write_exhaustive_report(ex, Path(args.out) / "search" / f"exhaustive-{stem}-{gpu.id}")
@@ -80,7 +88,8 @@ def run(args: argparse.Namespace) -> int:
 
     result = search.optimize(
         workload, gpu, n_trials=args.trials, seed=args.seed, storage=args.storage, fidelity=args.fidelity,
-        study_name=args.study_name or None, objectives=args.objectives, allow_no_bounds_check=args.allow_no_bounds_check,
+        study_name=args.study_name or None, objectives=args.objectives, space=space,
+        allow_no_bounds_check=args.allow_no_bounds_check,
         sampler=args.sampler, top_k=args.top_k, workers=args.workers, ask_batch=args.ask_batch, out_dir=args.out,
         measurements=args.measurements, progress=progress, workload_name=stem,
     )
