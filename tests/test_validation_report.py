@@ -158,3 +158,16 @@ def test_cli_report_bad_file_exits_2_with_one_error_line(tmp_path: Path) -> None
                          check=False, capture_output=True, text=True)
     assert out.returncode == 2 and out.stdout == ""
     assert out.stderr.startswith("error:") and len(out.stderr.strip().splitlines()) == 1
+
+
+def test_shipped_synthetic_file_replays_and_says_it_is_synthetic() -> None:
+    from validation.runners import ReplayRunner
+
+    f = Path(__file__).resolve().parent.parent / "validation" / "data" / "synthetic" / "h100-sxm-zipf-grid.jsonl"
+    recs = read_measurements(f)
+    assert len(recs) == 24 and all(str(r.raw["note"]).startswith("synthetic") for r in recs)
+    rp = ReplayRunner(f)
+    k = perfmodel.KernelConfig(variant="warp", block_size=256, prefetch_distance=4, register_cap=40)
+    assert rp.time_s(recs[0].workload, k, "h100-sxm") == pytest.approx(1e-4 * 0.8)  # README.md formula
+    rep = accuracy_report(f, predictor=stand_in)
+    assert rep.synthetic and rep.metrics.n == 24

@@ -214,6 +214,10 @@ def render_scatter(report: AccuracyReport, path: str | os.PathLike[str]) -> Path
         ax.scatter(*info.predicted_best, marker="o", s=120, facecolors="none", edgecolors="red", label="predicted best")
         ax.set_xscale("log")
         ax.set_yscale("log")
+        from matplotlib.ticker import NullFormatter
+
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.yaxis.set_minor_formatter(NullFormatter())
         ax.set_xlim(info.lo_ms, info.hi_ms)
         ax.set_ylim(info.lo_ms, info.hi_ms)
         ax.set_xlabel("measured time per call (ms)")
