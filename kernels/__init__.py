@@ -1,1 +1,44 @@
-"""CUDA embedding-bag kernels: sources, offline compiler driver, CPU runner, CuPy launcher."""
+"""CUDA embedding-bag kernels: sources, offline compiler driver, CPU runner, CuPy launcher.
+
+The CUDA sources live beside this file (``*.cu``, ``*.cuh``). Nothing here imports a GPU
+library at import time: cuda-python and CuPy are imported inside the functions that use them.
+"""
+
+from __future__ import annotations
+
+from kernels._compile import (
+    PINNED_NVRTC,
+    CompileKey,
+    available_compiler,
+    compile_key,
+    parse_cubin,
+    parse_ptxas_log,
+    resource_usage,
+    source_hash,
+)
+from kernels._cpu import CpuResult, cpu_compiler, embedding_bag_cpu, run_cpu
+from kernels._gpu import EmbeddingBagLauncher, embedding_bag_gpu, gpu_available, persisting_l2_window
+from kernels._launch import LaunchGeometry, frequency_remap, launch_geometry, vec_bytes_for
+
+__all__ = [
+    "PINNED_NVRTC",
+    "CompileKey",
+    "CpuResult",
+    "EmbeddingBagLauncher",
+    "LaunchGeometry",
+    "available_compiler",
+    "compile_key",
+    "cpu_compiler",
+    "embedding_bag_cpu",
+    "embedding_bag_gpu",
+    "frequency_remap",
+    "gpu_available",
+    "launch_geometry",
+    "parse_cubin",
+    "parse_ptxas_log",
+    "persisting_l2_window",
+    "resource_usage",
+    "run_cpu",
+    "source_hash",
+    "vec_bytes_for",
+]

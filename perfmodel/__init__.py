@@ -21,6 +21,8 @@ from perfmodel._gpu import SUPPORTED_COMPUTE_CAPABILITIES, GPUSpec, get_gpu, gpu
 from perfmodel._micro import micro_l2_read, micro_pointer_chase, micro_stream_read
 from perfmodel._model import Prediction, kernel_registers, predict, predict_batch
 from perfmodel._occupancy import Occupancy, blocks_per_sm, occupancy
+from perfmodel._resources import ResourceUsage as ResourceUsage
+from perfmodel._resources import kernel_resources as kernel_resources
 
 __all__ = [
     "SUPPORTED_COMPUTE_CAPABILITIES",

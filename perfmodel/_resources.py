@@ -1,0 +1,193 @@
+"""Compiler resource usage of the embedding-bag lookup kernels, from the shipped table.
+
+Registers per thread drive occupancy, so they must come from NVIDIA's compiler, not from a
+guess. ``kernels`` compiles the CUDA sources offline (NVRTC from PyPI, or nvcc) and
+``scripts/build_resource_table.py`` records the figures of every configuration the search
+space can produce in ``perfmodel/data/resources/`` with one pinned NVRTC release, so a
+machine with no compiler gets the same exact figures. ``perfmodel`` only reads that table; it
+never imports ``kernels``.
+
+Table keys (what changes the compiled lookup kernel):
+
+- ``variant``, ``register_cap`` (0 = no cap), ``prefetch_distance`` and ``prefetch_kind``
+  (the kind is ``none`` at distance 0);
+- ``bounds_check``: ``inline`` or ``unchecked`` (``separate`` and ``none`` compile the same
+  lookup kernel; ``separate`` adds a validation pass, a different kernel);
+- table ``dtype`` (float32/float16) and index dtype (int64 in the table; int32 is compiled on
+  demand where a compiler is present).
+
+Not keys: block size (caps are per kernel, ``__maxnreg__``), pooling mode and per-sample
+weights (runtime arguments, as in PyTorch), the pinning method (``evict-last-prefetch`` is a
+separate pass; ``access-policy-window`` remaps indices in a separate pass), and the ``warp``
+variant's vector width (the table holds the widest, 16-byte loads, which every dim that is a
+multiple of 16 bytes uses).
+
+A cap at or above the uncapped kernel's register count leaves ptxas's allocation as it is, so
+the table stores the uncapped kernel and the caps below its count; a lookup with a larger cap
+returns the uncapped figures (``tests/test_kernels_resources.py`` checks this rule against
+the compiler on samples).
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from perfmodel._config import DTYPES, KernelConfig
+from perfmodel._errors import InputError, choices_text
+
+__all__ = [
+    "INDEX_DTYPES",
+    "RESOURCE_TABLE_PATH",
+    "ResourceTable",
+    "ResourceUsage",
+    "kernel_resources",
+    "load_resource_table",
+    "resource_key",
+]
+
+#: the shipped table (gzip-compressed JSON), built by scripts/build_resource_table.py
+RESOURCE_TABLE_PATH = Path(__file__).resolve().parent / "data" / "resources" / "resource_table.json.gz"
+INDEX_DTYPES = ("int64", "int32")
+_ARCH_RE = re.compile(r"^sm_[0-9]{2,3}a?$")
+#: the figures each table entry holds, in this order
+COLUMNS = ("registers", "spill_store_bytes", "spill_load_bytes", "stack_bytes", "shared_mem_bytes")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ResourceUsage:
+    """What the compiler reports for one kernel: per thread, except shared memory (per block)."""
+
+    registers: int
+    spill_store_bytes: int = 0
+    spill_load_bytes: int = 0
+    #: per-thread stack frame (local memory: spill slots and local arrays), bytes
+    stack_bytes: int = 0
+    #: static shared memory per block, bytes
+    shared_mem_bytes: int = 0
+    #: compiler name and version the figures come from, e.g. "nvrtc 13.5 (nvidia-cuda-nvrtc 13.5.37)"
+    compiler: str = ""
+    #: where the figures come from: "table", "compiled" or "cache"
+    source: str = "table"
+
+    def __post_init__(self) -> None:
+        for name in COLUMNS:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise InputError(f"`{name} >= 0` (an integer) must hold, but got {name}={value!r}")
+        if not 0 < self.registers <= 255:
+            raise InputError(f"`0 < registers <= 255` must hold, but got registers={self.registers}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _check_arch(arch: str) -> str:
+    if not isinstance(arch, str) or not _ARCH_RE.match(arch):
+        raise InputError(f"an architecture name like 'sm_80' or 'sm_90' is required, but got arch={arch!r}")
+    return arch
+
+
+def _check_dtypes(dtype: str, index_dtype: str) -> None:
+    if dtype not in DTYPES:
+        raise InputError(f"unknown dtype {dtype!r}; valid choices: {choices_text(list(DTYPES))}")
+    if index_dtype not in INDEX_DTYPES:
+        raise InputError(f"unknown index dtype {index_dtype!r}; valid choices: {choices_text(INDEX_DTYPES)}")
+
+
+def resource_key(kernel: KernelConfig, *, dtype: str = "float32", index_dtype: str = "int64") -> str:
+    """The table key of ``kernel``'s lookup kernel (see the module docstring for what is a key)."""
+    _check_dtypes(dtype, index_dtype)
+    pd = kernel.prefetch_distance
+    kind = kernel.prefetch_kind if pd > 0 else "none"
+    bounds = "inline" if kernel.bounds_check == "inline" else "unchecked"
+    return f"{kernel.variant}/cap{kernel.register_cap}/pd{pd}/{kind}/{bounds}/{dtype}/{index_dtype}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ResourceTable:
+    """The shipped table: figures per architecture and key, from one pinned compiler."""
+
+    compiler: str
+    entries: dict[str, dict[str, tuple[int, ...]]]
+    register_caps: tuple[int, ...] = ()
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def archs(self) -> tuple[str, ...]:
+        return tuple(sorted(self.entries))
+
+    def __len__(self) -> int:
+        return sum(len(v) for v in self.entries.values())
+
+    def lookup(
+        self, kernel: KernelConfig, arch: str, *, dtype: str = "float32", index_dtype: str = "int64"
+    ) -> ResourceUsage | None:
+        """The figures for ``kernel`` on ``arch``, or None if the table does not hold them."""
+        per_arch = self.entries.get(_check_arch(arch))
+        if per_arch is None:
+            return None
+        row = per_arch.get(resource_key(kernel, dtype=dtype, index_dtype=index_dtype))
+        if row is None and kernel.register_cap > 0:
+            # a cap the uncapped kernel never reaches leaves the allocation as it is
+            base = per_arch.get(resource_key(kernel.replace(register_cap=0), dtype=dtype, index_dtype=index_dtype))
+            if base is not None and base[0] <= kernel.register_cap:
+                row = base
+        if row is None:
+            return None
+        return ResourceUsage(**dict(zip(COLUMNS, row, strict=True)), compiler=self.compiler, source="table")
+
+
+def table_from_document(doc: dict[str, Any]) -> ResourceTable:
+    """Build a ResourceTable from the parsed table file (format 1)."""
+    if doc.get("format") != 1:
+        raise InputError(f"resource table format 1 is required, but got format={doc.get('format')!r}")
+    if list(doc.get("columns", [])) != list(COLUMNS):
+        raise InputError(f"resource table columns must be {list(COLUMNS)}, but got {doc.get('columns')!r}")
+    entries = {
+        arch: {key: tuple(int(v) for v in row) for key, row in rows.items()}
+        for arch, rows in doc["entries"].items()
+    }
+    meta = {k: v for k, v in doc.items() if k not in ("entries", "columns", "format")}
+    return ResourceTable(
+        compiler=str(doc["compiler"]),
+        entries=entries,
+        register_caps=tuple(int(c) for c in doc.get("register_caps", ())),
+        meta=meta,
+    )
+
+
+@lru_cache(maxsize=4)
+def load_resource_table(path: str | None = None) -> ResourceTable:
+    """Load the shipped table (or the table at ``path``); cached."""
+    p = Path(path) if path is not None else RESOURCE_TABLE_PATH
+    try:
+        raw = p.read_bytes()
+    except OSError as exc:
+        raise InputError(f"cannot read resource table {str(p)!r}: {exc.strerror}") from None
+    text = gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw
+    return table_from_document(json.loads(text))
+
+
+@lru_cache(maxsize=65536)
+def kernel_resources(
+    kernel: KernelConfig, arch: str, *, dtype: str = "float32", index_dtype: str = "int64"
+) -> ResourceUsage | None:
+    """Registers, spills, stack and static shared memory of ``kernel``'s lookup kernel on ``arch``.
+
+    From the shipped table (one pinned NVRTC release, recorded in ``compiler``); None where the
+    table does not hold the configuration (e.g. an architecture other than sm_80/sm_90, or int32
+    indices). Cached: cheap enough for a search's hot path.
+    """
+    if not isinstance(kernel, KernelConfig):
+        raise InputError(f"`kernel` must be a KernelConfig, but got {type(kernel).__name__}")
+    _check_arch(arch)
+    _check_dtypes(dtype, index_dtype)
+    if not RESOURCE_TABLE_PATH.is_file():
+        return None
+    return load_resource_table().lookup(kernel, arch, dtype=dtype, index_dtype=index_dtype)

@@ -1,0 +1,154 @@
+#!/usr/bin/env python3
+"""Build perfmodel/data/resources/resource_table.json.gz: the compiler's figures for every
+lookup-kernel configuration the search space can produce, with the pinned NVRTC release.
+
+Usage (from the repository root, with recperf[compile] installed):
+
+    python scripts/build_resource_table.py                 # sm_80 and sm_90, 2 processes
+    python scripts/build_resource_table.py --jobs 1 --limit 20 --out out/table-smoke.json.gz
+
+Space: variant {pytorch, warp} x prefetch (distance 0, or 1..16 x kind {register, l2-hint})
+x bounds {inline, unchecked} x dtype {float32, float16} x index dtype (int64; --index-dtypes
+adds int32) x register cap {0, 24, 32, 40, 42, 48, ..., 128, 255}. Per configuration the
+uncapped kernel is compiled first; the caps below its register count are compiled in one
+program (one front-end run), and caps at or above it are not stored: they leave ptxas's
+allocation unchanged and the lookup answers them from the uncapped entry.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import multiprocessing as mp
+import os
+import sys
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+#: caps the search space produces: every occupancy step (allocation is per warp in units of
+#: 256 registers, i.e. 8 per thread) from ptxas's minimum 24 to 128, the seed paper's 42, and 255
+REGISTER_CAPS = (24, 32, 40, 42, 48, 56, 64, 72, 80, 88, 96, 104, 112, 120, 128, 255)
+PREFETCH = [(0, "none")] + [(pd, kind) for pd in range(1, 17) for kind in ("register", "l2-hint")]
+
+
+def _tasks(archs: list[str], index_dtypes: list[str]) -> list[tuple[str, str, int, str, str, str, str]]:
+    tasks = []
+    for arch in archs:
+        for variant in ("pytorch", "warp"):
+            for pd, kind in PREFETCH:
+                for bounds in ("inline", "unchecked"):
+                    for dtype in ("float32", "float16"):
+                        for idx in index_dtypes:
+                            tasks.append((arch, variant, pd, kind, bounds, dtype, idx))
+    # long compiles (deep register rings) first, for load balance
+    tasks.sort(key=lambda t: -(t[2] if t[3] == "register" else 0))
+    return tasks
+
+
+def _work(task: tuple[str, str, int, str, str, str, str]) -> tuple[str, dict[str, list[int]], float, float]:
+    from kernels._compile import CompileKey, NvrtcCompiler, compile_figures
+    from perfmodel import KernelConfig
+    from perfmodel._resources import COLUMNS, resource_key
+
+    arch, variant, pd, kind, bounds, dtype, idx = task
+    t0 = time.perf_counter()
+    c0 = time.process_time()
+    key = CompileKey(
+        variant=variant,
+        prefetch_distance=pd,
+        prefetch_kind=kind if pd > 0 else "register",
+        bounds_inline=bounds == "inline",
+        dtype=dtype,
+        index_dtype=idx,
+    )
+    comp = NvrtcCompiler()
+    figs = compile_figures(key, arch, comp, caps=[0])
+    regs = figs[0]["registers"]
+    below = [c for c in REGISTER_CAPS if c < regs]
+    if below:
+        figs.update(compile_figures(key, arch, comp, caps=below))
+    out = {}
+    for cap, f in figs.items():
+        cfg = KernelConfig(
+            variant=variant,
+            register_cap=cap,
+            prefetch_distance=pd,
+            prefetch_kind=kind if pd > 0 else "register",
+            bounds_check="inline" if bounds == "inline" else "none",
+        )
+        out[resource_key(cfg, dtype=dtype, index_dtype=idx)] = [int(f[c]) for c in COLUMNS]
+    return arch, out, time.perf_counter() - t0, time.process_time() - c0
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--archs", default="sm_80,sm_90")
+    ap.add_argument("--index-dtypes", default="int64", help="comma list of int64, int32")
+    ap.add_argument("--jobs", type=int, default=2, help="compile processes (at most 2 on shared machines)")
+    ap.add_argument("--limit", type=int, default=0, help="only the first N configurations (smoke test)")
+    ap.add_argument("--out", default=str(ROOT / "perfmodel" / "data" / "resources" / "resource_table.json.gz"))
+    ap.add_argument("--allow-unpinned", action="store_true",
+                    help="build with an NVRTC other than the pinned release (never for the shipped table)")
+    args = ap.parse_args(argv)
+
+    from kernels._compile import PINNED_NVRTC, NvrtcCompiler, _nvrtc_version, source_hash
+    from perfmodel._resources import COLUMNS
+
+    NvrtcCompiler()  # fails early where NVRTC is missing
+    pkg = metadata.version("nvidia-cuda-nvrtc")
+    if pkg != PINNED_NVRTC and not args.allow_unpinned:
+        print(f"error: nvidia-cuda-nvrtc {pkg} is installed but the table is built with {PINNED_NVRTC} "
+              f"(pip install nvidia-cuda-nvrtc=={PINNED_NVRTC}) or pass --allow-unpinned with another --out",
+              file=sys.stderr)
+        return 2
+    archs = [a.strip() for a in args.archs.split(",") if a.strip()]
+    tasks = _tasks(archs, [d.strip() for d in args.index_dtypes.split(",") if d.strip()])
+    if args.limit:
+        tasks = tasks[: args.limit]
+    entries: dict[str, dict[str, list[int]]] = {a: {} for a in archs}
+    t0 = time.perf_counter()
+    task_s = cpu_s = 0.0
+    with mp.get_context("spawn").Pool(max(1, args.jobs)) as pool:
+        for n, (arch, out, dt, dc) in enumerate(pool.imap_unordered(_work, tasks), 1):
+            entries[arch].update(out)
+            task_s += dt
+            cpu_s += dc
+            if n % 25 == 0 or n == len(tasks):
+                el = time.perf_counter() - t0
+                print(f"{n}/{len(tasks)} configurations, {sum(map(len, entries.values()))} entries, "
+                      f"{el:.0f} s elapsed, ~{el / n * (len(tasks) - n):.0f} s left", flush=True)
+    wall = time.perf_counter() - t0
+    doc: dict[str, Any] = {
+        "format": 1,
+        "compiler": _nvrtc_version(),
+        "nvrtc_package": f"nvidia-cuda-nvrtc=={pkg}",
+        "cuda_bindings": metadata.version("cuda-bindings"),
+        "source_hash": source_hash(),
+        "register_caps": [0, *REGISTER_CAPS],
+        "cap_rule": "caps at or above the uncapped register count are not stored: the lookup answers them "
+                    "with the uncapped figures",
+        "keys": "variant/cap/pd/prefetch_kind/bounds(inline|unchecked)/dtype/index_dtype; warp: 16-byte loads",
+        # cpu_s: CPU time of the compiles (NVRTC runs in-process); on an otherwise idle machine
+        # the wall time is about cpu_s / jobs. The wall time here depends on other load.
+        "build": {"wall_s": round(wall, 1), "task_s": round(task_s, 1), "cpu_s": round(cpu_s, 1), "jobs": args.jobs,
+                  "configurations": len(tasks), "cpu_count": os.cpu_count(),
+                  "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())},
+        "columns": list(COLUMNS),
+        "entries": {a: dict(sorted(e.items())) for a, e in entries.items()},
+    }
+    dest = Path(args.out)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.write_bytes(gzip.compress(json.dumps(doc, separators=(",", ":")).encode(), mtime=0))
+    print(f"wrote {dest}: {sum(map(len, entries.values()))} entries from {len(tasks)} configurations "
+          f"in {wall:.0f} s wall ({cpu_s:.0f} s CPU compiling, {args.jobs} processes)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
