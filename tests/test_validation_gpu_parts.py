@@ -157,3 +157,41 @@ def test_micro_quick_run_on_the_gpu(tmp_path: Path) -> None:
     assert small and big and max(small) < min(big), (small, big)  # L1 hits beat DRAM
     bw = [b for _, _, b in data.stream_read]
     assert bw[-1] > bw[0]  # more occupancy, more bandwidth
+
+
+def test_persisting_effect_pairs_with_and_without_window(tmp_path: Path) -> None:
+    from validation._calibrate import persisting_l2_effect
+
+    f = tmp_path / "micro.jsonl"
+    rows = [{"benchmark": "env", "env": {}},
+            {"benchmark": "persisting-l2", "hot_bytes": 1 << 20, "window": False, "bandwidth_bytes_per_s": 2e12},
+            {"benchmark": "persisting-l2", "hot_bytes": 1 << 20, "window": True, "bandwidth_bytes_per_s": 5e12},
+            {"benchmark": "persisting-l2", "skipped": "MIG"}]
+    f.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (row,) = persisting_l2_effect(f)
+    assert row["speedup"] == pytest.approx(2.5) and row["hot_bytes"] == 1 << 20
+
+
+class _NoGpuBackend:
+    """A backend with an environment but no device: every GPU phase fails, and says why."""
+
+    name = "NVIDIA H100 80GB HBM3"
+
+    def environment(self) -> dict[str, object]:
+        return {"device_name": self.name, "device_uuid": "GPU-test"}
+
+    def gpu_id(self) -> str:
+        return "h100-sxm"
+
+
+def test_run_all_records_each_failing_phase_and_keeps_going(tmp_path: Path) -> None:
+    from validation.run_all import run_all
+
+    summary = run_all(tmp_path / "run", budget_s=60, backend=_NoGpuBackend())
+    assert summary["gpu"] == "h100-sxm" and summary["uuid"] == "GPU-test"
+    assert {"micro", "calibrate", "sweep"} <= set(summary["errors"]), summary["errors"]
+    written = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert written["errors"] == summary["errors"]
+    assert json.loads((tmp_path / "run" / "env.json").read_text())["device_uuid"] == "GPU-test"
+    w = perfmodel.load_workload(tmp_path / "run" / "workload.toml")
+    assert w.batch_size == 2048 and w.tables[0].rows == 500000 and w.tables[0].pooling == 150

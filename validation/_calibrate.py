@@ -36,7 +36,7 @@ import numpy.typing as npt
 from perfmodel import GPUSpec, InputError
 from validation._micro_model import MicroModel, perfmodel_micro_model
 
-__all__ = ["CalibrationResult", "MicroData", "calibrate", "read_micro_results", "spec_toml"]
+__all__ = ["CalibrationResult", "MicroData", "calibrate", "persisting_l2_effect", "read_micro_results", "spec_toml"]
 
 LATENCY_FIELDS = ("l1_latency_cycles", "l2_near_latency_cycles", "l2_far_latency_cycles", "dram_latency_cycles")
 
@@ -94,6 +94,27 @@ def read_micro_results(path: str | os.PathLike[str]) -> MicroData:
         except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
             raise InputError(f"{p}:{lineno}: not a microbenchmark record ({type(exc).__name__}: {exc})") from None
     return MicroData(pointer_chase=tuple(chase), stream_read=tuple(stream), l2_read=tuple(l2))
+
+
+def persisting_l2_effect(path: str | os.PathLike[str]) -> list[dict[str, float]]:
+    """Per hot-buffer size: re-read bandwidth without and with the persisting window, and their ratio."""
+    rows: dict[int, dict[str, float]] = {}
+    for line in Path(path).read_text(encoding="utf-8").splitlines():
+        try:
+            r = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if not isinstance(r, dict) or r.get("benchmark") != "persisting-l2" or "hot_bytes" not in r:
+            continue
+        row = rows.setdefault(int(r["hot_bytes"]), {"hot_bytes": float(r["hot_bytes"])})
+        row["with_window_bytes_per_s" if r.get("window") else "without_window_bytes_per_s"] = float(
+            r["bandwidth_bytes_per_s"])
+    out = []
+    for _, row in sorted(rows.items()):
+        if "with_window_bytes_per_s" in row and "without_window_bytes_per_s" in row:
+            row["speedup"] = row["with_window_bytes_per_s"] / row["without_window_bytes_per_s"]
+        out.append(row)
+    return out
 
 
 @dataclass(frozen=True, kw_only=True)

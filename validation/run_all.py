@@ -56,7 +56,7 @@ def run_all(out_dir: str | Path, *, gpu: str | None = None, budget_s: float = 54
             workload: str | None = None, backend: Any = None) -> dict[str, Any]:
     """Run every phase into ``out_dir`` within ``budget_s`` seconds; returns the summary."""
     import perfmodel
-    from validation._calibrate import calibrate, read_micro_results
+    from validation._calibrate import calibrate, persisting_l2_effect, read_micro_results
     from validation._report import accuracy_report, render_markdown, render_scatter
     from validation.backends import CupyBackend
     from validation.micro import run_microbenchmarks
@@ -100,9 +100,10 @@ def run_all(out_dir: str | Path, *, gpu: str | None = None, budget_s: float = 54
     def do_calibrate() -> dict[str, Any]:
         result = calibrate(spec, read_micro_results(micro_file))
         result.write_spec(cal_file, source_files=[str(micro_file)])
-        payload = {**result.to_dict(points=True), "spec_file": str(cal_file)}
+        payload = {**result.to_dict(points=True), "spec_file": str(cal_file),
+                   "persisting_l2": persisting_l2_effect(micro_file)}
         _write_json(out / "calibration.json", payload)
-        return {k: payload[k] for k in ("params", "success", "spec_file")}
+        return {k: payload[k] for k in ("params", "success", "spec_file", "persisting_l2")}
 
     calibrated = phase("calibrate", do_calibrate)
 
