@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as _dt
-import inspect
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -77,22 +76,30 @@ def _tolerance(dtype: str, pooling: float) -> tuple[float, float]:
     return 50 * eps, 50 * eps * max(1.0, float(np.sqrt(pooling)))
 
 
-def gpu_launcher() -> Callable[..., Any]:
-    """``kernels.embedding_bag_gpu`` (issue 3's CuPy launcher), imported lazily."""
+def _kernels_api() -> Any:
+    """Issue 3's GPU side: ``kernels.EmbeddingBagLauncher`` and ``kernels.embedding_bag_gpu``."""
     import kernels
 
-    fn = getattr(kernels, "embedding_bag_gpu", None)
-    if fn is None:
-        raise RuntimeError("kernels.embedding_bag_gpu is not available in this build: the sweep needs the GPU launcher")
-    return fn  # type: ignore[no-any-return]
+    missing = [n for n in ("EmbeddingBagLauncher", "embedding_bag_gpu", "frequency_remap") if not hasattr(kernels, n)]
+    if missing:
+        raise RuntimeError(f"kernels lacks {', '.join(missing)}: the sweep needs issue 3's CuPy launcher")
+    return kernels
 
 
 class LiveRunner:
-    """Verify, then time, kernel configurations on device 0."""
+    """Verify, then time, kernel configurations on device 0.
+
+    Verification runs ``kernels.embedding_bag_gpu`` (the whole launch sequence, result copied
+    back) against :func:`reference_embedding_bag`. Timing runs a
+    ``kernels.EmbeddingBagLauncher`` compiled once per configuration, on tables prepared
+    once as ``embedding_bag_gpu`` prepares them (hot-row ids for the evict-last pass; the
+    frequency-ordered table and its row map for the access-policy window), so only the
+    launch sequence (validation pass, pinning pass, lookup) falls between the events.
+    """
 
     def __init__(self, *, gpu: str | None = None, repeats: int = 20, warmup: int = 3, warm_cache: bool = False,
-                 rotations: int = 4, seed: int = 0, backend: Any = None,
-                 launcher: Callable[..., Any] | None = None) -> None:
+                 rotations: int = 4, seed: int = 0, backend: Any = None, kernels_api: Any = None,
+                 timer: Callable[..., Any] | None = None) -> None:
         if repeats < 1 or warmup < 0 or rotations < 1:
             raise InputError(f"`repeats >= 1, warmup >= 0, rotations >= 1` must hold, but got "
                              f"(repeats={repeats}, warmup={warmup}, rotations={rotations})")
@@ -103,8 +110,10 @@ class LiveRunner:
         self.rotations = rotations
         self.seed = seed
         self._backend = backend
-        self._launcher = launcher
+        self._kernels = kernels_api
+        self._timer = timer
         self._tables: dict[tuple[Table, int], Any] = {}
+        self._launchers: dict[tuple[KernelConfig, int, str], Any] = {}
 
     # ---- set-up -----------------------------------------------------------------------------
     @property
@@ -116,10 +125,10 @@ class LiveRunner:
         return self._backend
 
     @property
-    def launcher(self) -> Callable[..., Any]:
-        if self._launcher is None:
-            self._launcher = gpu_launcher()
-        return self._launcher
+    def kernels(self) -> Any:
+        if self._kernels is None:
+            self._kernels = _kernels_api()
+        return self._kernels
 
     def _gpu_id(self) -> str:
         gid = self.gpu or self.backend.gpu_id()
@@ -135,32 +144,41 @@ class LiveRunner:
             np_dtype = np.float16 if table.dtype == "float16" else np.float32
             weight = rng.standard_normal((table.rows, table.dim), dtype=np.float32).astype(np_dtype)
             idx, off = table_inputs(table, batch_size)
-            from perfmodel._indices import hot_rows
-
+            order, row_map = self.kernels.frequency_remap(idx, table.rows)
+            w_gpu = cp.asarray(weight)
             self._tables[key] = {
-                "weight_host": weight,
-                "weight": cp.asarray(weight),
+                "weight": w_gpu,
                 "indices": [cp.asarray(idx) for _ in range(self.rotations)],
                 "offsets": [cp.asarray(off) for _ in range(self.rotations)],
+                # evict-last-prefetch: row ids hottest first; access-policy-window: the
+                # frequency-ordered table and row map (as kernels.embedding_bag_gpu does)
+                "hot_rows": cp.asarray(np.asarray(order, dtype=np.int64)),
+                "weight_by_frequency": cp.ascontiguousarray(w_gpu[cp.asarray(order)]),
+                "row_map": cp.asarray(np.asarray(row_map, dtype=np.int64)),
+                "reference": reference_embedding_bag(weight, idx, off),
                 "indices_host": idx,
                 "offsets_host": off,
-                "hot_rows": cp.asarray(np.asarray(hot_rows(table), dtype=np.int64)),
-                "reference": reference_embedding_bag(weight, idx, off),
             }
         data: dict[str, Any] = self._tables[key]
         return data
 
-    def _call(self, kernel: KernelConfig, data: dict[str, Any], i: int) -> Any:
-        fn = self.launcher
-        extra: dict[str, Any] = {}
-        try:
-            params = inspect.signature(fn).parameters
-        except (TypeError, ValueError):
-            params = {}  # type: ignore[assignment]
-        if "hot_rows" in params:
-            extra["hot_rows"] = data["hot_rows"]
+    def _launcher(self, kernel: KernelConfig, table: Table) -> Any:
+        key = (kernel, table.dim, table.dtype)
+        if key not in self._launchers:
+            self._launchers[key] = self.kernels.EmbeddingBagLauncher(kernel, dim=table.dim, dtype=table.dtype,
+                                                                     index_dtype="int64")
+        return self._launchers[key]
+
+    def _call(self, kernel: KernelConfig, table: Table, data: dict[str, Any], i: int) -> Any:
+        launch = self._launcher(kernel, table)
         r = i % self.rotations
-        return fn(kernel, data["weight"], data["indices"][r], data["offsets"][r], mode="sum", **extra)
+        weight, hot = data["weight"], None
+        if kernel.pinned_row_fraction > 0:
+            if kernel.pin_method == "access-policy-window":
+                weight, hot = data["weight_by_frequency"], data["row_map"]
+            else:
+                hot = data["hot_rows"]
+        return launch(weight, data["indices"][r], data["offsets"][r], mode="sum", hot_rows=hot)
 
     # ---- one configuration ---------------------------------------------------------------
     def verify(self, workload: Workload, kernel: KernelConfig) -> tuple[bool, float, str]:
@@ -168,7 +186,11 @@ class LiveRunner:
         worst = 0.0
         for t in workload.tables:
             data = self._table_data(t, workload.batch_size)
-            out = self._call(kernel, data, 0)
+            try:
+                out = self.kernels.embedding_bag_gpu(kernel, data["weight"], data["indices"][0], data["offsets"][0],
+                                                     mode="sum")
+            except (IndexError, InputError, RuntimeError) as exc:
+                return False, float("inf"), f"the kernel failed: {type(exc).__name__}: {exc}"
             got = np.asarray(self.backend.cp.asnumpy(out), dtype=np.float64)
             ref = data["reference"]
             if got.shape != ref.shape:
@@ -185,6 +207,7 @@ class LiveRunner:
     def time_table(self, workload: Workload, table: Table, kernel: KernelConfig) -> Any:
         from validation.observers import time_with_events
 
+        timer = self._timer or time_with_events
         data = self._table_data(table, workload.batch_size)
         pinned = kernel.pinned_row_fraction > 0 and kernel.pin_method == "access-policy-window"
 
@@ -196,8 +219,8 @@ class LiveRunner:
             if not self.warm_cache:
                 self.backend.flush_l2()
 
-        return time_with_events(lambda i: self._call(kernel, data, i), repeats=self.repeats, warmup=self.warmup,
-                                before_each=before)
+        return timer(lambda i: self._call(kernel, table, data, i), repeats=self.repeats, warmup=self.warmup,
+                     before_each=before)
 
     def measure(self, workload: Workload, kernel: KernelConfig) -> dict[str, Any]:
         """Verify, then time; the fields of one measurement record (without gpu/workload)."""
