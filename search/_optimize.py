@@ -182,42 +182,57 @@ def _run_trials(
     objectives: Sequence[str],
     n_trials: int,
     ask_batch: int,
+    sampler: optuna.samplers.BaseSampler,
+    enqueue: Sequence[KernelConfig] = (),
     on_told: Callable[[int], None] | None = None,
 ) -> None:
-    from optuna.exceptions import UpdateFinishedTrialError
+    """Run ``n_trials`` trials of ``study`` in batches of ``ask_batch``.
+
+    The sampler works on an in-memory mirror of the study: before each batch, the trials
+    that other processes completed are copied in from ``study``'s storage; after it, the
+    batch's finished trials are written to the storage, one transaction each. Sampling
+    then costs what it costs in memory (Optuna's RDB storage reads every trial on each
+    ``suggest``), the storage never holds a half-written trial, and a killed process loses
+    only the batch in flight.
+    """
+    import optuna
 
     tag = worker_tag()
+    mirror = optuna.create_study(directions=study.directions, sampler=sampler)
+    known: set[int] = set()
+
+    def sync() -> None:
+        for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
+            if t._trial_id not in known:
+                known.add(t._trial_id)
+                if t.user_attrs.get("worker") != tag:  # ours are in the mirror already
+                    mirror.add_trial(t)
+
+    sync()
+    for c in enqueue:
+        mirror.enqueue_trial(space.params_from_config(c))
     done = 0
     while done < n_trials:
         k = min(ask_batch, n_trials - done)
-        trials = []
-        configs = []
-        for _ in range(k):
-            t = study.ask()
-            try:
-                t.set_user_attr("worker", tag)  # first, so that an orphan is recognised as ours
-                configs.append(space.suggest(t))
-            except UpdateFinishedTrialError:  # another process took it for an orphan
-                continue
-            trials.append(t)
+        trials = [mirror.ask() for _ in range(k)]
+        configs = [space.suggest(t) for t in trials]
         ev = evaluate_model(workload, gpu, configs)
-        told = 0
         for i, t in enumerate(trials):
             reason = ev.infeasible[i]
+            t.set_user_attr("worker", tag)
+            t.set_constraint(_FEASIBILITY_KEY, 0.0 if not reason else 1.0)
+            if reason:
+                t.set_user_attr("infeasible", reason)
             values = [float(ev.time_s[i])]
             if len(objectives) > 1:
                 values.append(float(ev.l2_bytes[i]))
-            try:
-                t.set_constraint(_FEASIBILITY_KEY, 0.0 if not reason else 1.0)
-                if reason:
-                    t.set_user_attr("infeasible", reason)
-                study.tell(t, values)
-            except UpdateFinishedTrialError:
-                continue
-            told += 1
-        done += told
-        if on_told is not None and told:
-            on_told(told)
+            frozen = mirror.tell(t, values)
+            study.add_trial(frozen)
+        done += k
+        if on_told is not None:
+            on_told(k)
+        if done < n_trials:
+            sync()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -233,17 +248,17 @@ class _WorkerJob:
     seed: int | None
     n_startup_trials: int
     ask_batch: int
+    enqueue: tuple[KernelConfig, ...] = ()
 
 
 def _worker_main(job: _WorkerJob) -> None:
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.load_study(
-        study_name=job.study_name, storage=job.storage.open(),
-        sampler=make_sampler(job.sampler, job.seed, len(job.objectives), job.n_startup_trials),
-    )
-    _run_trials(study, job.space, job.workload, job.gpu, job.objectives, job.n_trials, job.ask_batch)
+    study = optuna.load_study(study_name=job.study_name, storage=job.storage.open())
+    sampler = make_sampler(job.sampler, job.seed, len(job.objectives), job.n_startup_trials)
+    _run_trials(study, job.space, job.workload, job.gpu, job.objectives, job.n_trials, job.ask_batch, sampler,
+                job.enqueue)
 
 
 #: A RUNNING trial with no ``worker`` attribute this old is an orphan: a live process sets
@@ -404,17 +419,17 @@ def optimize(
     )
     _check_study_matches(study, wl, g, sp, objs)
     _fail_orphans(study)
-    if enqueue_known_good and not study.get_trials(deepcopy=False):
-        for c in known_good_configs(sp):
-            study.enqueue_trial(sp.params_from_config(c), skip_if_exists=True)
+    # a new study starts from the known-good points (the first worker runs them)
+    seeds = tuple(known_good_configs(sp)) if enqueue_known_good and not study.get_trials(deepcopy=False) else ()
 
     bar = _progress_bar(n_trials, progress)
     try:
         if workers == 1:
-            _run_trials(study, sp, wl, g, objs, n_trials, ask_batch, bar.update if bar else None)
+            _run_trials(study, sp, wl, g, objs, n_trials, ask_batch,
+                        make_sampler(sampler, seed, len(objs), n_startup_trials), seeds, bar.update if bar else None)
         else:
             _run_workers(spec, name, wl, g, sp, objs, n_trials, sampler, seed, n_startup_trials, ask_batch, workers,
-                         study, bar)
+                         study, bar, seeds)
     finally:
         if bar is not None:
             bar.close()
@@ -487,7 +502,7 @@ def _progress_bar(total: int, enabled: bool) -> Any:
 def _run_workers(
     spec: StorageSpec, name: str, wl: Workload, g: GPUSpec, sp: SearchSpace, objs: tuple[str, ...], n_trials: int,
     sampler: str, seed: int | None, n_startup_trials: int, ask_batch: int, workers: int, study: optuna.Study,
-    bar: Any,
+    bar: Any, seeds: tuple[KernelConfig, ...],
 ) -> None:
     from optuna.trial import TrialState
 
@@ -499,7 +514,7 @@ def _run_workers(
             continue
         job = _WorkerJob(storage=spec, study_name=name, workload=wl, gpu=g, space=sp, objectives=objs, n_trials=share,
                          sampler=sampler, seed=None if seed is None else seed + i, n_startup_trials=n_startup_trials,
-                         ask_batch=ask_batch)
+                         ask_batch=ask_batch, enqueue=seeds if i == 0 else ())
         p = ctx.Process(target=_worker_main, args=(job,), name=f"recperf-search-worker-{i}")
         p.start()
         procs.append(p)
