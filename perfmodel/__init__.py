@@ -23,6 +23,7 @@ from perfmodel._model import Prediction, kernel_registers, predict, predict_batc
 from perfmodel._occupancy import Occupancy, blocks_per_sm, occupancy
 from perfmodel._resources import ResourceUsage as ResourceUsage
 from perfmodel._resources import kernel_resources as kernel_resources
+from perfmodel.sim import simulate  # the simulator; its numba kernels load only when it runs
 
 __all__ = [
     "SUPPORTED_COMPUTE_CAPABILITIES",
@@ -48,5 +49,6 @@ __all__ = [
     "occupancy",
     "predict",
     "predict_batch",
+    "simulate",
     "workload_from_mapping",
 ]

@@ -1,0 +1,164 @@
+"""Trace-driven cache simulation of row accesses (the engine behind ``recperf cache-sim``).
+
+Notation: N bytes per row, C cache capacity in bytes, W ways, 128-byte lines of four
+32-byte sectors (the GPU's L2 geometry; CUDA C++ Best Practices Guide).
+
+Two modes:
+
+- ``ways = 0``: a fully associative LRU cache of ``C // N`` rows; a row access hits iff
+  its LRU stack distance is below that capacity (:mod:`perfmodel._lru`). Exact, and the
+  same cache that independent simulators (libCacheSim's ``LRU``) implement.
+- ``ways = W > 0``: the L2 model: ``C // 128`` lines in ``C // 128 // W`` sets of W ways,
+  a hashed set index (a 64-bit mix of the line number, scaled to the number of sets, as
+  NVIDIA's undocumented L2 hash spreads addresses over slices and sets), sector fills.
+  Row r occupies bytes ``[r N, (r + 1) N)`` of a line-aligned table; an access to it
+  requests, in every 128-byte line that range overlaps, the 32-byte sectors it overlaps
+  (``ceil(N / 32)`` sectors when N is a multiple of 32). On a miss the line is allocated
+  (replacing per the policy) and only the requested sectors become valid; a later access
+  to another sector of that line is a sector miss in a present line. ``hit_rate`` is the
+  sector hit rate (the byte-weighted rate that sets DRAM traffic); the row hit rate (all
+  of a row's sectors hit) and line hit rate are reported beside it.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from perfmodel._errors import InputError, choices_text
+
+__all__ = ["POLICIES", "CacheSimResult", "cache_sim", "read_trace"]
+
+IntArray = npt.NDArray[np.int64]
+
+#: replacement policies of the set-associative model (SRRIP: Jaleel et al., ISCA 2010)
+POLICIES = {"lru": 0, "srrip": 1, "random": 2}
+
+
+@dataclass(frozen=True, kw_only=True)
+class CacheSimResult:
+    """Counts of one replay. ``accesses`` counts row accesses (trace entries)."""
+
+    mode: str
+    policy: str
+    accesses: int
+    hits: int
+    misses: int
+    hit_rate: float
+    row_hit_rate: float
+    capacity_bytes: int
+    row_bytes: int
+    ways: int
+    capacity_rows: int | None = None
+    lines: int | None = None
+    sets: int | None = None
+    line_accesses: int | None = None
+    line_hits: int | None = None
+    sector_accesses: int | None = None
+    sector_hits: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def read_trace(path: str | os.PathLike[str]) -> IntArray:
+    """A trace file's indices: text (whitespace-separated decimal integers) or ``.npy``.
+
+    Text is parsed by a compiled scanner (about 10x faster than ``np.loadtxt``), which
+    keeps ``recperf cache-sim`` on multi-million-line traces dominated by simulation.
+    """
+    p = os.fspath(path)
+    if p.endswith(".npy"):
+        try:
+            arr = np.load(p, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise InputError(f"cannot read trace {p!r}: {exc}") from None
+        if arr.ndim != 1 or not np.issubdtype(arr.dtype, np.integer):
+            raise InputError(f"trace {p!r}: a .npy trace must be a 1-D integer array, but got {arr.dtype} {arr.shape}")
+        return np.ascontiguousarray(arr, dtype=np.int64)
+    try:
+        with open(p, "rb") as f:
+            data = f.read()
+    except OSError as exc:
+        raise InputError(f"cannot read trace {p!r}: {exc.strerror}") from None
+    from perfmodel.sim._l2jit import parse_ints
+
+    out: IntArray = parse_ints(np.frombuffer(data, dtype=np.uint8))
+    if out.size == 1 and out[0] < 0:
+        pos = int(-out[0] - 1)
+        line = data.count(b"\n", 0, pos) + 1
+        raise InputError(
+            f"trace {p!r}: every line must be one non-negative decimal integer, but line {line} holds "
+            f"{data.splitlines()[line - 1][:40]!r}"
+        )
+    if out.size == 0:
+        raise InputError(f"trace {p!r} holds no indices")
+    return out
+
+
+def cache_sim(
+    rows: npt.ArrayLike,
+    *,
+    row_bytes: int,
+    capacity_bytes: int,
+    ways: int,
+    line_bytes: int = 128,
+    sector_bytes: int = 32,
+    policy: str = "lru",
+    seed: int = 1,
+) -> CacheSimResult:
+    """Replay row accesses through a cache that starts empty (see the module docstring)."""
+    keys = np.ascontiguousarray(np.asarray(rows), dtype=np.int64)
+    if keys.ndim != 1:
+        raise InputError(f"`rows` must be 1-D, but got shape {keys.shape}")
+    if keys.size and int(keys.min()) < 0:
+        raise InputError(f"row ids must be >= 0, but got {int(keys.min())}")
+    for name, v in (("row_bytes", row_bytes), ("capacity_bytes", capacity_bytes), ("line_bytes", line_bytes),
+                    ("sector_bytes", sector_bytes)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+            raise InputError(f"`{name} >= 1` must hold (an integer), but got {name}={v!r}")
+    if isinstance(ways, bool) or not isinstance(ways, (int, np.integer)) or ways < 0:
+        raise InputError(f"`ways >= 0` must hold (0 = fully associative LRU), but got ways={ways!r}")
+    if policy not in POLICIES:
+        raise InputError(f"unknown policy {policy!r}; valid choices: {choices_text(list(POLICIES))}")
+    n = int(keys.size)
+    if ways == 0:
+        if policy != "lru":
+            raise InputError(f"`ways = 0` is the fully associative LRU mode; policy must be 'lru', but got {policy!r}")
+        from perfmodel._lru import lru_hit_counts
+
+        cap = capacity_bytes // row_bytes
+        hits = int(lru_hit_counts(keys, [cap])[0])
+        return CacheSimResult(
+            mode="fully-associative-lru", policy="lru", accesses=n, hits=hits, misses=n - hits,
+            hit_rate=hits / n if n else 0.0, row_hit_rate=hits / n if n else 0.0,
+            capacity_bytes=capacity_bytes, row_bytes=row_bytes, ways=0, capacity_rows=cap,
+        )
+    if line_bytes % sector_bytes or not 1 <= line_bytes // sector_bytes <= 8:
+        raise InputError(
+            f"`line_bytes` must be 1 to 8 sectors, but got line_bytes={line_bytes}, sector_bytes={sector_bytes}"
+        )
+    lines = capacity_bytes // line_bytes
+    sets = lines // ways
+    if sets < 1 or sets >= 2**32:
+        raise InputError(
+            f"`1 <= capacity_bytes // line_bytes // ways < 2**32` must hold, but got capacity_bytes={capacity_bytes}, "
+            f"line_bytes={line_bytes}, ways={ways}"
+        )
+    from perfmodel.sim import _l2jit
+
+    if policy == "lru":
+        c = _l2jit.run_rows_lru(keys, row_bytes, line_bytes, sector_bytes, sets, ways)
+    else:
+        c = _l2jit.run_rows_policy(keys, row_bytes, line_bytes, sector_bytes, sets, ways, POLICIES[policy], seed)
+    row_hits, line_acc, line_hits, sec_acc, sec_hits = (int(x) for x in c)
+    return CacheSimResult(
+        mode="set-associative", policy=policy, accesses=n, hits=sec_hits, misses=sec_acc - sec_hits,
+        hit_rate=sec_hits / sec_acc if sec_acc else 0.0, row_hit_rate=row_hits / n if n else 0.0,
+        capacity_bytes=capacity_bytes, row_bytes=row_bytes, ways=ways, lines=sets * ways, sets=sets,
+        line_accesses=line_acc, line_hits=line_hits, sector_accesses=sec_acc, sector_hits=sec_hits,
+    )

@@ -1,0 +1,391 @@
+"""Numba kernel of the discrete-event timing simulation (imported lazily: imports numba).
+
+See :mod:`perfmodel.sim._timing` for the model this implements; times are in SM cycles.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+import numpy.typing as npt
+
+from perfmodel.sim._l2jit import fill, line_hash, lookup, set_of
+
+IntArray = npt.NDArray[np.int64]
+FloatArray = npt.NDArray[np.float64]
+
+#: line ids of the index array start here (weights start at line 0)
+INDEX_LINE_BASE = 1 << 40
+
+# counters (the layout _timing.py reads)
+C_W_SECTORS, C_W_L1, C_W_NEAR, C_W_FAR, C_W_DRAM = 0, 1, 2, 3, 4
+C_I_SECTORS, C_I_L1, C_I_L2, C_I_DRAM = 5, 6, 7, 8
+C_LOOKUPS, C_EVENTS, C_PF_SECTORS, C_PF_DRAM = 9, 10, 11, 12
+N_COUNTERS = 13
+HIST_BINS = 256
+HIST_WIDTH = 16.0  # cycles per latency-histogram bin
+
+
+@numba.njit(cache=True, inline="always")  # type: ignore[misc]
+def _popc(m: int) -> int:  # pragma: no cover - compiled
+    n = 0
+    while m:
+        m &= m - 1
+        n += 1
+    return n
+
+
+@numba.njit(cache=True)  # type: ignore[misc]
+def _heap_push(ht: FloatArray, hw: IntArray, hj: IntArray, size: int, t: float, w: int, j: int) -> int:  # pragma: no cover
+    i = size
+    ht[i] = t
+    hw[i] = w
+    hj[i] = j
+    while i > 0:
+        p = (i - 1) >> 1
+        # ties: smaller warp slot first (round-robin-like, deterministic)
+        if ht[p] > ht[i] or (ht[p] == ht[i] and hw[p] > hw[i]):
+            ht[p], ht[i] = ht[i], ht[p]
+            hw[p], hw[i] = hw[i], hw[p]
+            hj[p], hj[i] = hj[i], hj[p]
+            i = p
+        else:
+            break
+    return size + 1
+
+
+@numba.njit(cache=True)  # type: ignore[misc]
+def _heap_pop(ht: FloatArray, hw: IntArray, hj: IntArray, size: int) -> int:  # pragma: no cover - compiled
+    size -= 1
+    ht[0] = ht[size]
+    hw[0] = hw[size]
+    hj[0] = hj[size]
+    i = 0
+    while True:
+        a = 2 * i + 1
+        if a >= size:
+            break
+        b = a + 1
+        c = a
+        if b < size and (ht[b] < ht[a] or (ht[b] == ht[a] and hw[b] < hw[a])):
+            c = b
+        if ht[c] < ht[i] or (ht[c] == ht[i] and hw[c] < hw[i]):
+            ht[c], ht[i] = ht[i], ht[c]
+            hw[c], hw[i] = hw[i], hw[c]
+            hj[c], hj[i] = hj[i], hj[c]
+            i = c
+        else:
+            break
+    return size
+
+
+@numba.njit(cache=True)  # type: ignore[misc]
+def _l2_path(sm: int, line: int, missing: int, t: float, persist: int, prefetch_only: int,
+             sm_side: IntArray, n_parts: int, duplicate: int,
+             l2_tags: IntArray, l2_stamp: IntArray, l2_valid: npt.NDArray[np.uint8], l2_pers: npt.NDArray[np.uint8],
+             l2_ready: FloatArray, ctl: IntArray, l2_sets: int, l2_ways: int, quota: int, policy: int,
+             fp: FloatArray, servers: FloatArray, cnt: IntArray, is_weight: int) -> float:  # pragma: no cover
+    """Sectors ``missing`` of ``line`` requested from the L2 by SM ``sm`` at ``t``; returns their arrival time.
+
+    ``fp`` = [lat_near, lat_far, lat_dram, svc_l2, svc_dram] (cycles); ``servers`` =
+    [l2_free, dram_free] (FIFO servers of the L2 and DRAM bandwidth).
+    """
+    n = _popc(missing)
+    start = max(t, servers[0])
+    servers[0] = start + n * fp[3]
+    tq = start  # after the L2 bandwidth queue
+    h = line_hash(line)
+    home = (h >> 8) % n_parts
+    side = sm_side[sm] if duplicate else home
+    s = set_of(line, l2_sets)
+    gs = side * l2_sets + s
+    way, hit, r = lookup(l2_tags, l2_stamp, l2_valid, l2_pers, l2_ready, ctl, gs, l2_ways, line, missing,
+                         persist, quota, policy, 1, tq)
+    done = tq
+    if hit:
+        done = max(tq + fp[0], r)
+        if is_weight:
+            cnt[C_W_NEAR] += _popc(hit)
+        elif prefetch_only == 0:
+            cnt[C_I_L2] += _popc(hit)
+    rest = missing & ~hit
+    if rest == 0:
+        return float(done)
+    far_way = -1
+    gh = home * l2_sets + s
+    if side != home:
+        far_way, hit2, r2 = lookup(l2_tags, l2_stamp, l2_valid, l2_pers, l2_ready, ctl, gh, l2_ways, line, rest,
+                                   persist, quota, policy, 1, tq)
+        if hit2:
+            t2 = max(tq + fp[1], r2)
+            fill(l2_valid, l2_ready, gs, l2_ways, way, hit2, t2)  # duplicated into the near partition
+            done = max(done, t2)
+            if is_weight:
+                cnt[C_W_FAR] += _popc(hit2)
+            elif prefetch_only == 0:
+                cnt[C_I_L2] += _popc(hit2)
+        rest = rest & ~hit2
+        if rest == 0:
+            return float(done)
+    nd = _popc(rest)
+    ds = max(tq, servers[1])
+    servers[1] = ds + nd * fp[4]
+    td = ds + fp[2]
+    fill(l2_valid, l2_ready, gs, l2_ways, way, rest, td)
+    if side != home:
+        fill(l2_valid, l2_ready, gh, l2_ways, far_way, rest, td)
+    if is_weight:
+        cnt[C_W_DRAM] += nd
+    elif prefetch_only:
+        cnt[C_PF_DRAM] += nd
+    else:
+        cnt[C_I_DRAM] += nd
+    return float(max(done, td))
+
+
+@numba.njit(cache=True)  # type: ignore[misc]
+def simulate_call(
+    # work: the call's lookups
+    indices: IntArray, bag_start: IntArray, bag_len: IntArray,
+    # mapping: units (pytorch: (bag, 32-column chunk); warp: bag) and column passes
+    row_bytes: int, unit_bytes: int, units_per_bag: int, pass_bytes: int, passes_per_unit: int,
+    n_blocks: int, warps_per_block: int, blocks_per_sm: int, sm_count: int,
+    # per-iteration costs (cycles) and the in-flight window
+    issue_cycles_warp: float, issue_cycles_sm: float, dep_cycles: float, window: int, l2_hint_distance: int,
+    block_start_cycles: float,
+    # memory system
+    fp: FloatArray, l1_sets: int, l1_ways: int, l2_sets: int, l2_ways: int, n_parts: int, duplicate: int,
+    quota: int, policy: int, persist_row: npt.NDArray[np.uint8], apw: int, seed: int,
+    pinned_lines: IntArray, pinned_masks: IntArray,
+) -> tuple[float, IntArray, IntArray, FloatArray, FloatArray]:  # pragma: no cover - compiled
+    """Run one table call. Returns (end time, counters, latency histogram, per-SM finish times, per-SM lookups)."""
+    line_b = 128
+    sec_b = 32
+    # ---- memory state
+    n_l2 = n_parts * l2_sets * l2_ways
+    l2_tags = np.full(n_l2, -1, dtype=np.int64)
+    l2_stamp = np.zeros(n_l2, dtype=np.int64)
+    l2_valid = np.zeros(n_l2, dtype=np.uint8)
+    l2_pers = np.zeros(n_l2, dtype=np.uint8)
+    l2_ready = np.zeros(n_l2 * 8, dtype=np.float64)
+    n_l1 = sm_count * l1_sets * l1_ways
+    l1_tags = np.full(n_l1, -1, dtype=np.int64)
+    l1_stamp = np.zeros(n_l1, dtype=np.int64)
+    l1_valid = np.zeros(n_l1, dtype=np.uint8)
+    l1_pers = np.zeros(n_l1, dtype=np.uint8)
+    l1_ready = np.zeros(n_l1 * 8, dtype=np.float64)
+    ctl = np.zeros(2, dtype=np.int64)
+    ctl[1] = seed | 1
+    l1ctl = np.zeros(2, dtype=np.int64)
+    l1ctl[1] = (seed * 7 + 3) | 1
+    servers = np.zeros(2, dtype=np.float64)
+    cnt = np.zeros(N_COUNTERS, dtype=np.int64)
+    hist = np.zeros(HIST_BINS, dtype=np.int64)
+    sm_side = np.empty(sm_count, dtype=np.int64)
+    for s in range(sm_count):
+        sm_side[s] = (s * n_parts) // sm_count
+    # ---- the pinned rows, resident at the start of the call (persisting / evict-last)
+    for i in range(pinned_lines.shape[0]):
+        line = pinned_lines[i]
+        home = (line_hash(line) >> 8) % n_parts
+        gs = home * l2_sets + set_of(line, l2_sets)
+        way, _h, _r = lookup(l2_tags, l2_stamp, l2_valid, l2_pers, l2_ready, ctl, gs, l2_ways, line,
+                             pinned_masks[i], 1, quota, policy, 1, 0.0)
+        fill(l2_valid, l2_ready, gs, l2_ways, way, pinned_masks[i], 0.0)
+    # ---- warps: resident slots
+    max_warps = blocks_per_sm * warps_per_block
+    n_slots = sm_count * max_warps
+    w_glob = np.full(n_slots, -1, dtype=np.int64)  # global warp id, -1 = free
+    w_unit = np.zeros(n_slots, dtype=np.int64)  # current unit
+    w_pass = np.zeros(n_slots, dtype=np.int64)
+    w_next = np.zeros(n_slots, dtype=np.int64)  # next lookup to issue within the segment
+    w_ret = np.zeros(n_slots, dtype=np.int64)  # oldest lookup not yet retired
+    w_wait = np.zeros(n_slots, dtype=np.int64)  # 1: waiting for the oldest lookup's issue
+    w_comp = np.full(n_slots * window, -1.0, dtype=np.float64)
+    w_issue_t = np.zeros(n_slots * window, dtype=np.float64)
+    blk_left = np.zeros(sm_count * blocks_per_sm, dtype=np.int64)
+    sm_issue = np.zeros(sm_count, dtype=np.float64)
+    sm_finish = np.zeros(sm_count, dtype=np.float64)
+    sm_lookups = np.zeros(sm_count, dtype=np.float64)
+    total_warps = n_blocks * warps_per_block
+    warp_stride = total_warps
+    n_units = bag_start.shape[0] * units_per_bag
+    heap_cap = n_slots * (window + 2) + 16
+    ht = np.empty(heap_cap, dtype=np.float64)
+    hw = np.empty(heap_cap, dtype=np.int64)
+    hj = np.empty(heap_cap, dtype=np.int64)
+    hsize = 0
+    next_block = 0
+    # initial wave: blocks to SMs round-robin (block i -> SM i mod sm_count)
+    for k in range(blocks_per_sm):
+        for s in range(sm_count):
+            if next_block >= n_blocks:
+                break
+            bslot = s * blocks_per_sm + k
+            blk_left[bslot] = warps_per_block
+            for wi in range(warps_per_block):
+                slot = s * max_warps + k * warps_per_block + wi
+                g = next_block * warps_per_block + wi
+                w_glob[slot] = g
+                w_unit[slot] = g
+                w_pass[slot] = 0
+                w_next[slot] = 0
+                w_ret[slot] = 0
+                w_wait[slot] = 0
+                hsize = _heap_push(ht, hw, hj, hsize, block_start_cycles, slot, -1)
+            next_block += 1
+    end_time = 0.0
+    while hsize > 0:
+        t = ht[0]
+        slot = hw[0]
+        j = hj[0]
+        hsize = _heap_pop(ht, hw, hj, hsize)
+        cnt[C_EVENTS] += 1
+        sm = slot // max_warps
+        unit = w_unit[slot]
+        if unit >= n_units:  # warp with no work: retire at once
+            ln = 0
+        else:
+            bag = unit // units_per_bag
+            ln = bag_len[bag]
+        if j >= 0:
+            # ---- the index of lookup j arrived: issue its row's loads
+            bag = unit // units_per_bag
+            part = unit % units_per_bag
+            row = indices[bag_start[bag] + j]
+            lo = part * unit_bytes + w_pass[slot] * pass_bytes
+            hi = min(lo + pass_bytes, (part + 1) * unit_bytes, row_bytes)
+            first = row * row_bytes + lo
+            last = row * row_bytes + hi - 1
+            s0 = first // sec_b
+            s1 = last // sec_b
+            pers = 1 if (apw and persist_row[row]) else 0
+            done = t
+            for line in range(s0 // 4, s1 // 4 + 1):
+                a = max(s0, line * 4) - line * 4
+                b = min(s1, line * 4 + 3) - line * 4
+                mask = ((1 << (b + 1)) - 1) ^ ((1 << a) - 1)
+                cnt[C_W_SECTORS] += _popc(mask)
+                g1 = sm * l1_sets + set_of(line, l1_sets)
+                way, hit, r = lookup(l1_tags, l1_stamp, l1_valid, l1_pers, l1_ready, l1ctl, g1, l1_ways, line, mask,
+                                     0, 0, 0, 1, t)
+                tl = t
+                if hit:
+                    cnt[C_W_L1] += _popc(hit)
+                    tl = max(t + fp[5], r)
+                miss = mask & ~hit
+                if miss:
+                    t2 = _l2_path(sm, line, miss, t, pers, 0, sm_side, n_parts, duplicate, l2_tags, l2_stamp, l2_valid,
+                                  l2_pers, l2_ready, ctl, l2_sets, l2_ways, quota, policy, fp, servers, cnt, 1)
+                    fill(l1_valid, l1_ready, g1, l1_ways, way, miss, t2)
+                    tl = max(tl, t2)
+                done = max(done, tl)
+            if l2_hint_distance > 0 and j + l2_hint_distance < ln:
+                # prefetch.global.L2 of the row l2_hint_distance lookups ahead (no register, no wait)
+                row2 = indices[bag_start[bag] + j + l2_hint_distance]
+                f2 = row2 * row_bytes + lo
+                l2s0 = f2 // sec_b
+                l2s1 = (row2 * row_bytes + hi - 1) // sec_b
+                pers2 = 1 if (apw and persist_row[row2]) else 0
+                for line in range(l2s0 // 4, l2s1 // 4 + 1):
+                    a = max(l2s0, line * 4) - line * 4
+                    b = min(l2s1, line * 4 + 3) - line * 4
+                    mask = ((1 << (b + 1)) - 1) ^ ((1 << a) - 1)
+                    cnt[C_PF_SECTORS] += _popc(mask)
+                    _l2_path(sm, line, mask, t, pers2, 1, sm_side, n_parts, duplicate, l2_tags, l2_stamp, l2_valid,
+                             l2_pers, l2_ready, ctl, l2_sets, l2_ways, quota, policy, fp, servers, cnt, 0)
+            k = slot * window + j % window
+            w_comp[k] = done
+            lat = done - w_issue_t[k]
+            hb = int(lat / HIST_WIDTH)
+            hist[min(hb, HIST_BINS - 1)] += 1
+            if w_wait[slot] and j == w_ret[slot]:
+                w_wait[slot] = 0
+                hsize = _heap_push(ht, hw, hj, hsize, done, slot, -1)
+            continue
+        # ---- WAKE: retire completed lookups, issue the next one, or move on
+        while w_ret[slot] < w_next[slot]:
+            k = slot * window + w_ret[slot] % window
+            if w_comp[k] >= 0.0 and w_comp[k] <= t:
+                w_comp[k] = -1.0
+                w_ret[slot] += 1
+            else:
+                break
+        if w_next[slot] < ln:
+            if w_next[slot] - w_ret[slot] < window:
+                jn = w_next[slot]
+                t0 = max(t, sm_issue[sm])
+                sm_issue[sm] = t0 + issue_cycles_sm
+                bag = unit // units_per_bag
+                pos = bag_start[bag] + jn
+                ib = pos * 8
+                iline = INDEX_LINE_BASE + ib // line_b
+                imask = 1 << ((ib % line_b) // sec_b)
+                cnt[C_I_SECTORS] += 1
+                g1 = sm * l1_sets + set_of(iline, l1_sets)
+                way, hit, r = lookup(l1_tags, l1_stamp, l1_valid, l1_pers, l1_ready, l1ctl, g1, l1_ways, iline, imask,
+                                     0, 0, 0, 1, t0)
+                if hit:
+                    cnt[C_I_L1] += 1
+                    ti = max(t0 + fp[5], r)
+                else:
+                    ti = _l2_path(sm, iline, imask, t0, 0, 0, sm_side, n_parts, duplicate, l2_tags, l2_stamp, l2_valid,
+                                  l2_pers, l2_ready, ctl, l2_sets, l2_ways, quota, policy, fp, servers, cnt, 0)
+                    fill(l1_valid, l1_ready, g1, l1_ways, way, imask, ti)
+                k = slot * window + jn % window
+                w_comp[k] = -2.0  # issued, row not yet requested
+                w_issue_t[k] = t0
+                cnt[C_LOOKUPS] += 1
+                sm_lookups[sm] += 1
+                hsize = _heap_push(ht, hw, hj, hsize, ti + dep_cycles, slot, jn)
+                w_next[slot] = jn + 1
+                hsize = _heap_push(ht, hw, hj, hsize, t0 + issue_cycles_warp, slot, -1)
+            else:
+                k = slot * window + w_ret[slot] % window
+                if w_comp[k] >= 0.0:
+                    hsize = _heap_push(ht, hw, hj, hsize, w_comp[k], slot, -1)
+                else:
+                    w_wait[slot] = 1
+            continue
+        if w_ret[slot] < w_next[slot]:  # all issued: drain before the next segment
+            k = slot * window + w_ret[slot] % window
+            if w_comp[k] >= 0.0:
+                hsize = _heap_push(ht, hw, hj, hsize, w_comp[k], slot, -1)
+            else:
+                w_wait[slot] = 1
+            continue
+        # segment done (output written, not waited for): next column pass or next unit
+        w_next[slot] = 0
+        w_ret[slot] = 0
+        if unit < n_units and w_pass[slot] + 1 < passes_per_unit:
+            w_pass[slot] += 1
+            hsize = _heap_push(ht, hw, hj, hsize, t + issue_cycles_warp, slot, -1)
+            continue
+        w_pass[slot] = 0
+        if unit < n_units:
+            w_unit[slot] = unit + warp_stride
+            if w_unit[slot] < n_units:
+                hsize = _heap_push(ht, hw, hj, hsize, t + issue_cycles_warp, slot, -1)
+                continue
+        # warp finished
+        w_glob[slot] = -1
+        end_time = max(end_time, t)
+        sm_finish[sm] = max(sm_finish[sm], t)
+        kb = (slot % max_warps) // warps_per_block
+        bslot = sm * blocks_per_sm + kb
+        blk_left[bslot] -= 1
+        if blk_left[bslot] == 0 and next_block < n_blocks:
+            # the SM takes the next block of the grid
+            blk_left[bslot] = warps_per_block
+            for wi in range(warps_per_block):
+                s2 = sm * max_warps + kb * warps_per_block + wi
+                g = next_block * warps_per_block + wi
+                w_glob[s2] = g
+                w_unit[s2] = g
+                w_pass[s2] = 0
+                w_next[s2] = 0
+                w_ret[s2] = 0
+                w_wait[s2] = 0
+                hsize = _heap_push(ht, hw, hj, hsize, t + block_start_cycles, s2, -1)
+            next_block += 1
+    return end_time, cnt, hist, sm_finish, sm_lookups

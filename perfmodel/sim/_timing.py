@@ -1,0 +1,456 @@
+"""``simulate``: a trace-driven, discrete-event simulation of the embedding stage.
+
+Notation: B bags per call, L lookups per bag, D columns, R row bytes, E rows; b threads per
+block, p prefetch distance; P L2 partitions; all times inside the simulation in SM cycles.
+
+What runs, per distinct table (a table with ``count = n`` is n identical calls: each call
+starts from an L2 holding only that table's pinned rows, CONTRACT.md, so one simulated call
+stands for all n):
+
+1. **Access stream.** The launch as the kernels are written (kernels/*.cu, kernels/_launch.py):
+   ``pytorch``: blocks of (32, b/32) threads, a fixed grid of 1,024 blocks, one warp per
+   (bag, 32-column chunk) unit, grid-stride over units; a warp iteration reads the bag's
+   next 8-byte index (all lanes one address) and then that row's 32 columns (one 128-B line
+   for fp32). ``warp``: 1-D blocks, one warp per bag, grid ``min(ceil(B / (b/32)),
+   sm_count * 2048 / b)`` blocks, grid-stride over bags; an iteration reads the index and then
+   the row with one vector load per lane (columns beyond 32 vectors in further passes).
+   Blocks go to SMs round-robin, as many per SM as the exact occupancy allows (registers
+   from the same source as :func:`perfmodel.predict`); a finished block's slot takes the
+   next block of the grid (waves), after ``block_turnaround_cycles``.
+2. **Warps.** Each warp keeps at most ``1 + p`` row loads in flight (its register ring;
+   ``prefetch_kind = "l2-hint"`` keeps one, and sends an L2 prefetch for the row p lookups
+   ahead). An iteration's chain is: index load -> address arithmetic (the dependent
+   instructions of the loop body) -> row load. Instruction issue: a warp issues one
+   instruction per cycle, an SM four (NVIDIA whitepapers); so an SM's warps share an issue
+   server. A warp's segment (a unit or column pass) drains its ring before the next.
+3. **Memory.** Per-SM L1 (sectored, set-associative, LRU) -> L2 -> DRAM. The L2 is P
+   partitions of set-associative, sectored lines with a hashed set index and the chosen
+   replacement policy; an SM talks to its near partition; an address has a home partition
+   (hash); a miss in the near partition of a line homed in the far one is a far hit (far
+   latency) when the far partition has it, and the line is then duplicated into the near
+   partition (FACTS.md section 3); DRAM fills the home and the near copy. Bandwidth: one FIFO
+   server for L2 sector transfers at ``l2_bandwidth_bytes_per_s`` and one for DRAM sectors
+   at ``dram_bandwidth_bytes_per_s``, so queueing (loaded latency) emerges; the latencies
+   added to the queue waits are the unloaded pointer-chase ones of the GPU spec.
+4. **Pinning.** The hottest ``pinned_row_fraction`` of the rows, capped at the GPU's
+   persisting-L2 maximum, are resident as persisting lines when the call starts, in their
+   home partition; persisting lines may fill at most ``floor(ways * persisting max / L2
+   size)`` ways of a set and normal lines never evict them. With ``access-policy-window``
+   the lookup's own accesses to pinned rows are persisting too (hitRatio 1: the pinned
+   bytes never exceed the set-aside); with ``evict-last-prefetch`` they are normal
+   accesses, and the separate pinning pass costs a launch gap plus the pinned bytes read
+   at DRAM bandwidth (``pin_time_s``).
+
+Sampling: a call whose row-line requests exceed ``max_line_requests`` is simulated on a
+scaled-down GPU: a fraction f of the SMs, of the L2 sets (same ways), of both bandwidths,
+of the bags (the first f B) and of the ``pytorch`` grid, so per-SM load, per-SM cache share
+and per-SM bandwidth stay as on the full GPU. Simulated time stands for the full call's.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from perfmodel import _model
+from perfmodel._config import KernelConfig, Table, Workload
+from perfmodel._errors import InputError, choices_text
+from perfmodel._gpu import GPUSpec, get_gpu
+from perfmodel._indices import hot_rows, table_call
+from perfmodel._l2 import sector_footprint_bytes
+from perfmodel._model import (
+    DEPENDENT_ISSUE_CYCLES,
+    INDEX_BYTES,
+    ISSUE_PER_SM_PER_CYCLE,
+    KERNEL_LAUNCH_GAP_S,
+    PYTORCH_GRID_BLOCKS,
+    Prediction,
+    kernel_registers,
+)
+from perfmodel._occupancy import blocks_per_sm
+from perfmodel._physics import model_params
+from perfmodel.sim._cache import POLICIES
+
+__all__ = ["SimParams", "SimResult", "TableSim", "simulate", "simulate_detailed"]
+
+IntArray = npt.NDArray[np.int64]
+
+#: default sampling budget: row-line requests simulated per table call
+DEFAULT_MAX_LINE_REQUESTS = 20_000_000
+
+
+@dataclass(frozen=True, kw_only=True)
+class SimParams:
+    """Simulator settings that are not in the GPU spec (each with its basis)."""
+
+    #: L2 associativity. NVIDIA does not publish it; 16 ways is the common microbenchmark
+    #: estimate for Ampere/Hopper (and 40 MiB / 128 B / 16 gives whole sets per partition).
+    l2_ways: int = 16
+    #: L1 associativity (not published; an assumption, with a sectored LRU like the L2's)
+    l1_ways: int = 4
+    #: L1 bytes per SM: the whole unified L1/shared array, as a kernel with no shared memory
+    #: may get it (CUDA C++ Programming Guide, carveout); None: that default
+    l1_bytes: int | None = None
+    #: L2 replacement: "lru", "srrip" or "random"
+    policy: str = "lru"
+    #: near/far partitions with duplication into the near one (FACTS.md section 3); False: one unified L2
+    partitions: bool = True
+    #: sampling budget (row-line requests per simulated call); 0: never sample
+    max_line_requests: int = DEFAULT_MAX_LINE_REQUESTS
+    seed: int = 1
+
+    def __post_init__(self) -> None:
+        if self.policy not in POLICIES:
+            raise InputError(f"unknown policy {self.policy!r}; valid choices: {choices_text(list(POLICIES))}")
+        for name in ("l2_ways", "l1_ways"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or v < 1:
+                raise InputError(f"`{name} >= 1` must hold, but got {name}={v!r}")
+        if self.max_line_requests < 0:
+            raise InputError(f"`max_line_requests >= 0` must hold, but got {self.max_line_requests}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class TableSim:
+    """What one simulated call of one table did (times in seconds, rates as fractions)."""
+
+    index: int
+    count: int
+    call_time_s: float
+    kernel_time_s: float
+    pin_time_s: float
+    check_time_s: float
+    lookups: int
+    row_sectors: int
+    l1_hit_rate: float
+    l2_near_hit_rate: float
+    l2_far_hit_rate: float
+    dram_sector_rate: float
+    l2_hit_rate: float
+    index_l1_hit_rate: float
+    dram_bytes: float
+    achieved_dram_bytes_per_s: float
+    achieved_l2_bytes_per_s: float
+    dram_utilization: float
+    l2_utilization: float
+    issue_utilization: float
+    latency_cycles_p50: float
+    latency_cycles_p90: float
+    latency_cycles_p99: float
+    latency_cycles_mean: float
+    sm_finish_imbalance: float
+    sm_lookup_imbalance: float
+    pinned_rows: int
+    pinned_bytes: float
+    blocks_per_sm: int
+    grid_blocks: int
+    waves: float
+    sampled_fraction: float
+    #: warps resident at once (first wave), and the mean time of one warp iteration
+    warps_in_flight: int
+    iteration_s: float
+    events: int
+    wall_s: float
+    bound: str
+    latency_histogram: list[int] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, kw_only=True)
+class SimResult:
+    """:func:`simulate_detailed`'s answer: the Prediction and the per-table simulations."""
+
+    prediction: Prediction
+    tables: tuple[TableSim, ...]
+    params: SimParams
+
+    def details(self) -> dict[str, Any]:
+        out = []
+        for t in self.tables:
+            d = t.to_dict()
+            d.pop("latency_histogram")
+            out.append(d)
+        return {"params": asdict(self.params), "tables": out}
+
+
+def _vector_bytes(row_bytes: int) -> int:
+    """Widest aligned per-lane vector of the ``warp`` variant (kernels/_launch.py vec_bytes_for)."""
+    for v in (16, 8, 4, 2):
+        if row_bytes % v == 0:
+            return v
+    return 1
+
+
+def _iteration_costs(kernel: KernelConfig) -> tuple[float, float]:
+    """(instructions, dependent instructions) of one lookup iteration: the analytical model's
+    own figures (counted from nvcc's SASS, perfmodel._model / _physics), so that the two
+    fidelities differ only in the memory system and the scheduling they model."""
+    inline = kernel.bounds_check == "inline"
+    try:
+        from perfmodel._physics import loop_instructions
+
+        instr = float(loop_instructions(kernel.variant, inline, kernel.prefetch_kind, kernel.prefetch_distance))
+    except (ImportError, KeyError, OSError):  # pragma: no cover - older or missing model tables
+        table = getattr(_model, "INSTR_PER_ITER", {"pytorch": 10.0, "warp": 12.0})
+        instr = float(table[kernel.variant]) + (float(getattr(_model, "INLINE_CHECK_INSTR", 3.0)) if inline else 0.0)
+    dep_base = getattr(_model, "DEPENDENT_PER_ITER", 6.0)
+    dep = float(dep_base[kernel.variant] if isinstance(dep_base, dict) else dep_base)
+    dep += float(getattr(_model, "INLINE_CHECK_DEPENDENT", 3.0)) if inline else 0.0
+    return instr, dep
+
+
+def _pinned_rows(table: Table, kernel: KernelConfig, gpu: GPUSpec) -> IntArray:
+    r_fp = sector_footprint_bytes(table.row_bytes, gpu.l2_sector_bytes)
+    k = min(math.floor(kernel.pinned_row_fraction * table.rows), math.floor(gpu.persisting_l2_max_bytes / r_fp))
+    out: IntArray = np.ascontiguousarray(hot_rows(table)[: max(k, 0)], dtype=np.int64)
+    return out
+
+
+def _row_lines(rows: IntArray, row_bytes: int) -> tuple[IntArray, IntArray]:
+    """Lines and sector masks of whole rows (for the pinned set)."""
+    lines: list[int] = []
+    masks: list[int] = []
+    for r in rows.tolist():
+        s0 = r * row_bytes // 32
+        s1 = (r * row_bytes + row_bytes - 1) // 32
+        for line in range(s0 // 4, s1 // 4 + 1):
+            a = max(s0, line * 4) - line * 4
+            b = min(s1, line * 4 + 3) - line * 4
+            lines.append(line)
+            masks.append(((1 << (b + 1)) - 1) ^ ((1 << a) - 1))
+    return np.array(lines, dtype=np.int64), np.array(masks, dtype=np.int64)
+
+
+def _percentile(hist: IntArray, q: float, width: float) -> float:
+    total = int(hist.sum())
+    if total == 0:
+        return 0.0
+    c = np.cumsum(hist)
+    i = int(np.searchsorted(c, q * total))
+    return (i + 0.5) * width
+
+
+def _simulate_table(
+    index: int, table: Table, batch: int, kernel: KernelConfig, gpu: GPUSpec, params: SimParams
+) -> TableSim:
+    from perfmodel.sim import _desjit
+
+    wall0 = time.perf_counter()
+    clk = gpu.sm_clock_hz
+    regs, spill, _src = kernel_registers(kernel, gpu, table.dtype)
+    blocks = int(blocks_per_sm(gpu, kernel.block_size, regs, 0)["active"])
+    if blocks < 1:
+        raise InputError(
+            f"kernel cannot launch: 0 resident blocks per SM with block_size={kernel.block_size} and {regs} registers"
+        )
+    wpb = kernel.block_size // gpu.warp_size
+    call = table_call(table, batch)
+    lengths = call.lengths
+    rb = table.row_bytes
+    es = rb // table.dim
+    # ---- work mapping
+    if kernel.variant == "pytorch":
+        unit_bytes = gpu.warp_size * es
+        units_per_bag = math.ceil(table.dim / gpu.warp_size)
+        pass_bytes = unit_bytes
+        passes = 1
+        lines_per_iter = math.ceil(unit_bytes / gpu.l2_line_bytes) if unit_bytes >= gpu.l2_line_bytes else 1
+    else:
+        unit_bytes = rb
+        units_per_bag = 1
+        pass_bytes = gpu.warp_size * _vector_bytes(rb)
+        passes = math.ceil(rb / pass_bytes)
+        lines_per_iter = math.ceil(min(pass_bytes, rb) / gpu.l2_line_bytes)
+    total_requests = int(lengths.sum()) * units_per_bag * passes * lines_per_iter
+    # ---- sampling: a scaled-down GPU (see the module docstring)
+    f = 1.0
+    if params.max_line_requests and total_requests > params.max_line_requests:
+        f = params.max_line_requests / total_requests
+    sm_count = max(1, round(gpu.sm_count * f)) if f < 1 else gpu.sm_count
+    f_eff = sm_count / gpu.sm_count
+    n_bags = max(1, round(batch * f_eff)) if f < 1 else batch
+    starts = np.ascontiguousarray(call.offsets[:n_bags], dtype=np.int64)
+    lens = np.ascontiguousarray(lengths[:n_bags], dtype=np.int64)
+    if kernel.variant == "pytorch":
+        grid = max(1, round(PYTORCH_GRID_BLOCKS * f_eff)) if f < 1 else PYTORCH_GRID_BLOCKS
+    else:
+        grid = max(1, min(math.ceil(n_bags / wpb), sm_count * (gpu.max_threads_per_sm // kernel.block_size)))
+    parts = gpu.l2_partitions if params.partitions else 1
+    l2_sets = max(1, int(gpu.l2_size_bytes * f_eff) // gpu.l2_line_bytes // params.l2_ways // parts)
+    l1_bytes = params.l1_bytes if params.l1_bytes is not None else gpu.l1_cache_and_shared_mem_per_sm_bytes
+    l1_sets = max(1, l1_bytes // gpu.l2_line_bytes // params.l1_ways)
+    quota = math.floor(params.l2_ways * gpu.persisting_l2_max_bytes / gpu.l2_size_bytes)
+    # ---- per-iteration costs (the same instruction counts as the analytical model)
+    instr, dep = _iteration_costs(kernel)
+    dep_cycles = dep * DEPENDENT_ISSUE_CYCLES + (gpu.l1_latency_cycles if spill > 0 else 0.0)
+    l2_hint = kernel.prefetch_kind == "l2-hint"
+    window = 1 if l2_hint else 1 + kernel.prefetch_distance
+    hint_distance = kernel.prefetch_distance if l2_hint else 0
+    # ---- pinning
+    pinned = _pinned_rows(table, kernel, gpu)
+    persist_row = np.zeros(table.rows, dtype=np.uint8)
+    persist_row[pinned] = 1
+    apw = 1 if kernel.pin_method == "access-policy-window" else 0
+    p_lines, p_masks = _row_lines(pinned, rb) if pinned.size else (np.zeros(0, np.int64), np.zeros(0, np.int64))
+    # ---- memory timing, cycles
+    sector = gpu.l2_sector_bytes
+    fp = np.array([
+        gpu.l2_near_latency_cycles,
+        gpu.l2_far_latency_cycles,
+        gpu.dram_latency_cycles,
+        sector / (gpu.l2_bandwidth_bytes_per_s * f_eff / clk),
+        sector / (gpu.dram_bandwidth_bytes_per_s * f_eff / clk),
+        gpu.l1_latency_cycles,
+    ], dtype=np.float64)
+    turnaround = model_params().block_turnaround_cycles
+    end, cnt, hist, sm_finish, sm_lookups = _desjit.simulate_call(
+        np.ascontiguousarray(call.indices, dtype=np.int64), starts, lens,
+        rb, unit_bytes, units_per_bag, pass_bytes, passes,
+        grid, wpb, blocks, sm_count,
+        float(instr), float(instr / ISSUE_PER_SM_PER_CYCLE), float(dep_cycles), int(window), int(hint_distance),
+        float(turnaround),
+        fp, int(l1_sets), int(params.l1_ways), int(l2_sets), int(params.l2_ways), int(parts), 1 if parts > 1 else 0,
+        int(quota), POLICIES[params.policy], persist_row, apw, int(params.seed),
+        p_lines, p_masks,
+    )
+    C = _desjit
+    kernel_cycles = float(end)
+    kernel_s = kernel_cycles / clk
+    w_sec = max(int(cnt[C.C_W_SECTORS]), 1)
+    l1h = cnt[C.C_W_L1] / w_sec
+    near = cnt[C.C_W_NEAR] / w_sec
+    far = cnt[C.C_W_FAR] / w_sec
+    dram_rate = cnt[C.C_W_DRAM] / w_sec
+    dram_sectors = int(cnt[C.C_W_DRAM] + cnt[C.C_I_DRAM] + cnt[C.C_PF_DRAM])
+    l2_sectors = int(cnt[C.C_W_SECTORS] - cnt[C.C_W_L1] + cnt[C.C_I_SECTORS] - cnt[C.C_I_L1] + cnt[C.C_PF_SECTORS])
+    scale = 1.0 / f_eff  # sampled counts stand for the full call
+    call_dram_bytes = dram_sectors * sector * scale
+    dram_busy = dram_sectors * fp[4]
+    l2_busy = l2_sectors * fp[3]
+    issue_busy = float(cnt[C.C_LOOKUPS]) * instr / ISSUE_PER_SM_PER_CYCLE / sm_count
+    dram_util = dram_busy / max(kernel_cycles, 1e-9)
+    l2_util = l2_busy / max(kernel_cycles, 1e-9)
+    issue_util = issue_busy / max(kernel_cycles, 1e-9)
+    bound = "latency"
+    best = max(dram_util, l2_util, issue_util)
+    if best >= 0.75:
+        bound = "dram-bandwidth" if best == dram_util else ("l2-bandwidth" if best == l2_util else "issue")
+    # ---- the passes around the lookup kernel
+    r_fp = sector_footprint_bytes(rb, sector)
+    pinned_bytes = float(pinned.size) * r_fp
+    stream = gpu.dram_bandwidth_bytes_per_s
+    dram_lat_s = gpu.latency_s(gpu.dram_latency_cycles)
+    pin_s = KERNEL_LAUNCH_GAP_S + dram_lat_s + pinned_bytes / stream if (
+        kernel.pin_method == "evict-last-prefetch" and pinned.size) else 0.0
+    index_bytes = float(lengths.sum()) * INDEX_BYTES
+    check_s = KERNEL_LAUNCH_GAP_S + dram_lat_s + index_bytes / stream if kernel.bounds_check == "separate" else 0.0
+    out_bytes = batch * rb
+    dram_total = call_dram_bytes + out_bytes + (pinned_bytes if pin_s else 0.0) + (index_bytes if check_s else 0.0)
+    call_s = kernel_s + KERNEL_LAUNCH_GAP_S + check_s + pin_s
+    mean_finish = float(sm_finish.mean()) if sm_finish.size else 0.0
+    lat_hist = np.asarray(hist, dtype=np.int64)
+    n_lat = max(int(lat_hist.sum()), 1)
+    centers = (np.arange(lat_hist.size) + 0.5) * C.HIST_WIDTH
+    return TableSim(
+        index=index, count=table.count, call_time_s=call_s, kernel_time_s=kernel_s, pin_time_s=pin_s,
+        check_time_s=check_s, lookups=int(lengths.sum()), row_sectors=round(float(cnt[C.C_W_SECTORS]) * scale),
+        l1_hit_rate=l1h, l2_near_hit_rate=near, l2_far_hit_rate=far, dram_sector_rate=dram_rate,
+        l2_hit_rate=1.0 - dram_rate, index_l1_hit_rate=cnt[C.C_I_L1] / max(int(cnt[C.C_I_SECTORS]), 1),
+        dram_bytes=dram_total, achieved_dram_bytes_per_s=dram_sectors * sector / max(kernel_s, 1e-30),
+        achieved_l2_bytes_per_s=l2_sectors * sector / max(kernel_s, 1e-30),
+        dram_utilization=dram_util, l2_utilization=l2_util, issue_utilization=issue_util,
+        latency_cycles_p50=_percentile(lat_hist, 0.5, C.HIST_WIDTH),
+        latency_cycles_p90=_percentile(lat_hist, 0.9, C.HIST_WIDTH),
+        latency_cycles_p99=_percentile(lat_hist, 0.99, C.HIST_WIDTH),
+        latency_cycles_mean=float((lat_hist * centers).sum() / n_lat),
+        sm_finish_imbalance=float(sm_finish.max() / mean_finish) if mean_finish > 0 else 1.0,
+        sm_lookup_imbalance=float(sm_lookups.max() / max(sm_lookups.mean(), 1e-30)),
+        pinned_rows=int(pinned.size), pinned_bytes=pinned_bytes, blocks_per_sm=blocks, grid_blocks=grid,
+        waves=grid / max(blocks * sm_count, 1), sampled_fraction=f_eff if f < 1 else 1.0,
+        warps_in_flight=round(min(grid, blocks * sm_count) * wpb / f_eff),
+        iteration_s=kernel_s * min(grid, blocks * sm_count) * wpb / max(float(cnt[C.C_LOOKUPS]), 1.0),
+        events=int(cnt[C.C_EVENTS]), wall_s=time.perf_counter() - wall0, bound=bound,
+        latency_histogram=lat_hist.tolist(),
+    )
+
+
+def simulate_detailed(
+    workload: Workload, kernel: KernelConfig, gpu: GPUSpec | str, *, params: SimParams | None = None,
+    policy: str | None = None, max_line_requests: int | None = None,
+) -> SimResult:
+    """:func:`simulate`, with every table's simulation figures (see the module docstring)."""
+    if not isinstance(workload, Workload):
+        raise InputError(f"workload must be a perfmodel.Workload, but got {type(workload).__name__}")
+    if not isinstance(kernel, KernelConfig):
+        raise InputError(f"kernel must be a perfmodel.KernelConfig, but got {type(kernel).__name__}")
+    g = get_gpu(gpu)
+    p = params or SimParams()
+    changes: dict[str, Any] = {}
+    if policy is not None:
+        changes["policy"] = policy
+    if max_line_requests is not None:
+        changes["max_line_requests"] = max_line_requests
+    if changes:
+        p = SimParams(**{**asdict(p), **changes})
+    sims: list[TableSim] = []
+    done: dict[Table, TableSim] = {}
+    for i, t in enumerate(workload.tables):
+        key = dataclasses.replace(t, count=1)
+        got = done.get(key)
+        if got is None:
+            got = _simulate_table(i, t, workload.batch_size, kernel, g, p)
+            done[key] = got
+        sims.append(TableSim(**{**asdict(got), "index": i, "count": t.count}))
+    total = sum(s.count * s.call_time_s for s in sims)
+    pin = sum(s.count * s.pin_time_s for s in sims)
+    sectors = sum(s.count * s.row_sectors for s in sims)
+    hit = sum(s.count * s.row_sectors * s.l2_hit_rate for s in sims) / max(sectors, 1)
+    dram = sum(s.count * s.dram_bytes for s in sims)
+    bound = max(((s.count * s.call_time_s, s.bound) for s in sims), default=(0.0, "latency"))[1]
+    regs, spill, src = kernel_registers(kernel, g, workload.tables[0].dtype)
+    blocks = int(blocks_per_sm(g, kernel.block_size, regs, 0)["active"])
+    warps = blocks * (kernel.block_size // g.warp_size)
+    breakdown = {
+        "kernel": kernel.to_dict(),
+        "gpu": g.id,
+        "registers": regs,
+        "registers_source": src,
+        "spill_bytes": float(spill),
+        "blocks_per_sm": blocks,
+        "warps_per_sm": warps,
+        "tables": [_table_breakdown(workload.tables[s.index], s) for s in sims],
+        "simulator": {"policy": p.policy, "partitions": p.partitions, "l2_ways": p.l2_ways, "l1_ways": p.l1_ways},
+    }
+    pred = Prediction(
+        time_s=total, pin_time_s=pin, occupancy=warps / g.max_warps_per_sm, l2_hit_rate=hit, dram_bytes=dram,
+        bound=bound, breakdown=breakdown, fidelity="simulator",
+    )
+    return SimResult(prediction=pred, tables=tuple(sims), params=p)
+
+
+def _table_breakdown(t: Table, s: TableSim) -> dict[str, Any]:
+    """The per-table entry in the breakdown, with the keys Prediction.explain reads."""
+    return {
+        "index": s.index, "count": s.count, "rows": t.rows, "dim": t.dim, "dtype": t.dtype, "lookups": s.lookups,
+        "l2_hit_rate": s.l2_hit_rate, "pinned_rows": s.pinned_rows, "pinned_bytes": s.pinned_bytes,
+        "warps_in_flight": s.warps_in_flight, "rounds": s.waves, "iteration_s": s.iteration_s, "bound": s.bound,
+        "achieved_dram_bytes_per_s": s.achieved_dram_bytes_per_s, "call_time_s": s.call_time_s,
+        "pin_time_s": s.pin_time_s, "l1_hit_rate": s.l1_hit_rate, "l2_near_hit_rate": s.l2_near_hit_rate,
+        "l2_far_hit_rate": s.l2_far_hit_rate, "latency_cycles_p50": s.latency_cycles_p50,
+        "latency_cycles_p99": s.latency_cycles_p99, "sm_finish_imbalance": s.sm_finish_imbalance,
+        "sampled_fraction": s.sampled_fraction,
+    }
+
+
+def simulate(workload: Workload, kernel: KernelConfig, gpu: GPUSpec | str) -> Prediction:
+    """Simulated time of one call of the embedding stage: the same inputs and result type as
+    :func:`perfmodel.predict` (``fidelity = "simulator"``). Deterministic (seeded)."""
+    return simulate_detailed(workload, kernel, gpu).prediction
