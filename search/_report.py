@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,10 +77,13 @@ def _get_importance_info(study: optuna.Study) -> dict[str, float]:
     trials = _feasible_trials(study)
     if len(trials) < 4:
         return {}
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
     tmp = optuna.create_study(directions=["minimize"] * len(study.directions))
     tmp.add_trials(trials)
     try:
-        imp = optuna.importance.get_param_importances(tmp, target=lambda t: float(t.values[0]))
+        with warnings.catch_warnings():  # PedAnova's reminder that it rewards low targets: we minimize
+            warnings.simplefilter("ignore", UserWarning)
+            imp = optuna.importance.get_param_importances(tmp, target=lambda t: float(t.values[0]))
     except (ValueError, RuntimeError, ZeroDivisionError):
         return {}
     return {k: float(v) for k, v in imp.items()}

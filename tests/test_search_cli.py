@@ -124,8 +124,8 @@ def test_gpu_fidelity_replays_measurements(tmp_path: Path, files: tuple[Path, Pa
     # synthetic measurements (said so in the records): the model's third-ranked config measures fastest
     recs = [{"gpu": "a100-80gb", "workload": str(w), "kernel": KernelConfig().to_dict(), "time_s": 1e-3,
              "synthetic": True}]
-    for i, r in enumerate(first.top[:5]):
-        recs.append({"gpu": "a100-80gb", "workload": str(w), "kernel": r.config.to_dict(),
+    for i, ranked in enumerate(first.top[:5]):
+        recs.append({"gpu": "a100-80gb", "workload": str(w), "kernel": ranked.config.to_dict(),
                      "time_s": 2e-4 if i == 2 else 5e-4, "synthetic": True})
     m = tmp_path / "m.jsonl"
     m.write_text("\n".join(json.dumps(x) for x in recs) + "\n")
