@@ -106,3 +106,19 @@ def test_verify_then_time_append_and_resume(tmp_path: Path) -> None:
     s2 = runner.sweep(w, configs, out=out, workload_path=tmp_path / "w.toml")
     assert (s2["measured"], s2["skipped_done"], s2["failed_verification"]) == (0, 3, 1)
     assert len(read_measurements(out)) == 3
+
+
+def test_measure_configs_for_the_search_gpu_fidelity(tmp_path: Path) -> None:
+    from validation import measure_configs
+
+    w = perfmodel.Workload(batch_size=32, tables=(perfmodel.Table(rows=500, dim=16, pooling=3),))
+    calls: list[int] = []
+    runner = LiveRunner(repeats=3, warmup=0, backend=_NumpyBackend(), kernels_api=_CpuKernels(wrong_for=64),
+                        timer=_timer(calls))
+    out = tmp_path / "m.jsonl"
+    times = measure_configs(w, [KernelConfig(block_size=128), KernelConfig(block_size=64)], "h100-sxm", out=out,
+                            runner=runner)
+    assert times[0] == pytest.approx(1.01e-4) and times[1] == float("inf")
+    assert len(read_measurements(out)) == 1
+    with pytest.raises(perfmodel.InputError, match="targets 'a100-80gb'"):
+        measure_configs(w, [KernelConfig()], "a100-80gb", out=None, runner=runner)

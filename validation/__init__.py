@@ -55,17 +55,20 @@ from validation.published import (
     parse_stream,
     published_datasets,
 )
+from validation.runners import LiveRunner, ReplayRunner, measure_configs
 
 __all__ = [
     "AccuracyMetrics",
     "AccuracyReport",
     "CalibrationResult",
     "GroupReport",
+    "LiveRunner",
     "MeasurementRecord",
     "MicroData",
     "MicroModel",
     "PublishedComparison",
     "PublishedDataset",
+    "ReplayRunner",
     "ScatterInfo",
     "accuracy_metrics",
     "accuracy_report",
@@ -76,6 +79,7 @@ __all__ = [
     "done_keys",
     "kendall_tau_b",
     "mape",
+    "measure_configs",
     "parse_l2",
     "parse_latency",
     "parse_stream",

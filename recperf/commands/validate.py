@@ -69,6 +69,9 @@ def register(sub: Any) -> None:
     s.add_argument("--kernels", default=None, help="kernel configs: a JSON-lines file, or a folder of .toml files")
     s.add_argument("--grid", default=None, help="a JSON object of lists, e.g. '{\"block_size\": [128, 256]}'")
     s.add_argument("--sample", type=int, default=0, help="take N random configurations of the grid (seeded)")
+    s.add_argument("--study-storage", default=None, help="a search study's storage (URL or file), for --top")
+    s.add_argument("--study-name", default=None, help="the search study's name, for --top")
+    s.add_argument("--top", type=int, default=0, help="measure the study's K best distinct configurations")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--gpu", default=None, help="GPU id recorded in the records (default: matched from the device)")
     s.add_argument("--out", required=True, help="measurement file (JSON lines); a re-run skips records already there")
@@ -223,7 +226,7 @@ def run_micro(args: argparse.Namespace) -> int:
 
 def run_sweep(args: argparse.Namespace) -> int:
     import perfmodel
-    from validation.runners import LiveRunner, kernel_grid, read_kernel_list
+    from validation.runners import LiveRunner, kernel_grid, read_kernel_list, study_top_k
 
     workload = perfmodel.load_workload(args.workload)
     if args.kernels:
@@ -234,8 +237,12 @@ def run_sweep(args: argparse.Namespace) -> int:
         except json.JSONDecodeError as exc:
             raise perfmodel.InputError(f"--grid must be a JSON object of lists, but got {args.grid!r} ({exc.msg})") from None
         configs = kernel_grid(grid, sample=args.sample, seed=args.seed)
+    elif args.top:
+        if not (args.study_storage and args.study_name):
+            raise perfmodel.InputError("--top K needs --study-storage and --study-name")
+        configs = study_top_k(args.study_storage, args.study_name, args.top)
     else:
-        raise perfmodel.InputError("sweep needs --kernels FILE|DIR or --grid JSON")
+        raise perfmodel.InputError("sweep needs --kernels FILE|DIR, --grid JSON, or --top K with a study")
     runner = LiveRunner(gpu=args.gpu, repeats=args.repeats, warmup=args.warmup, warm_cache=args.warm_cache)
     summary = runner.sweep(workload, configs, out=args.out, workload_path=args.workload)
     return emit(args, summary, lambda: json.dumps(summary, indent=2))

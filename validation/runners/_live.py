@@ -28,7 +28,7 @@ import numpy.typing as npt
 from perfmodel import InputError, KernelConfig, Table, Workload
 from validation._records import append_record, done_keys, record_key
 
-__all__ = ["LiveRunner", "reference_embedding_bag", "table_inputs", "workload_mapping"]
+__all__ = ["LiveRunner", "measure_configs", "reference_embedding_bag", "table_inputs", "workload_mapping"]
 
 
 def table_inputs(table: Table, batch_size: int) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
@@ -279,3 +279,35 @@ class LiveRunner:
             measured += 1
         return {"out": str(out_p), "gpu": gpu_id, "measured": measured, "skipped_done": skipped,
                 "failed_verification": failed, "stopped_by_deadline": stopped}
+
+
+def measure_configs(workload: Workload, configs: Sequence[KernelConfig], gpu: Any, *,
+                    out: str | os.PathLike[str] | None = "out/measurements/search-gpu.jsonl",
+                    repeats: int = 20, warmup: int = 3, runner: LiveRunner | None = None) -> list[float]:
+    """Measured ``time_s`` of each configuration on this machine's GPU (the search's ``gpu`` fidelity).
+
+    Each is verified, then timed, by a :class:`LiveRunner`; records are appended to ``out``
+    (None: not kept). A configuration whose output is wrong measures ``inf`` (never chosen).
+    ``gpu`` (an id or GPUSpec) must be the device this runs on.
+    """
+    import perfmodel
+
+    spec = perfmodel.get_gpu(gpu)
+    r = runner or LiveRunner(gpu=spec.id, repeats=repeats, warmup=warmup)
+    device_id = r.backend.gpu_id()
+    if device_id is not None and device_id != spec.id and not spec.id.startswith(device_id):
+        raise InputError(f"fidelity `gpu` measures this machine's GPU ({device_id}, {r.backend.name!r}), "
+                         f"but the search targets {spec.id!r}")
+    times: list[float] = []
+    env = r.backend.environment() if out is not None else {}
+    for k in configs:
+        fields = r.measure(workload, k)
+        if not fields.get("verified"):
+            times.append(float("inf"))
+            continue
+        times.append(float(fields["time_s"]))
+        if out is not None:
+            stamp = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+            append_record(out, {"gpu": spec.id, "workload": workload_mapping(workload), "kernel": k.to_dict(),
+                                **fields, "timestamp": stamp, "env": env})
+    return times
