@@ -112,3 +112,17 @@ def test_cli_calibrate_writes_a_spec_that_predict_accepts(tmp_path: Path) -> Non
     doc = json.loads(out.stdout)
     assert set(doc["residuals"]) == {"pointer-chase", "stream-read"}  # the 40 GB part has no l2-cache file
     assert perfmodel.get_gpu(str(spec)).id == "a100-40gb-calibrated"
+
+
+@pytest.mark.parametrize("cmd", [["micro", "--out", "x.jsonl"], ["run-all", "--out", "x"],
+                                 ["sweep", "--workload", "w.toml", "--grid", "{\"block_size\": [128]}", "--out", "x.jsonl"]])
+def test_gpu_commands_without_a_gpu_exit_2_with_one_error_line(cmd: list[str], tmp_path: Path) -> None:
+    from validation.backends import gpu_available
+
+    if gpu_available():
+        pytest.skip("a GPU is present: these commands would run")
+    (tmp_path / "w.toml").write_text("batch_size = 8\n[[tables]]\nrows = 10\ndim = 4\npooling = 2\n")
+    out = subprocess.run([sys.executable, "-m", "recperf", "validate", *cmd], cwd=tmp_path,
+                         capture_output=True, text=True, check=False)
+    assert out.returncode == 2 and out.stderr.startswith("error:") and "GPU" in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1

@@ -18,7 +18,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from recperf._common import add_json_flag, emit, format_table
+from recperf._common import add_json_flag, emit, fail, format_table
 
 
 def register(sub: Any) -> None:
@@ -52,6 +52,7 @@ def register(sub: Any) -> None:
     c.add_argument("--published", action="store_true",
                    help="use the shipped published files for --gpu (e.g. a100-80gb: latency, stream, l2-cache)")
     c.add_argument("--out", default=None, help="write the calibrated spec file here (default out/<gpu>-calibrated.toml)")
+    c.add_argument("--points", action="store_true", help="include every point's residual in --json")
     add_json_flag(c)
     c.set_defaults(func=run_calibrate)
 
@@ -201,7 +202,7 @@ def run_calibrate(args: argparse.Namespace) -> int:
     result = calibrate(base, data)
     out = Path(args.out or f"out/{base.id}-calibrated.toml")
     result.write_spec(out, source_files=sources)
-    payload = {**result.to_dict(), "spec_file": str(out), "data": sources}
+    payload = {**result.to_dict(points=args.points), "spec_file": str(out), "data": sources}
 
     def text() -> str:
         rows = [[k, f"{result.initial[k]:.4g}", f"{v:.4g}"] for k, v in result.params.items()]
@@ -217,9 +218,18 @@ def run_calibrate(args: argparse.Namespace) -> int:
     return emit(args, payload, text)
 
 
+def _require_gpu() -> None:
+    from validation.backends import gpu_available
+
+    if not gpu_available():
+        fail("this command runs on a GPU, but no usable CUDA GPU answers through CuPy here "
+             "(install the gpu extra: pip install -e '.[gpu]'); replay recorded files with `validate report`")
+
+
 def run_micro(args: argparse.Namespace) -> int:
     from validation.micro import run_microbenchmarks
 
+    _require_gpu()
     summary = run_microbenchmarks(args.out, gpu=args.gpu, quick=args.quick, kinds=args.kind)
     return emit(args, summary, lambda: json.dumps(summary, indent=2))
 
@@ -243,6 +253,7 @@ def run_sweep(args: argparse.Namespace) -> int:
         configs = study_top_k(args.study_storage, args.study_name, args.top)
     else:
         raise perfmodel.InputError("sweep needs --kernels FILE|DIR, --grid JSON, or --top K with a study")
+    _require_gpu()
     runner = LiveRunner(gpu=args.gpu, repeats=args.repeats, warmup=args.warmup, warm_cache=args.warm_cache)
     summary = runner.sweep(workload, configs, out=args.out, workload_path=args.workload)
     return emit(args, summary, lambda: json.dumps(summary, indent=2))
@@ -251,5 +262,6 @@ def run_sweep(args: argparse.Namespace) -> int:
 def run_all(args: argparse.Namespace) -> int:
     from validation.run_all import run_all as run
 
+    _require_gpu()
     summary = run(args.out, gpu=args.gpu, budget_s=args.budget_s, workload=args.workload)
     return emit(args, summary, lambda: json.dumps(summary, indent=2))
