@@ -160,3 +160,21 @@ def test_space_file_beyond_the_gpu_is_refused(tmp_path: Path, files: tuple[Path,
     s.write_text("pinned_row_fractions = [0.0, 0.9]\n")
     with pytest.raises(ValueError, match="persisting"):
         search.optimize(w, "a100-80gb", n_trials=1, storage=":memory:", space=search.load_space(s))
+
+
+@pytest.mark.slow
+def test_sim_fidelity_reranks_the_top_k_with_the_simulator(files: tuple[Path, Path]) -> None:
+    if not hasattr(perfmodel, "simulate"):
+        pytest.skip("perfmodel.simulate (issue 5) is not available")
+    w, s = files
+    wl = perfmodel.load_workload(w)
+    gpu = perfmodel.get_gpu("a100-80gb")
+    r = search.optimize(wl, gpu, n_trials=12, seed=4, storage=":memory:", space=search.load_space(s),
+                        fidelity="sim", top_k=3)
+    assert r.fidelity == "sim" and 1 <= len(r.top) <= 3
+    sim = [perfmodel.simulate(wl, t.config, gpu).time_s for t in r.top]
+    assert [t.time_s for t in r.top] == pytest.approx(sim)
+    assert r.best_time_s == pytest.approx(min(sim)) and r.best_config == r.top[0].config
+    assert r.baseline_time_s == pytest.approx(perfmodel.simulate(wl, KernelConfig(), gpu).time_s)
+    # the model's times stay on record beside the simulator's
+    assert all(t.model_time_s == pytest.approx(float(perfmodel.predict_batch(wl, [t.config], gpu)[0])) for t in r.top)
