@@ -156,7 +156,7 @@ def simulate_call(
     # memory system
     fp: FloatArray, l1_sets: int, l1_ways: int, l2_sets: int, l2_ways: int, n_parts: int, duplicate: int,
     quota: int, policy: int, persist_row: npt.NDArray[np.uint8], apw: int, seed: int,
-    pinned_lines: IntArray, pinned_masks: IntArray,
+    pinned_lines: IntArray, pinned_masks: IntArray, warm_rows: IntArray,
 ) -> tuple[float, IntArray, IntArray, FloatArray, FloatArray]:  # pragma: no cover - compiled
     """Run one table call. Returns (end time, counters, latency histogram, per-SM finish times, per-SM lookups)."""
     line_b = 128
@@ -192,6 +192,24 @@ def simulate_call(
         way, _h, _r = lookup(l2_tags, l2_stamp, l2_valid, l2_pers, l2_ready, ctl, gs, l2_ways, line,
                              pinned_masks[i], 1, quota, policy, 1, 0.0)
         fill(l2_valid, l2_ready, gs, l2_ways, way, pinned_masks[i], 0.0)
+    # ---- sampling windows: the rows read before the window, replayed untimed into the L2
+    dummy_servers = np.zeros(2, dtype=np.float64)
+    dummy_cnt = np.zeros(N_COUNTERS, dtype=np.int64)
+    warm_fp = fp.copy()
+    warm_fp[3] = 0.0
+    warm_fp[4] = 0.0
+    for i in range(warm_rows.shape[0]):
+        row = warm_rows[i]
+        s0 = row * row_bytes // sec_b
+        s1 = (row * row_bytes + row_bytes - 1) // sec_b
+        wsm = (i * 7919) % sm_count  # spread over the SMs (and so over both partitions)
+        wpers = 1 if (apw and persist_row[row]) else 0
+        for line in range(s0 // 4, s1 // 4 + 1):
+            a = max(s0, line * 4) - line * 4
+            b = min(s1, line * 4 + 3) - line * 4
+            mask = ((1 << (b + 1)) - 1) ^ ((1 << a) - 1)
+            _l2_path(wsm, line, mask, 0.0, wpers, 1, sm_side, n_parts, duplicate, l2_tags, l2_stamp, l2_valid,
+                     l2_pers, l2_ready, ctl, l2_sets, l2_ways, quota, policy, warm_fp, dummy_servers, dummy_cnt, 0)
     # ---- warps: resident slots
     max_warps = blocks_per_sm * warps_per_block
     n_slots = sm_count * max_warps

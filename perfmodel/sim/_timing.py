@@ -41,10 +41,18 @@ stands for all n):
    accesses, and the separate pinning pass costs a launch gap plus the pinned bytes read
    at DRAM bandwidth (``pin_time_s``).
 
-Sampling: a call whose row-line requests exceed ``max_line_requests`` is simulated on a
-scaled-down GPU: a fraction f of the SMs, of the L2 sets (same ways), of both bandwidths,
-of the bags (the first f B) and of the ``pytorch`` grid, so per-SM load, per-SM cache share
-and per-SM bandwidth stay as on the full GPU. Simulated time stands for the full call's.
+Sampling: a call whose row-line requests exceed ``max_line_requests`` is simulated in
+``SAMPLE_WINDOWS`` windows spread evenly over the call, on a scaled-down GPU: a fraction f
+of the SMs, of both bandwidths and of the ``pytorch`` grid, so per-SM load and per-SM
+bandwidth stay as on the full GPU; the L2 keeps its full size. Window i runs the f B / 4
+bags that start at bag i B / 4 (fewer windows when the call has fewer than 4 rounds of
+bags, so that a window still fills the scaled GPU), after an untimed replay of every row read before them
+into the L2 (so it sees the cache state of that point of the call, not a cold one). The
+windows' times add up to the call's time (each stands for a quarter of the call on the
+full GPU: its SMs' mean finish time, plus once per call the largest lag of a window's last SM
+behind that mean, since a call drains once); hit rates and traffic are the windows' together, scaled by 1 / f. Known bias: a
+call of one or two rounds gets one window, the call's first f B bags, which starts as cold as
+the call but is shorter, so its cold misses weigh more (hit rate low, time long).
 """
 
 from __future__ import annotations
@@ -82,7 +90,9 @@ __all__ = ["SimParams", "SimResult", "TableSim", "simulate", "simulate_detailed"
 IntArray = npt.NDArray[np.int64]
 
 #: default sampling budget: row-line requests simulated per table call
-DEFAULT_MAX_LINE_REQUESTS = 20_000_000
+DEFAULT_MAX_LINE_REQUESTS = 4_000_000
+#: windows a sampled call is split into (each after an untimed L2 warm-up with all rows before it)
+SAMPLE_WINDOWS = 4
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -270,21 +280,26 @@ def _simulate_table(
         passes = math.ceil(rb / pass_bytes)
         lines_per_iter = math.ceil(min(pass_bytes, rb) / gpu.l2_line_bytes)
     total_requests = int(lengths.sum()) * units_per_bag * passes * lines_per_iter
-    # ---- sampling: a scaled-down GPU (see the module docstring)
+    # ---- sampling: windows on a scaled-down GPU (see the module docstring)
     f = 1.0
     if params.max_line_requests and total_requests > params.max_line_requests:
         f = params.max_line_requests / total_requests
     sm_count = max(1, round(gpu.sm_count * f)) if f < 1 else gpu.sm_count
     f_eff = sm_count / gpu.sm_count
-    n_bags = max(1, round(batch * f_eff)) if f < 1 else batch
-    starts = np.ascontiguousarray(call.offsets[:n_bags], dtype=np.int64)
-    lens = np.ascontiguousarray(lengths[:n_bags], dtype=np.int64)
+    # a window must still fill the scaled GPU: at most as many windows as the call has rounds
+    # (pytorch: units per warp of the fixed grid; warp: bags per resident warp)
+    if kernel.variant == "pytorch":
+        rounds = batch * units_per_bag / (PYTORCH_GRID_BLOCKS * wpb)
+    else:
+        rounds = batch / (blocks * gpu.sm_count * wpb)
+    n_windows = max(1, min(SAMPLE_WINDOWS, math.floor(rounds))) if f < 1 else 1
+    win_bags = max(1, round(batch * f_eff / n_windows)) if f < 1 else batch
     if kernel.variant == "pytorch":
         grid = max(1, round(PYTORCH_GRID_BLOCKS * f_eff)) if f < 1 else PYTORCH_GRID_BLOCKS
     else:
-        grid = max(1, min(math.ceil(n_bags / wpb), sm_count * (gpu.max_threads_per_sm // kernel.block_size)))
+        grid = max(1, min(math.ceil(win_bags / wpb), sm_count * (gpu.max_threads_per_sm // kernel.block_size)))
     parts = gpu.l2_partitions if params.partitions else 1
-    l2_sets = max(1, int(gpu.l2_size_bytes * f_eff) // gpu.l2_line_bytes // params.l2_ways // parts)
+    l2_sets = max(1, gpu.l2_size_bytes // gpu.l2_line_bytes // params.l2_ways // parts)
     l1_bytes = params.l1_bytes if params.l1_bytes is not None else gpu.l1_cache_and_shared_mem_per_sm_bytes
     l1_sets = max(1, l1_bytes // gpu.l2_line_bytes // params.l1_ways)
     quota = math.floor(params.l2_ways * gpu.persisting_l2_max_bytes / gpu.l2_size_bytes)
@@ -311,16 +326,38 @@ def _simulate_table(
         gpu.l1_latency_cycles,
     ], dtype=np.float64)
     turnaround = model_params().block_turnaround_cycles
-    end, cnt, hist, sm_finish, sm_lookups = _desjit.simulate_call(
-        np.ascontiguousarray(call.indices, dtype=np.int64), starts, lens,
-        rb, unit_bytes, units_per_bag, pass_bytes, passes,
-        grid, wpb, blocks, sm_count,
-        float(instr), float(instr / ISSUE_PER_SM_PER_CYCLE), float(dep_cycles), int(window), int(hint_distance),
-        float(turnaround),
-        fp, int(l1_sets), int(params.l1_ways), int(l2_sets), int(params.l2_ways), int(parts), 1 if parts > 1 else 0,
-        int(quota), POLICIES[params.policy], persist_row, apw, int(params.seed),
-        p_lines, p_masks,
-    )
+    indices = np.ascontiguousarray(call.indices, dtype=np.int64)
+    end = 0.0
+    tail = 0.0
+    cnt = np.zeros(_desjit.N_COUNTERS, dtype=np.int64)
+    hist = np.zeros(_desjit.HIST_BINS, dtype=np.int64)
+    sm_finish = np.zeros(sm_count)
+    sm_lookups = np.zeros(sm_count)
+    for wi in range(n_windows):
+        first_bag = (wi * batch) // n_windows
+        stop = min(first_bag + win_bags, batch)
+        starts = np.ascontiguousarray(call.offsets[first_bag:stop], dtype=np.int64)
+        lens = np.ascontiguousarray(lengths[first_bag:stop], dtype=np.int64)
+        warm = np.ascontiguousarray(indices[: int(call.offsets[first_bag])] if first_bag else indices[:0])
+        e, c, h, smf, sml = _desjit.simulate_call(
+            indices, starts, lens,
+            rb, unit_bytes, units_per_bag, pass_bytes, passes,
+            grid, wpb, blocks, sm_count,
+            float(instr), float(instr / ISSUE_PER_SM_PER_CYCLE), float(dep_cycles), int(window), int(hint_distance),
+            float(turnaround),
+            fp, int(l1_sets), int(params.l1_ways), int(l2_sets), int(params.l2_ways), int(parts),
+            1 if parts > 1 else 0, int(quota), POLICIES[params.policy], persist_row, apw, int(params.seed),
+            p_lines, p_masks, warm,
+        )
+        # a window's bulk is its SMs' mean finish time; its tail (the last SM's lag) happens once per call
+        bulk = float(smf.mean()) if n_windows > 1 else float(e)
+        end += bulk
+        tail = max(tail, float(e) - bulk)
+        cnt += c
+        hist += h
+        sm_finish += smf
+        sm_lookups += sml
+    end += tail
     C = _desjit
     kernel_cycles = float(end)
     kernel_s = kernel_cycles / clk
