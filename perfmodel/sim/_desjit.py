@@ -35,47 +35,48 @@ def _popc(m: int) -> int:  # pragma: no cover - compiled
     return n
 
 
-@numba.njit(cache=True)  # type: ignore[misc]
-def _heap_push(ht: FloatArray, hw: IntArray, hj: IntArray, size: int, t: float, w: int, j: int) -> int:  # pragma: no cover
+@numba.njit(cache=True, inline="always")  # type: ignore[misc]
+def _heap_push(ht: FloatArray, hp: IntArray, size: int, t: float, slot: int, j: int) -> int:  # pragma: no cover
+    """Push an event: time ``t``, payload ``slot << 32 | (j + 1)`` (ties: smaller payload first,
+    so lower warp slots go first, a deterministic round-robin)."""
     i = size
-    ht[i] = t
-    hw[i] = w
-    hj[i] = j
+    key = (slot << 32) | (j + 1)
     while i > 0:
-        p = (i - 1) >> 1
-        # ties: smaller warp slot first (round-robin-like, deterministic)
-        if ht[p] > ht[i] or (ht[p] == ht[i] and hw[p] > hw[i]):
-            ht[p], ht[i] = ht[i], ht[p]
-            hw[p], hw[i] = hw[i], hw[p]
-            hj[p], hj[i] = hj[i], hj[p]
-            i = p
+        par = (i - 1) >> 1
+        if ht[par] > t or (ht[par] == t and hp[par] > key):
+            ht[i] = ht[par]
+            hp[i] = hp[par]
+            i = par
         else:
             break
+    ht[i] = t
+    hp[i] = key
     return size + 1
 
 
-@numba.njit(cache=True)  # type: ignore[misc]
-def _heap_pop(ht: FloatArray, hw: IntArray, hj: IntArray, size: int) -> int:  # pragma: no cover - compiled
+@numba.njit(cache=True, inline="always")  # type: ignore[misc]
+def _heap_pop(ht: FloatArray, hp: IntArray, size: int) -> int:  # pragma: no cover - compiled
+    """Remove the first event (read it from ``ht[0]``, ``hp[0]`` before)."""
     size -= 1
-    ht[0] = ht[size]
-    hw[0] = hw[size]
-    hj[0] = hj[size]
+    t = ht[size]
+    key = hp[size]
     i = 0
     while True:
         a = 2 * i + 1
         if a >= size:
             break
-        b = a + 1
         c = a
-        if b < size and (ht[b] < ht[a] or (ht[b] == ht[a] and hw[b] < hw[a])):
+        b = a + 1
+        if b < size and (ht[b] < ht[a] or (ht[b] == ht[a] and hp[b] < hp[a])):
             c = b
-        if ht[c] < ht[i] or (ht[c] == ht[i] and hw[c] < hw[i]):
-            ht[c], ht[i] = ht[i], ht[c]
-            hw[c], hw[i] = hw[i], hw[c]
-            hj[c], hj[i] = hj[i], hj[c]
+        if ht[c] < t or (ht[c] == t and hp[c] < key):
+            ht[i] = ht[c]
+            hp[i] = hp[c]
             i = c
         else:
             break
+    ht[i] = t
+    hp[i] = key
     return size
 
 
@@ -230,8 +231,7 @@ def simulate_call(
     n_units = bag_start.shape[0] * units_per_bag
     heap_cap = n_slots * (window + 2) + 16
     ht = np.empty(heap_cap, dtype=np.float64)
-    hw = np.empty(heap_cap, dtype=np.int64)
-    hj = np.empty(heap_cap, dtype=np.int64)
+    hp = np.empty(heap_cap, dtype=np.int64)
     hsize = 0
     next_block = 0
     # initial wave: blocks to SMs round-robin (block i -> SM i mod sm_count)
@@ -250,14 +250,14 @@ def simulate_call(
                 w_next[slot] = 0
                 w_ret[slot] = 0
                 w_wait[slot] = 0
-                hsize = _heap_push(ht, hw, hj, hsize, block_start_cycles, slot, -1)
+                hsize = _heap_push(ht, hp, hsize, block_start_cycles, slot, -1)
             next_block += 1
     end_time = 0.0
     while hsize > 0:
         t = ht[0]
-        slot = hw[0]
-        j = hj[0]
-        hsize = _heap_pop(ht, hw, hj, hsize)
+        slot = hp[0] >> 32
+        j = (hp[0] & 0xFFFFFFFF) - 1
+        hsize = _heap_pop(ht, hp, hsize)
         cnt[C_EVENTS] += 1
         sm = slot // max_warps
         unit = w_unit[slot]
@@ -319,7 +319,7 @@ def simulate_call(
             hist[min(hb, HIST_BINS - 1)] += 1
             if w_wait[slot] and j == w_ret[slot]:
                 w_wait[slot] = 0
-                hsize = _heap_push(ht, hw, hj, hsize, done, slot, -1)
+                hsize = _heap_push(ht, hp, hsize, done, slot, -1)
             continue
         # ---- WAKE: retire completed lookups, issue the next one, or move on
         while w_ret[slot] < w_next[slot]:
@@ -355,20 +355,29 @@ def simulate_call(
                 w_issue_t[k] = t0
                 cnt[C_LOOKUPS] += 1
                 sm_lookups[sm] += 1
-                hsize = _heap_push(ht, hw, hj, hsize, ti + dep_cycles, slot, jn)
+                hsize = _heap_push(ht, hp, hsize, ti + dep_cycles, slot, jn)
                 w_next[slot] = jn + 1
-                hsize = _heap_push(ht, hw, hj, hsize, t0 + issue_cycles_warp, slot, -1)
+                if jn + 1 - w_ret[slot] < window or jn + 1 >= ln:
+                    hsize = _heap_push(ht, hp, hsize, t0 + issue_cycles_warp, slot, -1)
+                else:
+                    # the ring is full: sleep until its oldest row arrives (never before the
+                    # warp's own issue slot; a row load takes far longer than an issue)
+                    k = slot * window + w_ret[slot] % window
+                    if w_comp[k] >= 0.0:
+                        hsize = _heap_push(ht, hp, hsize, max(w_comp[k], t0 + issue_cycles_warp), slot, -1)
+                    else:
+                        w_wait[slot] = 1
             else:
                 k = slot * window + w_ret[slot] % window
                 if w_comp[k] >= 0.0:
-                    hsize = _heap_push(ht, hw, hj, hsize, w_comp[k], slot, -1)
+                    hsize = _heap_push(ht, hp, hsize, w_comp[k], slot, -1)
                 else:
                     w_wait[slot] = 1
             continue
         if w_ret[slot] < w_next[slot]:  # all issued: drain before the next segment
             k = slot * window + w_ret[slot] % window
             if w_comp[k] >= 0.0:
-                hsize = _heap_push(ht, hw, hj, hsize, w_comp[k], slot, -1)
+                hsize = _heap_push(ht, hp, hsize, w_comp[k], slot, -1)
             else:
                 w_wait[slot] = 1
             continue
@@ -377,13 +386,13 @@ def simulate_call(
         w_ret[slot] = 0
         if unit < n_units and w_pass[slot] + 1 < passes_per_unit:
             w_pass[slot] += 1
-            hsize = _heap_push(ht, hw, hj, hsize, t + issue_cycles_warp, slot, -1)
+            hsize = _heap_push(ht, hp, hsize, t + issue_cycles_warp, slot, -1)
             continue
         w_pass[slot] = 0
         if unit < n_units:
             w_unit[slot] = unit + warp_stride
             if w_unit[slot] < n_units:
-                hsize = _heap_push(ht, hw, hj, hsize, t + issue_cycles_warp, slot, -1)
+                hsize = _heap_push(ht, hp, hsize, t + issue_cycles_warp, slot, -1)
                 continue
         # warp finished
         w_glob[slot] = -1
@@ -404,6 +413,6 @@ def simulate_call(
                 w_next[s2] = 0
                 w_ret[s2] = 0
                 w_wait[s2] = 0
-                hsize = _heap_push(ht, hw, hj, hsize, t + block_start_cycles, s2, -1)
+                hsize = _heap_push(ht, hp, hsize, t + block_start_cycles, s2, -1)
             next_block += 1
     return end_time, cnt, hist, sm_finish, sm_lookups
