@@ -39,6 +39,18 @@ def test_single_warp_timing_is_the_dependent_chain() -> None:
     assert r.lookups == 64
 
 
+def test_single_warp_with_128_byte_dram_fetches() -> None:
+    """Golden: a 128-B DRAM fetch brings a whole line of 16 indices into the L2, so only the
+    first index sector of each line waits for DRAM; the next three are near-L2 hits."""
+    w = _workload(rows=10_000_000, dim=32, pooling=64, batch=1)
+    k = KernelConfig(variant="pytorch", bounds_check="none")
+    r = simulate_detailed(w, k, GPU, params=SimParams(dram_fetch_bytes=128)).tables[0]
+    _instr, dep = _iteration_costs(k)
+    dram, near, l1 = GPU.dram_latency_cycles, GPU.l2_near_latency_cycles, GPU.l1_latency_cycles
+    expected = model_params().block_turnaround_cycles + 64 * (dep * 4.0 + dram) + 4 * dram + 12 * near + 48 * l1
+    assert r.kernel_time_s * GPU.sm_clock_hz == pytest.approx(expected, rel=1e-9)
+
+
 def test_simulate_returns_the_prediction_type_and_is_deterministic() -> None:
     w = _workload(rows=200_000, dim=64, pooling=20, batch=256, kind="zipf")
     k = KernelConfig(variant="warp", prefetch_distance=2)

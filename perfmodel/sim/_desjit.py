@@ -88,7 +88,8 @@ def _l2_path(sm: int, line: int, missing: int, t: float, persist: int, prefetch_
              fp: FloatArray, servers: FloatArray, cnt: IntArray, is_weight: int) -> float:  # pragma: no cover
     """Sectors ``missing`` of ``line`` requested from the L2 by SM ``sm`` at ``t``; returns their arrival time.
 
-    ``fp`` = [lat_near, lat_far, lat_dram, svc_l2, svc_dram] (cycles); ``servers`` =
+    ``fp`` = [lat_near, lat_far, lat_dram, svc_l2, svc_dram, lat_l1, fetch sectors] (cycles but
+    the last: sectors per DRAM fetch, 1, 2 or 4); ``servers`` =
     [l2_free, dram_free] (FIFO servers of the L2 and DRAM bandwidth).
     """
     n = _popc(missing)
@@ -128,13 +129,25 @@ def _l2_path(sm: int, line: int, missing: int, t: float, persist: int, prefetch_
         rest = rest & ~hit2
         if rest == 0:
             return float(done)
-    nd = _popc(rest)
+    # DRAM fetch granularity (cudaLimitMaxL2FetchGranularity): whole aligned groups of
+    # fp[6] sectors come in, except sectors the line already holds
+    grp = int(fp[6])
+    fetch = rest
+    if grp > 1:
+        fetch = 0
+        for q in range(0, 4, grp):
+            gm = ((1 << grp) - 1) << q
+            if rest & gm:
+                fetch |= gm
+        if way >= 0:
+            fetch &= ~int(l2_valid[gs * l2_ways + way]) | rest
+    nd = _popc(fetch)
     ds = max(tq, servers[1])
     servers[1] = ds + nd * fp[4]
     td = ds + fp[2]
-    fill(l2_valid, l2_ready, gs, l2_ways, way, rest, td)
+    fill(l2_valid, l2_ready, gs, l2_ways, way, fetch, td)
     if side != home:
-        fill(l2_valid, l2_ready, gh, l2_ways, far_way, rest, td)
+        fill(l2_valid, l2_ready, gh, l2_ways, far_way, fetch, td)
     if is_weight:
         cnt[C_W_DRAM] += nd
     elif prefetch_only:

@@ -111,6 +111,9 @@ class SimParams:
     policy: str = "lru"
     #: near/far partitions with duplication into the near one (FACTS.md section 3); False: one unified L2
     partitions: bool = True
+    #: bytes an L2 miss fetches from DRAM, aligned (32, 64 or 128; cudaLimitMaxL2FetchGranularity
+    #: is a hint of 0-128 B whose default NVIDIA does not document): 32 = only the missing sectors
+    dram_fetch_bytes: int = 32
     #: sampling budget (row-line requests per simulated call); 0: never sample
     max_line_requests: int = DEFAULT_MAX_LINE_REQUESTS
     seed: int = 1
@@ -122,6 +125,8 @@ class SimParams:
             v = getattr(self, name)
             if not isinstance(v, int) or v < 1:
                 raise InputError(f"`{name} >= 1` must hold, but got {name}={v!r}")
+        if self.dram_fetch_bytes not in (32, 64, 128):
+            raise InputError(f"`dram_fetch_bytes` must be 32, 64 or 128, but got {self.dram_fetch_bytes}")
         if self.max_line_requests < 0:
             raise InputError(f"`max_line_requests >= 0` must hold, but got {self.max_line_requests}")
 
@@ -324,6 +329,7 @@ def _simulate_table(
         sector / (gpu.l2_bandwidth_bytes_per_s * f_eff / clk),
         sector / (gpu.dram_bandwidth_bytes_per_s * f_eff / clk),
         gpu.l1_latency_cycles,
+        params.dram_fetch_bytes // sector,
     ], dtype=np.float64)
     turnaround = model_params().block_turnaround_cycles
     indices = np.ascontiguousarray(call.indices, dtype=np.int64)
