@@ -16,7 +16,7 @@ Two estimators of the unpinned hit count, both from a cold start:
   h_i = 1 - exp(-q'_i T) with sum_i (1 - exp(-q'_i T)) = C, and a cold-start correction:
   row i's first access in the call always misses, so its expected hits are
   (n' q'_i - (1 - exp(-n' q'_i))) h_i. Rows are grouped into rank bins (exact for the hottest
-  4,096, log-spaced after), which keeps tables of 10^7 rows cheap.
+  1,024, log-spaced after), which keeps tables of 10^7 rows cheap.
 - traces: exact LRU stack distances of the call's stream with the pinned rows taken out
   (real traces have temporal locality that Che misses by tens of points, FACTS.md 4).
 
@@ -28,6 +28,14 @@ traces the stack distances are computed on that interleaved order for G in a sma
 distances (on reuse_medium at 8 MB, 70.7% hits bag by bag vs 40.6% with 2,048 bags in
 flight). Independent references do not depend on the order.
 
+Hits under a miss. An access whose row is still on its way from DRAM (requested by another
+warp moments before) is merged into that miss: it moves no DRAM bytes but waits as long as a
+miss. A reuse counts as such when fewer than G accesses separate it from the previous access
+of its row (the same lookup step of the bags in flight): exactly so for traces (reuse times
+in the interleaved order), and for independent references with probability 1 - exp(-q' G)
+(Poisson arrivals). :meth:`Residency.hits` returns both counts: hits that save DRAM bytes,
+and hits that also save latency.
+
 Precomputed per table and batch size (independent of the kernel configuration), then
 interpolated for each configuration: a grid over pinned rows k and capacity C (and G for
 traces). Trace grids are computed lazily, cell by cell, and cached in memory and on disk.
@@ -35,11 +43,14 @@ traces). Trace grids are computed lazily, cell by cell, and cached in memory and
 
 from __future__ import annotations
 
+import bisect
 import hashlib
+import math
 import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -57,8 +68,8 @@ PIN_GRID = np.array([0.0, 0.005, 0.01, 0.02, 0.035, 0.05, 0.075, 0.1, 0.125, 0.1
 #: bags-in-flight grid for traces
 G_GRID = np.array([1, 64, 256, 1024, 4096])
 _N_CAP = 56
-_EXACT_RANKS = 4096
-_CACHE_VERSION = "1"
+_EXACT_RANKS = 1024
+_CACHE_VERSION = "2"
 
 
 def sector_footprint_bytes(row_bytes: int, sector_bytes: int = 32) -> float:
@@ -67,7 +78,7 @@ def sector_footprint_bytes(row_bytes: int, sector_bytes: int = 32) -> float:
     Rows start at multiples of gcd(R, 32) within a sector; a row then spans
     (R + 32 - gcd(R, 32)) / 32 sectors on average (R / 32 when R is a multiple of 32).
     """
-    g = int(np.gcd(row_bytes, sector_bytes))
+    g = math.gcd(row_bytes, sector_bytes)
     return float(row_bytes + sector_bytes - g)
 
 
@@ -93,27 +104,42 @@ class Residency:
     pinned_access_counts: IntArray
     #: capacity grid (rows), log-spaced from 1 to the distinct rows of the call
     capacities: FloatArray
-    #: unpinned hit counts: [pin, capacity] for Che, [pin, G, capacity] for traces (NaN = not yet computed)
+    #: unpinned hit counts [pin, G, capacity] (NaN = not yet computed, traces only)
     grid: FloatArray
+    #: of those, hits under a miss (reuse within G accesses), same shape
+    inflight: FloatArray
     _hot_rank: IntArray | None = field(default=None, repr=False)
     _order_cache: dict[int, IntArray] = field(default_factory=dict, repr=False)
     _key: str = ""
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
+    def __post_init__(self) -> None:
+        self._log_caps = np.log(self.capacities)
+        self._kgrid = np.floor(PIN_GRID * self.table.rows)
+        self._log_caps_list: list[float] = self._log_caps.tolist()
+        self._kgrid_list: list[float] = self._kgrid.tolist()
+        self._refresh()
+
     @property
     def is_trace(self) -> bool:
-        return self.grid.ndim == 3
+        return self._hot_rank is not None
+
+    def _refresh(self) -> None:
+        """Note which grid cells exist, and mirror the grids as lists for one-configuration lookups."""
+        done = ~np.isnan(self.grid[:, :, 0])
+        self._complete = bool(done.all())
+        self._done = {(int(a), int(b)) for a, b in zip(*np.nonzero(done), strict=True)}
+        self._grid_list = self.grid.tolist()
+        self._inflight_list = self.inflight.tolist()
+        self._pinned_list: list[float] = self.pinned_access_counts.astype(np.float64).tolist()
 
     def pinned_rows_grid(self) -> FloatArray:
-        out: FloatArray = np.floor(PIN_GRID * self.table.rows)
+        out: FloatArray = self._kgrid
         return out
 
-    def pinned_accesses(self, pinned_rows: npt.ArrayLike) -> FloatArray:
+    def pinned_accesses(self, pinned_rows: Any) -> Any:
         """Accesses of the call that go to the ``pinned_rows`` hottest rows (interpolated between grid points)."""
-        out: FloatArray = np.interp(
-            np.asarray(pinned_rows, dtype=np.float64), self.pinned_rows_grid(), self.pinned_access_counts
-        )
-        return out
+        return np.interp(pinned_rows, self._kgrid, self.pinned_access_counts)
 
     # ---- traces: lazy grid cells -----------------------------------------------------
     def _interleaved(self, g: int) -> IntArray:
@@ -132,11 +158,13 @@ class Residency:
         return out
 
     def _ensure_cells(self, pin_idx: IntArray, g_idx: IntArray) -> None:
-        need = {(int(p), int(g)) for p, g in zip(pin_idx.ravel(), g_idx.ravel(), strict=True)}
-        need = {c for c in need if np.isnan(self.grid[c[0], c[1], 0])}
-        if not need:
+        n_g = len(G_GRID)
+        flat = np.unique(np.asarray(pin_idx).ravel() * n_g + np.asarray(g_idx).ravel())
+        missing = flat[np.isnan(self.grid.reshape(-1, self.grid.shape[-1])[flat, 0])]
+        if missing.size == 0:
             return
-        from perfmodel._lru import lru_hit_counts
+        need = {(int(f) // n_g, int(f) % n_g) for f in missing}
+        from perfmodel._lru import stack_distances
 
         with self._lock:
             assert self._hot_rank is not None
@@ -145,9 +173,20 @@ class Residency:
                 if not np.isnan(self.grid[p, g, 0]):
                     continue
                 k = int(self.pinned_rows_grid()[p])
-                stream = self._interleaved(int(G_GRID[g]))
+                window = int(G_GRID[g])
+                stream = self._interleaved(window)
                 kept = stream[self._hot_rank[stream] >= k]
-                self.grid[p, g, :] = lru_hit_counts(kept, caps).astype(np.float64)
+                dist = stack_distances(kept)
+                # reuse time: accesses since the previous access of the same row
+                order = np.argsort(kept, kind="stable")
+                same = kept[order[1:]] == kept[order[:-1]]
+                reuse_time = np.full(kept.size, -1, dtype=np.int64)
+                reuse_time[order[1:][same]] = order[1:][same] - order[:-1][same]
+                reused = dist >= 0
+                self.grid[p, g, :] = np.searchsorted(np.sort(dist[reused]), caps, side="left")
+                close = reused & (reuse_time < window)
+                self.inflight[p, g, :] = np.searchsorted(np.sort(dist[close]), caps, side="left")
+            self._refresh()
             self._save()
 
     def _save(self) -> None:
@@ -156,58 +195,93 @@ class Residency:
             return
         tmp = d / f"{self._key}.{os.getpid()}.tmp.npy"
         try:
-            np.save(tmp, self.grid)
+            np.save(tmp, np.stack([self.grid, self.inflight]))
             os.replace(tmp, d / f"{self._key}.npy")
         except OSError:
             pass
 
     # ---- evaluation ------------------------------------------------------------------
-    def hits(self, pinned_rows: npt.ArrayLike, capacity_rows: npt.ArrayLike, bags_in_flight: npt.ArrayLike) -> FloatArray:
-        """Expected row-load hits of one call (pinned hits included), vectorized.
+    def hits(self, pinned_rows: Any, capacity_rows: Any, bags_in_flight: Any) -> Any:
+        """Expected row-load hits of one call (pinned hits included), vectorized."""
+        return self.hit_counts(pinned_rows, capacity_rows, bags_in_flight)[0]
+
+    def hit_counts(self, pinned_rows: Any, capacity_rows: Any, bags_in_flight: Any) -> tuple[Any, Any]:
+        """(hits, hits that also save latency) of one call, pinned hits included, vectorized.
 
         Args:
             pinned_rows: k, rows pinned (already capped by the persisting maximum).
             capacity_rows: C, L2 capacity left to the other rows, in rows.
-            bags_in_flight: G, bags whose lookups interleave (ignored for Che).
+            bags_in_flight: G, bags whose lookups interleave.
         """
-        k = np.asarray(pinned_rows, dtype=np.float64)
-        c = np.asarray(capacity_rows, dtype=np.float64)
-        g = np.asarray(bags_in_flight, dtype=np.float64)
-        k, c, g = np.broadcast_arrays(k, c, g)
-        kgrid = self.pinned_rows_grid()
-        pi = np.clip(np.searchsorted(kgrid, k, side="right") - 1, 0, len(kgrid) - 2)
-        pw = np.clip((k - kgrid[pi]) / np.maximum(kgrid[pi + 1] - kgrid[pi], 1e-12), 0.0, 1.0)
-        lc = np.log(np.maximum(c, 1.0))
-        lcaps = np.log(self.capacities)
-        ci = np.clip(np.searchsorted(lcaps, lc, side="right") - 1, 0, len(lcaps) - 2)
-        cw = np.clip((lc - lcaps[ci]) / np.maximum(lcaps[ci + 1] - lcaps[ci], 1e-12), 0.0, 1.0)
-        if self.is_trace:
-            lg = np.log(np.maximum(g, 1.0))
-            lgg = np.log(G_GRID.astype(np.float64))
-            gi = np.clip(np.searchsorted(lgg, lg, side="right") - 1, 0, len(lgg) - 2)
-            gw = np.clip((lg - lgg[gi]) / (lgg[gi + 1] - lgg[gi]), 0.0, 1.0)
-            pis = np.stack([pi, pi + 1])
-            gis = np.stack([gi, gi + 1])
-            self._ensure_cells(np.repeat(pis, 2, axis=0), np.tile(gis, (2, 1)))
-            out = np.zeros_like(c)
-            for dp, wp in ((0, 1.0 - pw), (1, pw)):
-                for dg, wg in ((0, 1.0 - gw), (1, gw)):
-                    cells = self.grid[pi + dp, gi + dg]  # (..., capacity)
-                    lo = np.take_along_axis(cells, ci[..., None], axis=-1)[..., 0]
-                    hi = np.take_along_axis(cells, ci[..., None] + 1, axis=-1)[..., 0]
-                    out = out + wp * wg * (lo + (hi - lo) * cw)
-            unpinned = out
+        scalar = all(isinstance(v, (int, float)) for v in (pinned_rows, capacity_rows, bags_in_flight))
+        if scalar:  # one configuration: plain floats, no array overhead (same arithmetic)
+            k: Any = float(pinned_rows)
+            pi: Any
+            pw: Any
+            ci: Any
+            cw: Any
+            gi: Any
+            gw: Any
+            pi, pw = _bracket_scalar(self._kgrid_list, k)
+            ci, cw = _bracket_scalar(self._log_caps_list, math.log(max(float(capacity_rows), 1.0)))
+            gi, gw = _bracket_scalar(_LOG_G_LIST, math.log(max(float(bags_in_flight), 1.0)))
         else:
-            g00 = self.grid[pi, ci]
-            g01 = self.grid[pi, ci + 1]
-            g10 = self.grid[pi + 1, ci]
-            g11 = self.grid[pi + 1, ci + 1]
-            unpinned = (1 - pw) * (g00 + (g01 - g00) * cw) + pw * (g10 + (g11 - g10) * cw)
-        # beyond the grid's largest capacity every reuse hits
-        return unpinned + self.pinned_accesses(k)
+            k, c, g = np.broadcast_arrays(*(np.asarray(v, dtype=np.float64) for v in
+                                            (pinned_rows, capacity_rows, bags_in_flight)))
+            pi, pw = _bracket(self._kgrid, k)
+            ci, cw = _bracket(self._log_caps, np.log(np.maximum(c, 1.0)))
+            gi, gw = _bracket(_LOG_G, np.log(np.maximum(g, 1.0)))
+        if self.is_trace and not self._complete and not (
+            scalar and {(pi, gi), (pi, gi + 1), (pi + 1, gi), (pi + 1, gi + 1)} <= self._done
+        ):
+            self._ensure_cells(np.atleast_1d(np.stack([pi, pi, pi + 1, pi + 1])),
+                               np.atleast_1d(np.stack([gi, gi + 1, gi, gi + 1])))
+        # the four (pin, G) corners, each linear in log capacity
+        if scalar:
+            hits_s = merged_s = 0.0
+            for p_, wp in ((pi, 1.0 - pw), (pi + 1, pw)):
+                for g_, wg in ((gi, 1.0 - gw), (gi + 1, gw)):
+                    row, irow = self._grid_list[p_][g_], self._inflight_list[p_][g_]
+                    hits_s += wp * wg * (row[ci] + (row[ci + 1] - row[ci]) * cw)
+                    merged_s += wp * wg * (irow[ci] + (irow[ci + 1] - irow[ci]) * cw)
+            kp, kw = _bracket_scalar(self._kgrid_list, k)
+            pinned_s = self._pinned_list[kp] + (self._pinned_list[kp + 1] - self._pinned_list[kp]) * kw
+            return hits_s + pinned_s, hits_s - merged_s + pinned_s
+        hits: Any = 0.0
+        merged: Any = 0.0
+        for dp, wp in ((0, 1.0 - pw), (1, pw)):
+            for dg, wg in ((0, 1.0 - gw), (1, gw)):
+                for grid, is_hits in ((self.grid, True), (self.inflight, False)):
+                    lo = grid[pi + dp, gi + dg, ci]
+                    v = wp * wg * (lo + (grid[pi + dp, gi + dg, ci + 1] - lo) * cw)
+                    if is_hits:
+                        hits = hits + v
+                    else:
+                        merged = merged + v
+        pinned = self.pinned_accesses(k)
+        return hits + pinned, hits - merged + pinned
 
 
-def _che_grid(table: Table, n: int, capacities: FloatArray) -> tuple[FloatArray, IntArray, int]:
+_LOG_G = np.log(G_GRID.astype(np.float64))
+_LOG_G_LIST = _LOG_G.tolist()
+
+
+def _bracket_scalar(xs: list[float], x: float) -> tuple[int, float]:
+    """:func:`_bracket` for one value."""
+    i = min(max(bisect.bisect_right(xs, x) - 1, 0), len(xs) - 2)
+    lo = xs[i]
+    return i, min(max((x - lo) / max(xs[i + 1] - lo, 1e-12), 0.0), 1.0)
+
+
+def _bracket(xs: FloatArray, x: FloatArray) -> tuple[IntArray, FloatArray]:
+    """Index i with xs[i] <= x < xs[i+1] (clamped) and the linear weight of xs[i+1]."""
+    i = np.minimum(np.maximum(np.searchsorted(xs, x, side="right") - 1, 0), len(xs) - 2)
+    lo = xs[i]
+    w = np.minimum(np.maximum((x - lo) / np.maximum(xs[i + 1] - lo, 1e-12), 0.0), 1.0)
+    return i, w
+
+
+def _che_grid(table: Table, n: int, capacities: FloatArray) -> tuple[FloatArray, FloatArray, IntArray, int]:
     """Che hit counts on the (pin, capacity) grid for an independent-reference table."""
     q = row_probabilities(table)
     assert q is not None
@@ -216,7 +290,7 @@ def _che_grid(table: Table, n: int, capacities: FloatArray) -> tuple[FloatArray,
     # rank-bin edges: exact hottest ranks, log-spaced after, every pinned-grid point an edge
     edges = np.unique(np.concatenate([
         np.arange(0, min(_EXACT_RANKS, rows) + 1),
-        np.unique(np.geomspace(max(_EXACT_RANKS, 1), rows, 1024).astype(np.int64)),
+        np.unique(np.geomspace(max(_EXACT_RANKS, 1), rows, 768).astype(np.int64)),
         kgrid, [rows],
     ]))
     edges = edges[(edges >= 0) & (edges <= rows)]
@@ -224,7 +298,8 @@ def _che_grid(table: Table, n: int, capacities: FloatArray) -> tuple[FloatArray,
     mass = csum[edges[1:]] - csum[edges[:-1]]  # probability of each bin
     count = (edges[1:] - edges[:-1]).astype(np.float64)
     qbin = mass / np.maximum(count, 1.0)  # per-row probability (mean over the bin)
-    grid = np.zeros((len(kgrid), len(capacities)))
+    grid = np.zeros((len(kgrid), len(G_GRID), len(capacities)))
+    inflight = np.zeros_like(grid)
     pinned_counts = np.zeros(len(kgrid), dtype=np.int64)
     for pi, k in enumerate(kgrid):
         keep = edges[:-1] >= k
@@ -238,25 +313,20 @@ def _che_grid(table: Table, n: int, capacities: FloatArray) -> tuple[FloatArray,
         # expected accesses beyond each row's first (compulsory-miss) access
         first = 1.0 - np.exp(-nn * qn)
         reuse = nn * qn - first
-        for ci, cap in enumerate(capacities):
-            if cap >= mk.sum():
-                grid[pi, ci] = float((mk * reuse).sum())
-                continue
-            lo, hi = 0.0, 1.0
-            while float((mk * (1 - np.exp(-qn * hi))).sum()) < cap:
-                hi *= 2.0
-                if hi > 1e18:
-                    break
-            for _ in range(60):
-                mid = 0.5 * (lo + hi)
-                if float((mk * (1 - np.exp(-qn * mid))).sum()) < cap:
-                    lo = mid
-                else:
-                    hi = mid
-            h = 1.0 - np.exp(-qn * 0.5 * (lo + hi))
-            grid[pi, ci] = float((mk * reuse * h).sum())
+        # Che's characteristic time T(C): occupancy(T) = sum m (1 - exp(-q T)) is increasing in
+        # T, so tabulate it on a log grid and invert by interpolation
+        tgrid = np.geomspace(1e-3 / qn.max(), 1e3 / qn.min(), 600)
+        occ = (mk[None, :] * -np.expm1(-np.outer(tgrid, qn))).sum(axis=1)
+        caps = np.minimum(capacities, mk.sum() * (1 - 1e-12))
+        t_of_c = np.exp(np.interp(caps, occ, np.log(tgrid)))
+        h = -np.expm1(-np.outer(t_of_c, qn))  # (capacity, bin)
+        h[capacities >= mk.sum(), :] = 1.0
+        grid[pi, :, :] = (h * (mk * reuse)[None, :]).sum(axis=1)[None, :]
+        # a reuse within G accesses of the previous one (Poisson: 1 - exp(-q' G)) is a hit under a miss
+        close = -np.expm1(-np.outer(G_GRID.astype(np.float64), qn))  # (G, bin)
+        inflight[pi, :, :] = (close[:, None, :] * h[None, :, :] * (mk * reuse)[None, None, :]).sum(axis=2)
     distinct_all = float((count * (1.0 - np.exp(-n * qbin))).sum())
-    return grid, pinned_counts, round(distinct_all)
+    return grid, inflight, pinned_counts, round(distinct_all)
 
 
 _RESIDENCY: dict[tuple[Table, int], Residency] = {}
@@ -289,9 +359,9 @@ def _build(table: Table, batch_size: int) -> Residency:
 
         n = int(bag_lengths(table, batch_size).sum())
         caps = _capacity_grid(min(table.rows, n))  # up to the most rows a call can touch
-        grid, pinned, distinct = _che_grid(table, n, caps)
+        grid, inflight, pinned, distinct = _che_grid(table, n, caps)
         return Residency(table=table, batch_size=batch_size, accesses=n, distinct_rows=distinct,
-                         pinned_access_counts=pinned, capacities=caps, grid=grid)
+                         pinned_access_counts=pinned, capacities=caps, grid=grid, inflight=inflight)
     call = table_call(table, batch_size)
     idx = call.indices
     hot = hot_rows(table)
@@ -310,13 +380,15 @@ def _build(table: Table, batch_size: int) -> Residency:
                    table.indices.seed, batch_size, PIN_GRID.tolist(), G_GRID.tolist(), _N_CAP)).encode())
     key = h.hexdigest()[:32]
     grid = np.full((len(PIN_GRID), len(G_GRID), len(caps)), np.nan)
+    inflight = grid.copy()
     d = _cache_dir()
     if d is not None and (d / f"{key}.npy").is_file():
         try:
             cached = np.load(d / f"{key}.npy")
-            if cached.shape == grid.shape:
-                grid = cached
+            if cached.shape == (2, *grid.shape):
+                grid, inflight = cached[0].copy(), cached[1].copy()
         except (OSError, ValueError):
             pass
     return Residency(table=table, batch_size=batch_size, accesses=int(idx.size), distinct_rows=distinct,
-                     pinned_access_counts=pinned, capacities=caps, grid=grid, _hot_rank=rank, _key=key)
+                     pinned_access_counts=pinned, capacities=caps, grid=grid, inflight=inflight,
+                     _hot_rank=rank, _key=key)

@@ -37,7 +37,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from functools import lru_cache
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -48,7 +50,7 @@ from perfmodel._errors import InputError
 from perfmodel._gpu import GPUSpec, get_gpu
 from perfmodel._l2 import residency, sector_footprint_bytes
 from perfmodel._occupancy import blocks_per_sm
-from perfmodel._physics import little_throughput, model_params
+from perfmodel._physics import little_throughput, loop_instructions, model_params
 
 __all__ = ["Prediction", "kernel_registers", "predict", "predict_batch"]
 
@@ -65,20 +67,17 @@ DEPENDENT_ISSUE_CYCLES = 4.0
 #: gap between back-to-back kernels in one stream, s. Estimate: Nsight Systems traces of
 #: dependent launches on A100/H100 show ~2 us of idle GPU between kernels; to be calibrated.
 KERNEL_LAUNCH_GAP_S = 2.0e-6
-#: instructions per lookup iteration of a warp, and the dependent ones on its critical path
-#: (our kernels' hot loops, kernels/*.cu: index load, bounds test, address IMAD.WIDE, load,
-#: FADD/FMA, loop test). Counted from the CUDA sources' loop bodies (see docs/model.md).
-INSTR_PER_ITER = {"pytorch": 10.0, "warp": 12.0}
-DEPENDENT_PER_ITER = {"pytorch": 5.0, "warp": 5.0}
-#: the inline device-side assert adds a compare and a predicated branch to every iteration
-INLINE_CHECK_INSTR = 3.0
-INLINE_CHECK_DEPENDENT = 2.0
+#: dependent instructions on one iteration's critical path besides the loads, read off the
+#: SASS of the hot loops (nvcc 13.0, sm_80): IMAD.WIDE, IMAD.IADD, LEA, LEA.HI.X before the
+#: row load, FSEL/FADD after it; the inline assert adds ISETP.GE(.EX) and a predicated BRA.
+DEPENDENT_PER_ITER = 6.0
+INLINE_CHECK_DEPENDENT = 3.0
 #: index bytes per lookup (int64 indices, as PyTorch passes them)
 INDEX_BYTES = 8
 #: bytes of one L1/L2 line (indices per line = 128 / 8)
 LINE_BYTES = 128
 
-_VARIANT_CODE = {"pytorch": 0, "warp": 1}
+_KERNEL_FIELDS = tuple(f.name for f in fields(KernelConfig))
 _CHECK_CODE = {"inline": 0, "separate": 1, "none": 2}
 
 
@@ -100,7 +99,7 @@ def _interim_registers(k: KernelConfig, dtype: str) -> tuple[int, int]:
     return min(demand, 255), 0
 
 
-_REG_CACHE: dict[tuple[KernelConfig, str, str], tuple[int, int, str]] = {}
+_REG_CACHE: dict[tuple[object, ...], tuple[int, int, str]] = {}
 
 
 def kernel_registers(kernel: KernelConfig, gpu: GPUSpec, dtype: str = "float32") -> tuple[int, int, str]:
@@ -109,7 +108,8 @@ def kernel_registers(kernel: KernelConfig, gpu: GPUSpec, dtype: str = "float32")
     From the shipped compiler table (``perfmodel.kernel_resources``) where it has the
     configuration; else the interim estimate above, marked as such in the source.
     """
-    key = (kernel.replace(block_size=256, pinned_row_fraction=0.0), gpu.arch, dtype)
+    key = (kernel.variant, kernel.register_cap, kernel.prefetch_distance, kernel.prefetch_kind, kernel.bounds_check,
+           kernel.pin_method, gpu.arch, dtype)
     got = _REG_CACHE.get(key)
     if got is not None:
         return got
@@ -186,49 +186,86 @@ class Prediction:
         return "\n".join(lines)
 
 
-# ---- the vectorized core ----------------------------------------------------------------
+# ---- the core: one implementation for arrays (predict_batch) and floats (predict) --------
+
+
+def _py_where(cond: Any, a: Any, b: Any) -> Any:
+    return a if cond else b
+
+
+#: the few array functions the core uses, for NumPy arrays and for plain Python numbers; the
+#: arithmetic itself is the same code for both
+_NP = SimpleNamespace(where=np.where, maximum=np.maximum, minimum=np.minimum, sqrt=np.sqrt, floor=np.floor,
+                      ceil=np.ceil, inf=np.inf)
+_PY = SimpleNamespace(where=_py_where, maximum=max, minimum=min, sqrt=math.sqrt, floor=math.floor,
+                      ceil=math.ceil, inf=math.inf)
 
 
 @dataclass
 class _Configs:
-    """Kernel configurations as arrays (one entry per configuration)."""
+    """Kernel configurations: NumPy arrays (one entry per configuration) or Python scalars."""
 
     kernels: list[KernelConfig]
-    warp_variant: npt.NDArray[np.bool_]
-    block_size: IntArray
-    prefetch: FloatArray
-    l2_hint: npt.NDArray[np.bool_]
-    pinned_fraction: FloatArray
-    evict_last: npt.NDArray[np.bool_]
-    check: IntArray
+    warp_variant: Any
+    block_size: Any
+    prefetch: Any
+    l2_hint: Any
+    pinned_fraction: Any
+    evict_last: Any
+    check: Any
+    instr: Any
 
 
-def _configs(kernels: Sequence[KernelConfig]) -> _Configs:
+_COMPILE_INFO: dict[tuple[Any, ...], tuple[int, float, str, float]] = {}
+
+
+def _compile_info(key: tuple[Any, ...], gpu: GPUSpec, dtype: str) -> tuple[int, float, str, float]:
+    """(registers, spill bytes, register source, loop instructions) of one compile key (memoized)."""
+    memo_key = (*key, gpu.arch, dtype)
+    got = _COMPILE_INFO.get(memo_key)
+    if got is None:
+        got = _COMPILE_INFO[memo_key] = _compile_info_uncached(key, gpu, dtype)
+    return got
+
+
+def _compile_info_uncached(key: tuple[Any, ...], gpu: GPUSpec, dtype: str) -> tuple[int, float, str, float]:
+    variant, cap, pd, kind, check, pin = key
+    k = KernelConfig(variant=variant, register_cap=cap, prefetch_distance=pd, prefetch_kind=kind, bounds_check=check,
+                     pin_method=pin)
+    regs, spill, src = kernel_registers(k, gpu, dtype)
+    return regs, float(spill), src, loop_instructions(variant, check == "inline", kind, pd)
+
+
+def _configs(
+    kernels: Sequence[KernelConfig], gpu: GPUSpec, dtype: str, scalar: bool
+) -> tuple[_Configs, Any, Any, list[str]]:
+    """The configurations as columns, with their registers and spills (per compile key, once)."""
     ks = list(kernels)
     for k in ks:
         if not isinstance(k, KernelConfig):
             raise InputError(f"kernels must be KernelConfig objects, but got {type(k).__name__}")
-    return _Configs(
-        kernels=ks,
-        warp_variant=np.array([k.variant == "warp" for k in ks], dtype=bool),
-        block_size=np.array([k.block_size for k in ks], dtype=np.int64),
-        prefetch=np.array([k.prefetch_distance for k in ks], dtype=np.float64),
-        l2_hint=np.array([k.prefetch_kind == "l2-hint" for k in ks], dtype=bool),
-        pinned_fraction=np.array([k.pinned_row_fraction for k in ks], dtype=np.float64),
-        evict_last=np.array([k.pin_method == "evict-last-prefetch" for k in ks], dtype=bool),
-        check=np.array([_CHECK_CODE[k.bounds_check] for k in ks], dtype=np.int64),
+    rows = [(k.variant, k.register_cap, k.prefetch_distance, k.prefetch_kind, k.bounds_check, k.pin_method) for k in ks]
+    info = {key: _compile_info(key, gpu, dtype) for key in set(rows)}
+    per = [info[r] for r in rows]
+    if scalar:
+        k, r, i = ks[0], rows[0], per[0]
+        c = _Configs(ks, r[0] == "warp", k.block_size, float(r[2]), r[3] == "l2-hint", k.pinned_row_fraction,
+                     r[5] == "evict-last-prefetch", _CHECK_CODE[r[4]], i[3])
+        return c, i[0], i[1], [i[2]]
+    c = _Configs(
+        ks,
+        np.array([r[0] == "warp" for r in rows], dtype=bool),
+        np.array([k.block_size for k in ks], dtype=np.int64),
+        np.array([r[2] for r in rows], dtype=np.float64),
+        np.array([r[3] == "l2-hint" for r in rows], dtype=bool),
+        np.array([k.pinned_row_fraction for k in ks], dtype=np.float64),
+        np.array([r[5] == "evict-last-prefetch" for r in rows], dtype=bool),
+        np.array([_CHECK_CODE[r[4]] for r in rows], dtype=np.int64),
+        np.array([i[3] for i in per], dtype=np.float64),
     )
-
-
-def _registers(c: _Configs, gpu: GPUSpec, dtype: str) -> tuple[IntArray, FloatArray, list[str]]:
-    regs = np.empty(len(c.kernels), dtype=np.int64)
-    spill = np.empty(len(c.kernels), dtype=np.float64)
-    srcs = []
-    for i, k in enumerate(c.kernels):
-        r, s, src = kernel_registers(k, gpu, dtype)
-        regs[i], spill[i] = r, s
-        srcs.append(src)
-    return regs, spill, srcs
+    regs = np.array([i[0] for i in per], dtype=np.int64)
+    spill = np.array([i[1] for i in per], dtype=np.float64)
+    return c, regs, spill, [i[2] for i in per]
 
 
 def _vector_bytes(row_bytes: int) -> int:
@@ -239,105 +276,141 @@ def _vector_bytes(row_bytes: int) -> int:
     return 1
 
 
-def _table_eval(table: Table, batch: int, c: _Configs, gpu: GPUSpec, blocks: IntArray, spill: FloatArray) -> dict[str, Any]:
-    """Per-configuration figures of one call of ``table`` (arrays over configurations)."""
+@dataclass(frozen=True)
+class _TableConstants:
+    """What one table call's figures share across configurations (computed once)."""
+
+    params: Any
+    clk: float
+    r_bytes: int
+    r_fp: float
+    res: Any
+    n: float
+    lookups_per_bag: float
+    chunks: int
+    col_chunks: int
+    l1: float
+    l2: float
+    dram: float
+    lq: float
+    bw_stream: float
+
+
+#: per (table, batch, gpu) object identities -> constants (hashing frozen specs is not free)
+_CONSTANTS: dict[tuple[int, int, int], tuple[Table, GPUSpec, _TableConstants]] = {}
+
+
+def _constants(table: Table, batch: int, gpu: GPUSpec) -> _TableConstants:
+    key = (id(table), batch, id(gpu))
+    got = _CONSTANTS.get(key)
+    if got is not None and got[0] is table and got[1] is gpu:
+        return got[2]
     p = model_params()
-    clk = gpu.sm_clock_hz
-    d = table.dim
-    r_bytes = table.row_bytes
-    r_fp = sector_footprint_bytes(r_bytes, gpu.l2_sector_bytes)
     res = residency(table, batch)
-    n = float(res.accesses)
-    lookups_per_bag = n / batch
+    dram = gpu.latency_s(gpu.dram_latency_cycles)
+    r_bytes = table.row_bytes
+    out = _TableConstants(
+        params=p, clk=gpu.sm_clock_hz, r_bytes=r_bytes, r_fp=sector_footprint_bytes(r_bytes, gpu.l2_sector_bytes),
+        res=res, n=float(res.accesses), lookups_per_bag=res.accesses / batch,
+        chunks=math.ceil(table.dim / gpu.warp_size),
+        col_chunks=math.ceil(r_bytes / (gpu.warp_size * _vector_bytes(r_bytes))),
+        l1=gpu.latency_s(gpu.l1_latency_cycles), l2=gpu.latency_s(gpu.l2_near_latency_cycles), dram=dram,
+        lq=p.dram_queue_factor * dram, bw_stream=_streaming_bandwidth(gpu),
+    )
+    if len(_CONSTANTS) > 4096:
+        _CONSTANTS.clear()
+    _CONSTANTS[key] = (table, gpu, out)
+    return out
+
+
+def _table_eval(table: Table, batch: int, c: _Configs, gpu: GPUSpec, blocks: Any, spill: Any, xp: Any) -> dict[str, Any]:
+    """Per-configuration figures of one call of ``table`` (arrays over configurations, or floats)."""
+    k_ = _constants(table, batch, gpu)
+    p, clk, r_bytes, r_fp, res, n = k_.params, k_.clk, k_.r_bytes, k_.r_fp, k_.res, k_.n
+    lookups_per_bag, chunks, col_chunks = k_.lookups_per_bag, k_.chunks, k_.col_chunks
+    l1, l2, dram, lq, bw_stream = k_.l1, k_.l2, k_.dram, k_.lq, k_.bw_stream
 
     wpb = c.block_size // gpu.warp_size
     warps_per_sm = blocks * wpb
     slots_blocks = blocks * gpu.sm_count
     # work mapping
-    chunks = math.ceil(d / gpu.warp_size)
-    grid = np.where(c.warp_variant, np.maximum(slots_blocks, 1), PYTORCH_GRID_BLOCKS)
-    warps_total = grid * wpb
-    units = np.where(c.warp_variant, batch, batch * chunks).astype(np.float64)
-    units_per_warp = np.ceil(units / np.maximum(warps_total, 1))
-    # waves of blocks (pytorch) / rounds of bags (warp); the tail runs with fewer warps
-    full_blocks_waves = np.floor(grid / np.maximum(slots_blocks, 1))
-    tail_blocks = grid - full_blocks_waves * np.maximum(slots_blocks, 1)
-    w_full = np.minimum(grid, np.maximum(slots_blocks, 1)) * wpb
-    w_tail = tail_blocks * wpb
-    # warp variant: whole rounds of bags over all warps, then a partial round
-    rounds_full = np.where(c.warp_variant, np.floor(units / np.maximum(warps_total, 1)), full_blocks_waves * units_per_warp)
-    tail_units = units - np.floor(units / np.maximum(warps_total, 1)) * warps_total
-    w_tail = np.where(c.warp_variant, tail_units, w_tail)
-    rounds_tail = np.where(c.warp_variant, (tail_units > 0).astype(np.float64), (tail_blocks > 0) * units_per_warp)
-    # bytes moved by one warp iteration, and bags in flight
-    bytes_per_iter = np.where(c.warp_variant, r_fp, r_fp / chunks)
-    bags_in_flight = np.minimum(np.where(c.warp_variant, w_full, w_full / chunks), batch)
+    grid = xp.where(c.warp_variant, xp.maximum(slots_blocks, 1), PYTORCH_GRID_BLOCKS)
+    units = xp.where(c.warp_variant, float(batch), float(batch * chunks))
+    # blocks whose warps get no unit exit at once: only ceil(units / warps per block) count
+    eff_grid = xp.minimum(grid, xp.ceil(units / wpb))
+    warps_total = eff_grid * wpb
+    units_per_warp = xp.ceil(units / warps_total)  # u: the grid-stride loop's trips (max)
+    # share of warps that run all u trips (the others run u - 1): the last trip's concurrency
+    last_trip_share = (units - (units_per_warp - 1.0) * warps_total) / warps_total
+    # waves of blocks: full waves fill every resident slot, then a tail wave
+    slots = xp.maximum(slots_blocks, 1)
+    full_waves = xp.floor(eff_grid / slots)
+    tail_blocks = eff_grid - full_waves * slots
+    w_full = 1.0 * xp.minimum(eff_grid, slots) * wpb
+    w_tail = 1.0 * tail_blocks * wpb
+    # the warp variant's lanes cover 32 x the vector width per load; a wider row is walked in
+    # column chunks, each a full pass over the bag's lookups
+    bytes_per_iter = xp.where(c.warp_variant, r_fp / col_chunks, r_fp / chunks)
+    iters_per_unit = lookups_per_bag * xp.where(c.warp_variant, float(col_chunks), 1.0)
+    bags_in_flight = xp.minimum(xp.where(c.warp_variant, w_full, w_full / chunks), float(batch))
 
     # L2 residency: pinned rows (hottest first) capped by the persisting maximum
-    k_rows = np.minimum(np.floor(c.pinned_fraction * table.rows), math.floor(gpu.persisting_l2_max_bytes / r_fp))
+    k_rows = xp.minimum(xp.floor(c.pinned_fraction * table.rows), math.floor(gpu.persisting_l2_max_bytes / r_fp))
     pinned_bytes = k_rows * r_fp
-    cap_rows = p.l2_capacity_fraction * np.maximum(gpu.l2_size_bytes - pinned_bytes, 0.0) / r_fp
-    hits = res.hits(k_rows, cap_rows, bags_in_flight)
-    h = np.clip(hits / n, 0.0, 1.0)
+    cap_rows = p.l2_capacity_fraction * xp.maximum(gpu.l2_size_bytes - pinned_bytes, 0.0) / r_fp
+    hits, hits_fast = res.hit_counts(1.0 * k_rows, 1.0 * cap_rows, 1.0 * bags_in_flight)
+    h = xp.minimum(xp.maximum(hits / n, 0.0), 1.0)  # hits: no DRAM traffic
+    hl = xp.minimum(xp.maximum(hits_fast / n, 0.0), 1.0)  # of which not merged into an in-flight miss
 
     # one iteration's dependent chain (seconds)
-    l1 = gpu.latency_s(gpu.l1_latency_cycles)
-    l2 = gpu.latency_s(gpu.l2_near_latency_cycles)
-    dram = gpu.latency_s(gpu.dram_latency_cycles)
-    lq = p.dram_queue_factor * dram
     # index loads: pytorch reads one 8-B index per iteration (all lanes the same address; a
     # new 128-B line every 16 lookups, first touched in DRAM); warp loads 32 indices at once
     per_line = LINE_BYTES / INDEX_BYTES
-    t_idx = np.where(c.warp_variant, dram / gpu.warp_size, l1 + dram / per_line)
-    variant_dep = np.where(c.warp_variant, DEPENDENT_PER_ITER["warp"], DEPENDENT_PER_ITER["pytorch"])
-    dep = (variant_dep + np.where(c.check == 0, INLINE_CHECK_DEPENDENT, 0.0)) * DEPENDENT_ISSUE_CYCLES / clk
+    t_idx = xp.where(c.warp_variant, dram / gpu.warp_size, l1 + dram / per_line)
+    dep = (DEPENDENT_PER_ITER + xp.where(c.check == 0, INLINE_CHECK_DEPENDENT, 0.0)) * DEPENDENT_ISSUE_CYCLES / clk
     # spilled registers come back from local memory (L1) once per iteration
-    t_spill = np.where(spill > 0, l1, 0.0)
-    ring = np.where(c.l2_hint, 1.0, 1.0 + c.prefetch)
+    t_spill = xp.where(spill > 0, l1, 0.0)
+    ring = xp.where(c.l2_hint, 1.0, 1.0 + c.prefetch)
     # l2-hint prefetches turn DRAM misses into L2 hits when they run far enough ahead
-    hint_cover = np.where(c.l2_hint & (c.prefetch > 0), np.minimum(1.0, c.prefetch * (t_idx + l2 + dep) / dram), 0.0)
+    hint_cover = xp.where(c.l2_hint & (c.prefetch > 0), xp.minimum(1.0, c.prefetch * (t_idx + l2 + dep) / dram), 0.0)
     miss_lat_scale = 1.0 - hint_cover  # share of the miss latency left on the chain
+    chain = (t_idx + hl * l2 + (1.0 - hl) * (l2 + (dram - l2) * miss_lat_scale) + dep + t_spill) / ring
+    queue = (1.0 - h) * lq * miss_lat_scale / ring + xp.where(c.l2_hint, (1.0 - h) * lq * hint_cover, 0.0)
+    issue_per_warp = c.instr / (ISSUE_PER_SM_PER_CYCLE * clk)
+    resident = xp.maximum(warps_per_sm, 1)
 
-    def iteration(w: FloatArray) -> tuple[FloatArray, FloatArray]:
-        """Per-iteration time T of each warp with ``w`` warps in flight; and the DRAM rate."""
-        w = np.maximum(w, 1.0)
-        a = (t_idx + h * l2 + (1.0 - h) * (l2 + (dram - l2) * miss_lat_scale) + dep + t_spill) / ring
-        kk = w * (1.0 - h) * bytes_per_iter / gpu.dram_bandwidth_bytes_per_s  # DRAM-busy time per iteration
-        bq = (1.0 - h) * lq * miss_lat_scale / ring + np.where(c.l2_hint, (1.0 - h) * lq * hint_cover, 0.0)
-        t_lat = 0.5 * ((a + kk) + np.sqrt((a - kk) ** 2 + 4.0 * bq * kk))
+    def iteration(w: Any) -> tuple[Any, Any]:
+        """Per-iteration time T of a warp with ``w`` warps in flight, and what bounds it."""
+        w = xp.maximum(w, 1.0)
+        # Little's law with the loaded DRAM latency: T = chain + queue * rho / (1 - rho),
+        # rho = kk / T (kk: DRAM-busy time per iteration), solved for T
+        kk = w * (1.0 - h) * bytes_per_iter / gpu.dram_bandwidth_bytes_per_s
+        t_lat = 0.5 * ((chain + kk) + xp.sqrt((chain - kk) ** 2 + 4.0 * queue * kk))
         t_l2bw = w * bytes_per_iter / gpu.l2_bandwidth_bytes_per_s
-        instr = np.where(c.warp_variant, INSTR_PER_ITER["warp"], INSTR_PER_ITER["pytorch"]) + np.where(
-            c.check == 0, INLINE_CHECK_INSTR, 0.0
-        )
-        per_sm = np.minimum(w / gpu.sm_count, np.maximum(warps_per_sm, 1))
-        t_issue = per_sm * instr / (ISSUE_PER_SM_PER_CYCLE * clk)
-        t = np.maximum(np.maximum(t_lat, t_l2bw), t_issue)
-        which = np.where(t == t_lat, np.where(kk > 0.5 * t_lat, 1, 0), np.where(t == t_l2bw, 2, 3))
-        return t, which.astype(np.float64)
+        t_issue = xp.minimum(w / gpu.sm_count, resident) * issue_per_warp
+        t = xp.maximum(xp.maximum(t_lat, t_l2bw), t_issue)
+        which = xp.where(t == t_lat, xp.where(kk > 0.5 * t_lat, 1, 0), xp.where(t == t_l2bw, 2, 3))
+        return t, which
 
-    t_full, bound_full = iteration(w_full.astype(np.float64))
-    t_tail, _ = iteration(w_tail.astype(np.float64))
-    iters_per_unit = lookups_per_bag
-    lookup_s = (rounds_full * t_full + rounds_tail * t_tail) * iters_per_unit
-    launchable = blocks > 0
-    lookup_s = np.where(launchable, lookup_s + KERNEL_LAUNCH_GAP_S, np.inf)
+    t_full, bound_full = iteration(w_full)
+    wave_full = (units_per_warp - 1.0) * t_full + iteration(w_full * last_trip_share)[0]
+    wave_tail = (units_per_warp - 1.0) * iteration(w_tail)[0] + iteration(w_tail * last_trip_share)[0]
+    lookup_s = (full_waves * wave_full + (tail_blocks > 0) * wave_tail) * iters_per_unit
+    lookup_s = xp.where(blocks > 0, lookup_s + KERNEL_LAUNCH_GAP_S, xp.inf)
 
     # bytes: row misses, the index stream, offsets and the output
     row_dram = (n - hits) * r_fp
     index_bytes = n * INDEX_BYTES
-    out_bytes = batch * r_bytes + np.where(c.warp_variant, 0.0, batch * 8.0)  # pytorch also writes bag_size
+    out_bytes = batch * r_bytes + xp.where(c.warp_variant, 0.0, batch * 8.0)  # pytorch also writes bag_size
     dram_bytes = row_dram + index_bytes + batch * 8.0 + out_bytes
 
-    full_threads = gpu.sm_count * gpu.max_threads_per_sm
-    bw_stream = little_throughput(full_threads * 16.0, dram, gpu.dram_bandwidth_bytes_per_s, lq)
     # separate bounds check: one streaming pass over the indices before the lookup
-    check_s = np.where(c.check == 1, KERNEL_LAUNCH_GAP_S + index_bytes / bw_stream, 0.0)
-    dram_bytes = dram_bytes + np.where(c.check == 1, index_bytes, 0.0)
+    check_s = xp.where(c.check == 1, KERNEL_LAUNCH_GAP_S + index_bytes / bw_stream, 0.0)
+    dram_bytes = dram_bytes + xp.where(c.check == 1, index_bytes, 0.0)
     # evict-last pinning pass: prefetch.global.L2::evict_last over the pinned rows
-    pin_s = np.where(c.evict_last & (k_rows > 0), KERNEL_LAUNCH_GAP_S + pinned_bytes / bw_stream, 0.0)
-    dram_bytes = dram_bytes + np.where(c.evict_last, pinned_bytes, 0.0)
+    pin_s = xp.where(c.evict_last & (k_rows > 0), KERNEL_LAUNCH_GAP_S + pinned_bytes / bw_stream, 0.0)
+    dram_bytes = dram_bytes + xp.where(c.evict_last, pinned_bytes, 0.0)
 
-    total_iter_time = np.maximum(lookup_s - KERNEL_LAUNCH_GAP_S, 1e-30)
     return {
         "lookup_s": lookup_s + check_s,
         "pin_s": pin_s,
@@ -348,39 +421,69 @@ def _table_eval(table: Table, batch: int, c: _Configs, gpu: GPUSpec, blocks: Int
         "k_rows": k_rows,
         "pinned_bytes": pinned_bytes,
         "w_full": w_full,
-        "rounds": (rounds_full + rounds_tail) / np.maximum(units_per_warp, 1),
+        "rounds": (full_waves + tail_blocks / slots) * units_per_warp,
         "t_full": t_full,
         "bound": bound_full,
-        "dram_rate": row_dram / total_iter_time,
+        "dram_rate": row_dram / xp.maximum(lookup_s - KERNEL_LAUNCH_GAP_S, 1e-30),
     }
 
 
 _BOUND_NAMES = ("latency", "dram-bandwidth", "l2-bandwidth", "issue")
 
 
-def _evaluate(workload: Workload, kernels: Sequence[KernelConfig], gpu: GPUSpec) -> tuple[dict[str, Any], list[dict[str, Any]], _Configs]:
-    c = _configs(kernels)
+@lru_cache(maxsize=64)
+def _streaming_bandwidth(gpu: GPUSpec) -> float:
+    """DRAM bandwidth of a fully occupied streaming pass (pinning prefetches, index checks):
+    every thread of a full GPU with a 16-byte request in flight, through Little's law."""
+    p = model_params()
+    dram = gpu.latency_s(gpu.dram_latency_cycles)
+    n_bytes = gpu.sm_count * gpu.max_threads_per_sm * 16.0
+    return float(little_throughput(n_bytes, dram, gpu.dram_bandwidth_bytes_per_s, p.dram_queue_factor * dram))
+
+
+#: resident blocks per (block size, registers), per GPU object (GPUSpec hashing is not free)
+_BLOCKS: dict[int, tuple[GPUSpec, dict[tuple[int, int], int]]] = {}
+
+
+def _blocks_per_sm(gpu: GPUSpec, block_size: Any, regs: Any, scalar: bool) -> Any:
+    """Resident blocks per SM for each (block size, registers) pair (memoized per pair)."""
+    entry = _BLOCKS.get(id(gpu))
+    if entry is None or entry[0] is not gpu:
+        entry = _BLOCKS[id(gpu)] = (gpu, {})
+    memo = entry[1]
+    pairs = [(int(block_size), int(regs))] if scalar else list(zip(block_size.tolist(), regs.tolist(), strict=True))
+    for pair in set(pairs) - memo.keys():
+        memo[pair] = int(blocks_per_sm(gpu, pair[0], pair[1], 0)["active"])
+    if scalar:
+        return memo[pairs[0]]
+    return np.array([memo[pr] for pr in pairs], dtype=np.int64)
+
+
+def _evaluate(
+    workload: Workload, kernels: Sequence[KernelConfig], gpu: GPUSpec, scalar: bool = False
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    xp = _PY if scalar else _NP
     per_table: list[dict[str, Any]] = []
-    total = np.zeros(len(c.kernels))
-    pin = np.zeros(len(c.kernels))
-    hits = np.zeros(len(c.kernels))
+    total: Any = 0.0
+    pin: Any = 0.0
+    hits: Any = 0.0
+    dram: Any = 0.0
     n_all = 0.0
-    dram = np.zeros(len(c.kernels))
     dtype0 = workload.tables[0].dtype
-    regs, spill, srcs = _registers(c, gpu, dtype0)
-    blocks = blocks_per_sm(gpu, c.block_size, regs, 0)["active"]
+    c, regs, spill, srcs = _configs(kernels, gpu, dtype0, scalar)
+    blocks = _blocks_per_sm(gpu, c.block_size, regs, scalar)
     for t in workload.tables:
         if t.dtype != dtype0:
-            r_t, s_t, _ = _registers(c, gpu, t.dtype)
-            b_t = blocks_per_sm(gpu, c.block_size, r_t, 0)["active"]
+            _, r_t, s_t, _ = _configs(kernels, gpu, t.dtype, scalar)
+            b_t = _blocks_per_sm(gpu, c.block_size, r_t, scalar)
         else:
             s_t, b_t = spill, blocks
-        e = _table_eval(t, workload.batch_size, c, gpu, b_t, s_t)
-        total += t.count * (e["lookup_s"] + e["pin_s"])
-        pin += t.count * e["pin_s"]
-        hits += t.count * e["hits"]
+        e = _table_eval(t, workload.batch_size, c, gpu, b_t, s_t, xp)
+        total = total + t.count * (e["lookup_s"] + e["pin_s"])
+        pin = pin + t.count * e["pin_s"]
+        hits = hits + t.count * e["hits"]
         n_all += t.count * e["n"]
-        dram += t.count * e["dram_bytes"]
+        dram = dram + t.count * e["dram_bytes"]
         per_table.append(e)
     warps = blocks * (c.block_size // gpu.warp_size)
     agg = {
@@ -395,7 +498,7 @@ def _evaluate(workload: Workload, kernels: Sequence[KernelConfig], gpu: GPUSpec)
         "blocks_per_sm": blocks,
         "warps_per_sm": warps,
     }
-    return agg, per_table, c
+    return agg, per_table
 
 
 def _check_args(workload: Workload, gpu: GPUSpec | str) -> GPUSpec:
@@ -413,7 +516,7 @@ def predict_batch(workload: Workload, kernels: Sequence[KernelConfig], gpu: GPUS
     g = _check_args(workload, gpu)
     if len(kernels) == 0:
         return np.zeros(0)
-    agg, _, _ = _evaluate(workload, kernels, g)
+    agg, _ = _evaluate(workload, kernels, g)
     return np.asarray(agg["time_s"], dtype=np.float64)
 
 
@@ -426,40 +529,40 @@ def predict(workload: Workload, kernel: KernelConfig, gpu: GPUSpec | str) -> Pre
     g = _check_args(workload, gpu)
     if not isinstance(kernel, KernelConfig):
         raise InputError(f"kernel must be a perfmodel.KernelConfig, but got {type(kernel).__name__}")
-    agg, per_table, _ = _evaluate(workload, [kernel], g)
+    agg, per_table = _evaluate(workload, [kernel], g, scalar=True)
     tables = []
     bounds = []
     for i, (t, e) in enumerate(zip(workload.tables, per_table, strict=True)):
-        bound = _BOUND_NAMES[int(e["bound"][0])]
-        bounds.append((float(e["lookup_s"][0]) * t.count, bound))
+        bound = _BOUND_NAMES[int(e["bound"])]
+        bounds.append((float(e["lookup_s"]) * t.count, bound))
         tables.append({
             "index": i, "count": t.count, "rows": t.rows, "dim": t.dim, "dtype": t.dtype,
-            "lookups": int(e["n"]), "l2_hit_rate": float(e["h"][0]), "pinned_rows": int(e["k_rows"][0]),
-            "pinned_bytes": float(e["pinned_bytes"][0]), "warps_in_flight": int(e["w_full"][0]),
-            "rounds": float(e["rounds"][0]), "iteration_s": float(e["t_full"][0]), "bound": bound,
-            "achieved_dram_bytes_per_s": float(e["dram_rate"][0]),
-            "call_time_s": float(e["lookup_s"][0]), "pin_time_s": float(e["pin_s"][0]),
-            "dram_bytes_per_call": float(e["dram_bytes"][0]),
+            "lookups": int(e["n"]), "l2_hit_rate": float(e["h"]), "pinned_rows": int(e["k_rows"]),
+            "pinned_bytes": float(e["pinned_bytes"]), "warps_in_flight": int(e["w_full"]),
+            "rounds": float(e["rounds"]), "iteration_s": float(e["t_full"]), "bound": bound,
+            "achieved_dram_bytes_per_s": float(e["dram_rate"]),
+            "call_time_s": float(e["lookup_s"]), "pin_time_s": float(e["pin_s"]),
+            "dram_bytes_per_call": float(e["dram_bytes"]),
         })
     bound = max(bounds)[1] if bounds else "latency"
-    if not np.isfinite(agg["time_s"][0]):
+    if not math.isfinite(agg["time_s"]):
         bound = "unlaunchable"
     breakdown = {
-        "kernel": kernel.to_dict(),
+        "kernel": {f: getattr(kernel, f) for f in _KERNEL_FIELDS},
         "gpu": g.id,
-        "registers": int(agg["registers"][0]),
+        "registers": int(agg["registers"]),
         "registers_source": agg["registers_source"][0],
-        "spill_bytes": float(agg["spill_bytes"][0]),
-        "blocks_per_sm": int(agg["blocks_per_sm"][0]),
-        "warps_per_sm": int(agg["warps_per_sm"][0]),
+        "spill_bytes": float(agg["spill_bytes"]),
+        "blocks_per_sm": int(agg["blocks_per_sm"]),
+        "warps_per_sm": int(agg["warps_per_sm"]),
         "tables": tables,
     }
     return Prediction(
-        time_s=float(agg["time_s"][0]),
-        pin_time_s=float(agg["pin_time_s"][0]),
-        occupancy=float(agg["occupancy"][0]),
-        l2_hit_rate=float(agg["l2_hit_rate"][0]),
-        dram_bytes=float(agg["dram_bytes"][0]),
+        time_s=float(agg["time_s"]),
+        pin_time_s=float(agg["pin_time_s"]),
+        occupancy=float(agg["occupancy"]),
+        l2_hit_rate=float(agg["l2_hit_rate"]),
+        dram_bytes=float(agg["dram_bytes"]),
         bound=bound,
         breakdown=breakdown,
     )

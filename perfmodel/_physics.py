@@ -34,7 +34,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-__all__ = ["ModelParams", "little_throughput", "model_params", "random_replacement_hit_rate"]
+__all__ = ["ModelParams", "little_throughput", "loop_instructions", "model_params", "random_replacement_hit_rate"]
 
 FloatArray = npt.NDArray[np.float64]
 ArrayOrFloat = Any  # float or FloatArray; kept loose so the same code serves both
@@ -110,3 +110,30 @@ def model_params() -> ModelParams:
         block_turnaround_cycles=float(p["block_turnaround_cycles"]["value"]),
         sources={k: str(v.get("source", "")) for k, v in p.items()},
     )
+
+
+@lru_cache(maxsize=1)
+def _loop_table() -> dict[tuple[str, bool, str], tuple[FloatArray, FloatArray]]:
+    text = resources.files("perfmodel").joinpath("data/calibration/loop_instructions.toml").read_text(encoding="utf-8")
+    doc = tomllib.loads(text)
+    raw: dict[tuple[str, bool, str], list[tuple[float, float]]] = {}
+    for e in doc["loop"]:
+        key = (str(e["variant"]), e["bounds_check"] == "inline", str(e["prefetch_kind"]))
+        raw.setdefault(key, []).append((float(e["prefetch_distance"]), float(e["instructions_per_iteration"])))
+    for (variant, inline, kind), pts in list(raw.items()):  # distance 0 is the same loop for both kinds
+        if kind == "register":
+            raw.setdefault((variant, inline, "l2-hint"), []).extend(p for p in pts if p[0] == 0)
+    out = {}
+    for key, pts in raw.items():
+        pts.sort()
+        out[key] = (np.array([p[0] for p in pts]), np.array([p[1] for p in pts]))
+    return out
+
+
+@lru_cache(maxsize=4096)
+def loop_instructions(variant: str, inline_check: bool, prefetch_kind: str, prefetch_distance: int) -> float:
+    """SASS instructions one lookup iteration executes (data/calibration/loop_instructions.toml,
+    counted from nvcc's output by scripts/count_loop_instructions.py; linear between the
+    counted prefetch distances)."""
+    xs, ys = _loop_table()[(variant, inline_check, prefetch_kind)]
+    return float(np.interp(prefetch_distance, xs, ys))

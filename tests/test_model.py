@@ -1,0 +1,175 @@
+"""perfmodel.predict / predict_batch: physics properties, oracles and the seed paper's ordering."""
+
+from __future__ import annotations
+
+import dataclasses
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import perfmodel
+from perfmodel._indices import table_call
+from perfmodel._l2 import residency
+from perfmodel._lru import lru_hit_counts
+
+TRACES = Path(str(resources.files("perfmodel").joinpath("data/traces")))
+A100 = perfmodel.get_gpu("a100-80gb")
+
+
+def _table(kind: str = "zipf", rows: int = 200_000, dim: int = 64, pooling: int = 20, alpha: float = 1.05,
+           count: int = 1) -> perfmodel.Table:
+    idx = perfmodel.IndexDistribution(kind=kind, alpha=alpha) if kind != "trace" else perfmodel.IndexDistribution(
+        kind="trace", path=str(TRACES / "reuse_medium_500K.txt"))
+    return perfmodel.Table(rows=rows, dim=dim, pooling=pooling, count=count, indices=idx)
+
+
+def _workload(batch: int = 512, **kw: object) -> perfmodel.Workload:
+    return perfmodel.Workload(batch_size=batch, tables=(_table(**kw),))  # type: ignore[arg-type]
+
+
+kernel_st = st.builds(
+    perfmodel.KernelConfig,
+    variant=st.sampled_from(["pytorch", "warp"]),
+    block_size=st.sampled_from([64, 128, 256, 512, 1024]),
+    register_cap=st.sampled_from([0, 32, 40, 48, 64]),
+    prefetch_distance=st.integers(0, 16),
+    pinned_row_fraction=st.floats(0.0, 0.2),
+    pin_method=st.sampled_from(["access-policy-window", "evict-last-prefetch"]),
+    bounds_check=st.sampled_from(["inline", "separate", "none"]),
+)
+gpu_st = st.sampled_from(["a100-40gb", "a100-80gb", "h100-sxm", "h200"])
+SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@SETTINGS
+@given(kernel=kernel_st, gpu_id=gpu_st, alpha=st.floats(0.6, 1.4))
+def test_time_finite_positive_and_above_the_dram_bound(kernel: perfmodel.KernelConfig, gpu_id: str, alpha: float) -> None:
+    gpu = perfmodel.get_gpu(gpu_id)
+    p = perfmodel.predict(_workload(alpha=alpha), kernel, gpu)
+    if p.breakdown["blocks_per_sm"] == 0:  # too many registers for the block: an infeasible design
+        assert p.time_s == float("inf") and p.bound == "unlaunchable"
+        return
+    assert np.isfinite(p.time_s) and p.time_s > 0
+    assert 0 <= p.pin_time_s < p.time_s
+    assert p.time_s >= p.dram_bytes / gpu.dram_bandwidth_bytes_per_s, (p.time_s, p.dram_bytes)
+    assert 0.0 <= p.l2_hit_rate <= 1.0
+
+
+@SETTINGS
+@given(kernel=kernel_st, which=st.sampled_from(["batch", "pooling", "dim"]))
+def test_more_work_is_never_faster(kernel: perfmodel.KernelConfig, which: str) -> None:
+    small = {"batch": 256, "pooling": 10, "dim": 64}
+    big = dict(small)
+    big[which] *= 2
+    t_small = perfmodel.predict(_workload(small["batch"], pooling=small["pooling"], dim=small["dim"]), kernel, A100).time_s
+    t_big = perfmodel.predict(_workload(big["batch"], pooling=big["pooling"], dim=big["dim"]), kernel, A100).time_s
+    assert t_big >= t_small * (1 - 1e-9), (which, t_small, t_big)
+
+
+@SETTINGS
+@given(kernel=kernel_st, f1=st.floats(0.0, 0.12), f2=st.floats(0.0, 0.12))
+def test_more_pinned_rows_never_lower_the_hit_rate(kernel: perfmodel.KernelConfig, f1: float, f2: float) -> None:
+    lo, hi = sorted((f1, f2))
+    w = _workload(alpha=1.1)
+    h_lo = perfmodel.predict(w, kernel.replace(pinned_row_fraction=lo), A100).l2_hit_rate
+    h_hi = perfmodel.predict(w, kernel.replace(pinned_row_fraction=hi), A100).l2_hit_rate
+    assert h_hi >= h_lo - 1e-9
+
+
+def test_batch_equals_single_and_is_deterministic() -> None:
+    w = _workload(kind="trace", rows=500_000, dim=128, pooling=150, batch=256)
+    ks = [perfmodel.KernelConfig(variant=v, block_size=b, register_cap=r, prefetch_distance=p, pinned_row_fraction=f)
+          for v in ("pytorch", "warp") for b in (128, 512) for r in (0, 40) for p in (0, 3) for f in (0.0, 0.07)]
+    batch = perfmodel.predict_batch(w, ks, A100)
+    single = np.array([perfmodel.predict(w, k, A100).time_s for k in ks])
+    np.testing.assert_allclose(batch, single, rtol=1e-12)
+    np.testing.assert_array_equal(batch, perfmodel.predict_batch(w, ks, A100))
+
+
+def test_che_matches_exact_lru_on_an_independent_stream() -> None:
+    """For independent references Che (with the cold-start correction) is the right model:
+    compare with exact LRU on the sampled stream of the same table call."""
+    t = _table(kind="zipf", rows=300_000, dim=128, pooling=40, alpha=1.0)
+    res = residency(t, 1024)
+    stream = table_call(t, 1024).indices
+    for cap in (2_000, 20_000, 60_000):
+        exact = lru_hit_counts(stream, [cap])[0] / stream.size
+        che = float(res.hits(0, cap, 1)) / res.accesses
+        assert abs(che - exact) < 0.03, (cap, che, exact)
+
+
+def test_trace_residency_is_exact_lru_at_grid_points() -> None:
+    t = _table(kind="trace", rows=500_000, dim=128, pooling=150)
+    res = residency(t, 2048)
+    stream = table_call(t, 2048).indices
+    cap = int(round(res.capacities[30]))
+    exact = lru_hit_counts(stream, [cap])[0]  # bag-major order, no pinning: grid point (k=0, G=1)
+    assert float(res.hits(0, res.capacities[30], 1)) == pytest.approx(exact, rel=1e-9)
+
+
+@pytest.mark.parametrize(
+    ("kw", "needle"),
+    [({"block_size": 48}, "multiple of 32"), ({"prefetch_distance": -1}, "prefetch_distance"),
+     ({"pin_method": "magic"}, "valid choices")],
+)
+def test_invalid_kernel_raises_value_error(kw: dict[str, object], needle: str) -> None:
+    with pytest.raises(ValueError, match=needle):
+        perfmodel.KernelConfig(**kw)  # type: ignore[arg-type]
+
+
+def test_wrong_argument_types_are_refused() -> None:
+    with pytest.raises(ValueError, match="Workload"):
+        perfmodel.predict("w.toml", perfmodel.KernelConfig(), A100)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="unknown GPU"):
+        perfmodel.predict(_workload(), perfmodel.KernelConfig(), "v100")
+
+
+def test_explain_names_the_parts() -> None:
+    p = perfmodel.predict(_workload(), perfmodel.KernelConfig(register_cap=42, prefetch_distance=2), A100)
+    text = p.explain()
+    for word in ("bound by", "registers", "occupancy", "hit"):
+        assert word in text
+
+
+def test_register_cap_raises_occupancy_of_the_baseline() -> None:
+    """FACTS.md 1: the replica needs >= 49 registers (50% at 256 threads); cap 42 gives 62.5%."""
+    w = _workload()
+    base = perfmodel.predict(w, perfmodel.KernelConfig(), A100)
+    capped = perfmodel.predict(w, perfmodel.KernelConfig(register_cap=42), A100)
+    assert base.breakdown["registers"] >= 49 and base.occupancy == 0.5
+    assert capped.breakdown["registers"] <= 42 and capped.occupancy == 0.625
+
+
+SEED_DESIGNS = {
+    "baseline": {},
+    "regcap42": {"register_cap": 42},
+    "prefetch2": {"prefetch_distance": 2},
+    "pin12%": {"pinned_row_fraction": 0.12, "pin_method": "evict-last-prefetch"},
+    "combined": {"register_cap": 42, "prefetch_distance": 2, "pinned_row_fraction": 0.12,
+                 "pin_method": "evict-last-prefetch"},
+}
+
+
+@pytest.mark.parametrize("indices", ["reuse_medium_500K.txt", "reuse_low_500K.txt", "uniform"])
+def test_seed_paper_ordering(indices: str) -> None:
+    """Jain et al. (MICRO 2024) on A100, lookup kernel timed as the paper did: each technique
+    helps, the combination is best, and the combined speedup is in the paper's range (<~2x+)."""
+    dist = (perfmodel.IndexDistribution(kind="uniform") if indices == "uniform"
+            else perfmodel.IndexDistribution(kind="trace", path=str(TRACES / indices)))
+    w = perfmodel.Workload(batch_size=2048, tables=(perfmodel.Table(rows=500_000, dim=128, pooling=150, count=12,
+                                                                    indices=dist),))
+    base = perfmodel.KernelConfig(variant="pytorch", block_size=256, bounds_check="inline")
+    t = {}
+    for name, d in SEED_DESIGNS.items():
+        p = perfmodel.predict(w, dataclasses.replace(base, **d), A100)
+        t[name] = p.time_s - p.pin_time_s
+    for k in ("regcap42", "prefetch2"):
+        assert t[k] < t["baseline"], t
+    if indices != "uniform":  # pinning a uniform table's "hot" rows cannot help much, but never hurts
+        assert t["pin12%"] < t["baseline"], t
+    assert t["combined"] <= min(t["regcap42"], t["prefetch2"], t["pin12%"]), t
+    assert 1.2 < t["baseline"] / t["combined"] < 3.0, t
