@@ -214,8 +214,11 @@ def _run_trials(
     done = 0
     while done < n_trials:
         k = min(ask_batch, n_trials - done)
-        trials = [mirror.ask() for _ in range(k)]
-        configs = [space.suggest(t) for t in trials]
+        trials = []
+        configs = []
+        for _ in range(k):  # sample each right after its ask: the constant liar sees the batch so far
+            trials.append(mirror.ask())
+            configs.append(space.suggest(trials[-1]))
         ev = evaluate_model(workload, gpu, configs)
         for i, t in enumerate(trials):
             reason = ev.infeasible[i]
