@@ -158,14 +158,16 @@ class GPUCosts:
         t_mem = nbytes / self.bw
         sm_util = min(1.0, best_tiles / s)
         if min(m * batch, n) <= 16:
-            # skinny product (GEMV-like): a warp per output streams its row; bounded by DRAM bandwidth
-            # and by the memory parallelism of the warps there are
-            warps = min(m * batch * n, s * self.gpu.max_warps_per_sm)  # about one warp per output
+            # skinny product (GEMV-like): about a warp per output streams its K-long row, a few loads
+            # in flight per lane (latency-bound for short rows), all bounded by DRAM bandwidth
+            outputs = m * batch * n
+            cap = s * self.gpu.max_warps_per_sm
             lat = self.gpu.latency_s(self.gpu.dram_latency_cycles)
-            t_gemv = max(nbytes / min(self.bw, warps * GEMV_BYTES_IN_FLIGHT_PER_WARP / lat), flops / (self.peak * 0.5))
+            t_row = lat * math.ceil(k * self.esize / GEMV_BYTES_IN_FLIGHT_PER_WARP)
+            t_gemv = max(nbytes / self.bw, t_row * math.ceil(outputs / cap), flops / (self.peak * 0.5))
             if t_gemv < max(best, t_mem):
                 best = t_gemv
-                sm_util = min(1.0, warps / (s * self.gpu.max_warps_per_sm / 2))
+                sm_util = min(1.0, outputs / cap)
         time = self.launch.kernel_fixed_s + max(best, t_mem)
         return OpCost(time_s=time, sm_util=sm_util, dram_util=min(1.0, nbytes / time / self.gpu.dram_bandwidth_bytes_per_s),
                       flops=flops, bytes=nbytes)
@@ -282,7 +284,7 @@ class CPUCosts:
             ta = abytes / self._act_bw(p, abytes)
             return max(tc, tw + ta)
 
-        best, p = self._best(t, math.ceil(outputs / CPU_REGISTER_TILE_OUTPUTS))
+        best, p = self._best(t, c.cores)
         time = best + (c.op_overhead_s if overhead else 0.0)
         return OpCost(time_s=time, sm_util=p / c.cores, flops=flops, bytes=wbytes + abytes)
 

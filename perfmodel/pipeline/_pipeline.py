@@ -147,8 +147,12 @@ def _dense_weight_bytes(model: ModelSpec, esize: int) -> int:
 def build_ops(model: ModelSpec, costs: GPUCosts | CPUCosts, batch_size: int, *,
               kernel: KernelConfig | None = None, kernels: Mapping[str, KernelConfig] | None = None,
               representations: str | Mapping[str, str] | None = None, dhe: DHEConfig | None = None,
-              host_tables: frozenset[str] = frozenset()) -> list[Op]:
-    """The operator graph of one batch of ``model`` with costs on ``costs``' device."""
+              host_tables: frozenset[str] = frozenset(), transfers: bool = True) -> list[Op]:
+    """The operator graph of one batch of ``model`` with costs on ``costs``' device.
+
+    ``transfers``: copy the inputs (dense features, indices, offsets) to the GPU and the
+    outputs back (False: inputs already on the device, as kernel benchmark harnesses run).
+    """
     b_ = _Builder(costs)
     B = batch_size
     es = costs.esize
@@ -161,7 +165,8 @@ def build_ops(model: ModelSpec, costs: GPUCosts | CPUCosts, batch_size: int, *,
     # input copy: dense features, indices and offsets
     idx_bytes = sum(B * f.lookups_per_sample * model.index_bytes + B * f.sequence * f.table.count * model.index_bytes
                     for f in model.features)
-    inp = b_.add("input-copy", "transfer", costs.copy(B * model.dense_features * 4 + idx_bytes), [], "copy", copy_launch)
+    in_cost = costs.copy(B * model.dense_features * 4 + idx_bytes) if transfers else OpCost(time_s=0.0)
+    inp = b_.add("input-copy", "transfer", in_cost, [], "copy", copy_launch if transfers else 0.0)
 
     # embeddings, per table
     emb: dict[str, list[int]] = {}
@@ -262,7 +267,8 @@ def build_ops(model: ModelSpec, costs: GPUCosts | CPUCosts, batch_size: int, *,
         top, _ = b_.mlp("top", "top_mlp", B, width, model.top_mlp, [cat], last_act="softmax")
         outputs.append(top)
     out_width = max(1, model.tasks) * model.top_mlp[-1] if not model.tasks else model.tasks
-    b_.add("output-copy", "transfer", costs.copy(B * out_width * 4), outputs, "copy", copy_launch)
+    if transfers:
+        b_.add("output-copy", "transfer", costs.copy(B * out_width * 4), outputs, "copy", copy_launch)
     return b_.ops
 
 
@@ -353,13 +359,15 @@ def _memory_plan(model: ModelSpec, dev: GPUSpec | CPUSpec, reps: str | Mapping[s
 def run_pipeline(model: str | os.PathLike[str] | ModelSpec, device: str | os.PathLike[str] | GPUSpec | CPUSpec,
                  batch_size: int, *, streams: int = 1, dtype: str = "fp32", kernel: KernelConfig | None = None,
                  kernels: Mapping[str, KernelConfig] | None = None,
-                 representations: str | Mapping[str, str] | None = None, dhe: DHEConfig | None = None) -> PipelineResult:
+                 representations: str | Mapping[str, str] | None = None, dhe: DHEConfig | None = None,
+                 transfers: bool = True) -> PipelineResult:
     """End-to-end latency of one batch of ``model`` on ``device`` (a GPU or CPU id or spec).
 
     ``streams``: at most this many CUDA streams (GPU only; the scheduler may use fewer).
     ``kernel``: the embedding kernel configuration (default: PyTorch's as shipped);
     ``kernels`` overrides it per table key or feature name (e.g. searched configurations).
     ``representations``: ``table``/``dhe``/``hybrid`` for all tables, or per table key.
+    ``transfers``: include the host<->device copies of inputs and outputs (GPU).
     """
     m = get_model(model)
     dev = resolve_device(device)
@@ -379,7 +387,7 @@ def run_pipeline(model: str | os.PathLike[str] | ModelSpec, device: str | os.Pat
         costs = CPUCosts(dev, dtype, weights_in_llc=plan["dense_weight_bytes"] <= 0.5 * dev.llc_bytes,
                          table_calls=m.table_calls)
     ops = build_ops(m, costs, batch_size, kernel=kernel, kernels=kernels, representations=representations, dhe=dhe,
-                    host_tables=host)
+                    host_tables=host, transfers=transfers)
     k = streams if isinstance(dev, GPUSpec) else 1
     sch = schedule(ops, k, launch_costs().event_sync_s if isinstance(dev, GPUSpec) else 0.0)
     reps = {key: _rep_of(representations, key, f) for key, f in table_instances(m)}
