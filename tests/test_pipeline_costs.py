@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
@@ -67,7 +68,7 @@ def test_cache_hit_rate_uniform_zipf_trace() -> None:
     z = perfmodel.Table(rows=1_000_000, dim=16, pooling=1, indices=perfmodel.IndexDistribution(kind="zipf", alpha=1.05))
     rates = [pp.cache_hit_rate(z, c) for c in (0, 10, 1000, 100_000, 1_000_000)]
     assert rates[0] == 0 and rates[-1] == pytest.approx(1.0)
-    assert all(a < b for a, b in zip(rates, rates[1:], strict=False))
+    assert all(a < b for a, b in itertools.pairwise(rates))
     assert rates[2] > 0.4  # 0.1% of the rows take a large share under zipf 1.05
     seed = pp.get_model("seed").features[0].table
     # perfmodel/data/README.md: the top 60,000 rows of reuse_medium get 87.7% of accesses
@@ -79,7 +80,7 @@ def test_cpu_gather_more_lookups_never_faster_and_dram_bound_at_large_batch() ->
     c = CPUCosts(cpu, table_calls=8)
     t = pp.get_model("rmc1").features[0].table
     times = [c.gather(t, b).time_s for b in (1, 16, 256, 4096)]
-    assert all(a <= b for a, b in zip(times, times[1:], strict=False))
+    assert all(a <= b for a, b in itertools.pairwise(times))
     # 4096 bags x 80 lookups x 128 B from 4M-row tables: at most the random-access DRAM rate
     nbytes = 4096 * 80 * 128
     assert times[-1] >= nbytes * (1 - 0.01) / (cpu.dram_bandwidth_bytes_per_s * cpu.random_access_efficiency)

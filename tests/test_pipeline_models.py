@@ -20,7 +20,7 @@ def _ops(model: str, batch: int = 4) -> dict[str, pp.Op]:
 
 def test_zoo_has_the_eight_deeprecsys_models_seed_and_criteo() -> None:
     ids = pp.model_ids()
-    assert set(DEEPRECSYS + ["seed", "criteo-kaggle", "criteo-terabyte"]) <= set(ids)
+    assert set([*DEEPRECSYS, "seed", "criteo-kaggle", "criteo-terabyte"]) <= set(ids)
     for m in ids:
         spec = pp.get_model(m)
         assert spec.source, f"{m} names no source"
