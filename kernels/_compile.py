@@ -82,12 +82,15 @@ def cache_dir() -> Path:
 
 @dataclass(frozen=True, kw_only=True)
 class CompileKey:
-    """Everything that changes the compiled lookup kernel (block size does not)."""
+    """Everything that changes the compiled lookup kernel (block size and the L2-hint distance,
+    a kernel argument, do not)."""
 
     variant: str
     register_cap: int = 0
-    prefetch_distance: int = 0
-    prefetch_kind: str = "register"
+    #: rows held ahead in a register ring (prefetch_kind="register"); 0 = no ring
+    ring_distance: int = 0
+    #: prefetch.global.L2 hints (prefetch_kind="l2-hint"), distance given at launch
+    l2_hint: bool = False
     bounds_inline: bool = True
     dtype: str = "float32"
     index_dtype: str = "int64"
@@ -98,8 +101,8 @@ class CompileKey:
         d = [
             f"-DRECPERF_DTYPE_F16={int(self.dtype == 'float16')}",
             f"-DRECPERF_INDEX_I32={int(self.index_dtype == 'int32')}",
-            f"-DRECPERF_PREFETCH_DISTANCE={self.prefetch_distance}",
-            f"-DRECPERF_PREFETCH_L2HINT={int(self.prefetch_kind == 'l2-hint' and self.prefetch_distance > 0)}",
+            f"-DRECPERF_PREFETCH_DISTANCE={self.ring_distance}",
+            f"-DRECPERF_PREFETCH_L2HINT={int(self.l2_hint)}",
             f"-DRECPERF_BOUNDS_INLINE={int(self.bounds_inline)}",
         ]
         if self.variant == "warp":
@@ -128,11 +131,12 @@ def compile_key(
     if vec_bytes not in (2, 4, 8, 16) or vec_bytes < DTYPES[dtype]:
         raise InputError(f"`vec_bytes` in (2, 4, 8, 16) and >= the element size must hold, but got {vec_bytes}")
     pd = kernel.prefetch_distance
+    ring = kernel.prefetch_kind == "register"
     return CompileKey(
         variant=kernel.variant,
         register_cap=kernel.register_cap,
-        prefetch_distance=pd,
-        prefetch_kind=kernel.prefetch_kind if pd > 0 else "register",
+        ring_distance=pd if ring else 0,
+        l2_hint=pd > 0 and not ring,
         bounds_inline=kernel.bounds_check == "inline",
         dtype=dtype,
         index_dtype=index_dtype,

@@ -45,7 +45,7 @@ def cpu_compiler() -> str | None:
 class _ShimKey:
     dtype: str
     index_dtype: str
-    prefetch_distance: int
+    ring_distance: int
     l2_hint: bool
     bounds_inline: bool
     vec_bytes: int
@@ -54,7 +54,7 @@ class _ShimKey:
         return [
             f"-DRECPERF_DTYPE_F16={int(self.dtype == 'float16')}",
             f"-DRECPERF_INDEX_I32={int(self.index_dtype == 'int32')}",
-            f"-DRECPERF_PREFETCH_DISTANCE={self.prefetch_distance}",
+            f"-DRECPERF_PREFETCH_DISTANCE={self.ring_distance}",
             f"-DRECPERF_PREFETCH_L2HINT={int(self.l2_hint)}",
             f"-DRECPERF_BOUNDS_INLINE={int(self.bounds_inline)}",
             f"-DRECPERF_VEC_BYTES={self.vec_bytes}",
@@ -91,8 +91,8 @@ def _library(key: _ShimKey) -> ctypes.CDLL:
     dll = ctypes.CDLL(str(lib))
     p, i64, u32, i32 = ctypes.c_void_p, ctypes.c_longlong, ctypes.c_uint, ctypes.c_int
     dll.recperf_cpu_pytorch.argtypes = [u32, u32, u32, p, p, p, p, p, i64, i64, i64, i64, i64, i32, p, p, i64, i64,
-                                        i64, p, p]
-    dll.recperf_cpu_warp.argtypes = [u32, u32, p, p, p, p, i64, i64, i64, i32, p, i64, p, p]
+                                        i64, i32, p, p]
+    dll.recperf_cpu_warp.argtypes = [u32, u32, p, p, p, p, i64, i64, i64, i32, p, i64, i32, p, p]
     dll.recperf_cpu_check_indices.argtypes = [u32, u32, p, i64, i64, p]
     dll.recperf_cpu_remap_indices.argtypes = [u32, u32, p, p, i64, p, i64]
     dll.recperf_cpu_pin_rows.argtypes = [u32, u32, p, p, i64, i64]
@@ -142,8 +142,8 @@ def run_cpu(
     key = _ShimKey(
         dtype=args.dtype,
         index_dtype=args.index_dtype,
-        prefetch_distance=kernel.prefetch_distance,
-        l2_hint=kernel.prefetch_kind == "l2-hint",
+        ring_distance=kernel.prefetch_distance if kernel.prefetch_kind == "register" else 0,
+        l2_hint=kernel.prefetch_distance > 0 and kernel.prefetch_kind == "l2-hint",
         bounds_inline=kernel.bounds_check == "inline",
         vec_bytes=vec_bytes_for(args.dim, w.dtype.itemsize),
     )
@@ -166,8 +166,8 @@ def run_cpu(
         order, row_map = frequency_remap(idx, E)
         w = np.ascontiguousarray(w[order])
         remapped = np.empty_like(idx)
-        lib.recperf_cpu_remap_indices(_AUX_GRID, _AUX_BLOCK, _ptr(idx), _ptr(remapped), N,
-                                      _ptr(row_map.astype(idx.dtype)), E)
+        row_map = np.ascontiguousarray(row_map.astype(idx.dtype))  # kept alive across the call
+        lib.recperf_cpu_remap_indices(_AUX_GRID, _AUX_BLOCK, _ptr(idx), _ptr(remapped), N, _ptr(row_map), E)
         idx = remapped
     elif pinned:
         hot = np.ascontiguousarray(hot_rows(idx, E)[:pinned].astype(idx.dtype))
@@ -179,6 +179,7 @@ def run_cpu(
     psw = args.per_sample_weights
     geo = launch_geometry(kernel, B, sm_count=_CPU_SM_COUNT)
     offset2bag = bag_size = None
+    l2_distance = kernel.prefetch_distance if key.l2_hint else 0
     if B == 0:
         return CpuResult(output=out)
     if kernel.variant == "pytorch":
@@ -186,13 +187,13 @@ def run_cpu(
         bag_size = np.zeros(B, idx.dtype)
         status = lib.recperf_cpu_pytorch(
             geo.grid[0], geo.block[0], geo.block[1], _ptr(idx), _ptr(offs), _ptr(w), _ptr(out), _ptr(offset2bag),
-            N, B, D, D, 1, args.mode, _ptr(bag_size), _ptr(psw), 1, -1, E,
+            N, B, D, D, 1, args.mode, _ptr(bag_size), _ptr(psw), 1, -1, E, l2_distance,
             ctypes.byref(first_bad), ctypes.byref(failed),
         )
     else:
         status = lib.recperf_cpu_warp(
             geo.grid[0], geo.block[0], _ptr(idx), _ptr(offs), _ptr(w), _ptr(out), N, B, D, args.mode, _ptr(psw), E,
-            ctypes.byref(first_bad), ctypes.byref(failed),
+            l2_distance, ctypes.byref(first_bad), ctypes.byref(failed),
         )
     if first_bad.value >= 0:
         raise index_error(args.indices, first_bad.value, E)

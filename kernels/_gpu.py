@@ -199,17 +199,19 @@ class EmbeddingBagLauncher:
         geo = launch_geometry(self.kernel, B, sm_count=self.sm_count, max_threads_per_sm=self.max_threads_per_sm)
         psw = args.per_sample_weights
         i_t = np.int32 if self.index_dtype == "int32" else np.int64
+        l2_distance = np.int32(self.kernel.prefetch_distance if self.key.l2_hint else 0)
         if self.kernel.variant == "pytorch":
             self.offset2bag = cp.zeros((N,), dtype=args.indices.dtype)
             self.bag_size = cp.zeros((B,), dtype=args.indices.dtype)
             self._lookup(geo.grid, geo.block, (
                 args.indices, args.offsets, weight, out, self.offset2bag, np.int64(N), np.int64(B), np.int64(D),
                 np.int64(D), np.int64(1), np.int32(args.mode), self.bag_size, _or_null(psw), np.int64(1), i_t(-1), np.int64(E),
+                l2_distance,
             ), stream=stream)
         else:
             self._lookup(geo.grid, geo.block, (
                 args.indices, args.offsets, weight, out, np.int64(N), np.int64(B), np.int64(D), np.int32(args.mode),
-                _or_null(psw), np.int64(E),
+                _or_null(psw), np.int64(E), l2_distance,
             ), stream=stream)
         return out
 

@@ -46,21 +46,21 @@ int recperf_cpu_pytorch(unsigned grid_x, unsigned block_x, unsigned block_y, con
                         long long numIndices, long long numBags, long long featureSize, long long weight_stride0,
                         long long weight_stride1, int mode, index_t* bag_size, const scalar_t* per_sample_weights,
                         long long per_sample_weights_stride, long long padding_idx, long long numRows,
-                        long long* first_bad, const char** failed_condition) {
+                        int l2_prefetch_distance, long long* first_bad, const char** failed_condition) {
   return recperf_cpu_launch(grid_x, block_x, block_y, first_bad, failed_condition, [&]() {
     recperf_embedding_bag_pytorch(input, offsets, weight, output, offset2bag, numIndices, numBags, featureSize,
                                   weight_stride0, weight_stride1, mode, bag_size, per_sample_weights,
-                                  per_sample_weights_stride, (index_t)padding_idx, numRows);
+                                  per_sample_weights_stride, (index_t)padding_idx, numRows, l2_prefetch_distance);
   });
 }
 
 int recperf_cpu_warp(unsigned grid_x, unsigned block_x, const index_t* input, const index_t* offsets,
                      const scalar_t* weight, scalar_t* output, long long numIndices, long long numBags,
                      long long featureSize, int mode, const scalar_t* per_sample_weights, long long numRows,
-                     long long* first_bad, const char** failed_condition) {
+                     int l2_prefetch_distance, long long* first_bad, const char** failed_condition) {
   return recperf_cpu_launch(grid_x, block_x, 1, first_bad, failed_condition, [&]() {
     recperf_embedding_bag_warp(input, offsets, weight, output, numIndices, numBags, featureSize, mode,
-                               per_sample_weights, numRows);
+                               per_sample_weights, numRows, l2_prefetch_distance);
   });
 }
 

@@ -5,12 +5,13 @@
 // indices with scalar loads; side outputs offset2bag and bag_size.
 //
 // Differences from the original, all compile-time options whose default (0) is the original:
-//   RECPERF_PREFETCH_DISTANCE > 0: rows loaded ahead (register ring or L2 hints);
+//   RECPERF_PREFETCH_DISTANCE > 0: rows loaded ahead into a register ring;
+//   RECPERF_PREFETCH_L2HINT = 1:   prefetch.global.L2 hints l2_prefetch_distance rows ahead;
 //   RECPERF_BOUNDS_INLINE = 0:     the in-loop CUDA_KERNEL_ASSERT removed (checked before, or not);
 //   RECPERF_REGISTER_CAP > 0:      __maxnreg__ (the seed paper's "OptMT" uses -maxrregcount 42).
 #include "recperf_common.cuh"
 
-#if RECPERF_PREFETCH_DISTANCE > 0 && !RECPERF_PREFETCH_L2HINT
+#if RECPERF_PREFETCH_DISTANCE > 0
 // Load row `emb`'s element for this thread's column (zero for padding), counting the bag size
 // as PyTorch does (padding rows do not count).
 __device__ __forceinline__ scalar_t recperf_pytorch_load(const index_t* input, const scalar_t* weightFeat,
@@ -34,7 +35,7 @@ __device__ __forceinline__ void recperf_pytorch_body(
     index_t* offset2bag, recperf_i64 numIndices, recperf_i64 numBags, recperf_i64 featureSize,
     recperf_i64 weight_stride0, recperf_i64 weight_stride1, int mode, index_t* bag_size,
     const scalar_t* per_sample_weights, recperf_i64 per_sample_weights_stride, index_t padding_idx,
-    recperf_i64 numRows) {
+    recperf_i64 numRows, int l2_prefetch_distance) {
   // the strategy here is that each bag x feature is handled by a single thread
   typedef float accscalar_t;
   const recperf_i64 chunksPerBag = (featureSize + (recperf_i64)blockDim.x - 1) / (recperf_i64)blockDim.x;
@@ -52,11 +53,11 @@ __device__ __forceinline__ void recperf_pytorch_body(
       RECPERF_KERNEL_ASSERT(end >= begin);
       accscalar_t weightFeatSum = 0;
       recperf_i64 bag_size_ = 0;
-#if RECPERF_PREFETCH_DISTANCE == 0 || RECPERF_PREFETCH_L2HINT
+#if RECPERF_PREFETCH_DISTANCE == 0
       for (recperf_i64 emb = begin; emb < end; emb++) {
-#if RECPERF_PREFETCH_DISTANCE > 0
-        {  // L2 hint for the row PREFETCH_DISTANCE ahead (skipped for an invalid index)
-          const recperf_i64 ahead = emb + RECPERF_PREFETCH_DISTANCE;
+#if RECPERF_PREFETCH_L2HINT
+        {  // L2 hint for the row l2_prefetch_distance ahead (skipped for an invalid index)
+          const recperf_i64 ahead = emb + l2_prefetch_distance;
           if (ahead < end) {
             const index_t a = input[ahead];
             if ((recperf_u64)(recperf_i64)a < (recperf_u64)numRows) {
@@ -138,10 +139,10 @@ __device__ __forceinline__ void recperf_pytorch_body(
       index_t* offset2bag, recperf_i64 numIndices, recperf_i64 numBags, recperf_i64 featureSize,               \
       recperf_i64 weight_stride0, recperf_i64 weight_stride1, int mode, index_t* bag_size,                     \
       const scalar_t* per_sample_weights, recperf_i64 per_sample_weights_stride, index_t padding_idx,          \
-      recperf_i64 numRows) {                                                                                   \
+      recperf_i64 numRows, int l2_prefetch_distance) {                                                         \
     recperf_pytorch_body(input, offsets, weight, output, offset2bag, numIndices, numBags, featureSize,         \
                          weight_stride0, weight_stride1, mode, bag_size, per_sample_weights,                   \
-                         per_sample_weights_stride, padding_idx, numRows);                                     \
+                         per_sample_weights_stride, padding_idx, numRows, l2_prefetch_distance);               \
   }
 #define RECPERF_PYTORCH_ENTRY_CAPPED(N) RECPERF_PYTORCH_ENTRY(__maxnreg__(N), _cap##N)
 RECPERF_ENTRIES(RECPERF_PYTORCH_ENTRY)

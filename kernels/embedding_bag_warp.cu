@@ -54,7 +54,7 @@ __device__ __forceinline__ recperf_raw_t recperf_warp_load(const index_t* input,
 __device__ __forceinline__ void recperf_warp_body(
     const index_t* __restrict__ input, const index_t* __restrict__ offsets, const scalar_t* __restrict__ weight,
     scalar_t* __restrict__ output, recperf_i64 numIndices, recperf_i64 numBags, recperf_i64 featureSize,
-    int mode, const scalar_t* __restrict__ per_sample_weights, recperf_i64 numRows) {
+    int mode, const scalar_t* __restrict__ per_sample_weights, recperf_i64 numRows, int l2_prefetch_distance) {
   const int lane = threadIdx.x & 31;
   const recperf_i64 warpsPerBlock = blockDim.x >> 5;
   const recperf_i64 warpStride = (recperf_i64)gridDim.x * warpsPerBlock;
@@ -67,11 +67,11 @@ __device__ __forceinline__ void recperf_warp_body(
       float acc[RECPERF_VEC];
 #pragma unroll
       for (int k = 0; k < RECPERF_VEC; ++k) acc[k] = 0.f;
-#if RECPERF_PREFETCH_DISTANCE == 0 || RECPERF_PREFETCH_L2HINT
+#if RECPERF_PREFETCH_DISTANCE == 0
       for (recperf_i64 emb = begin; emb < end; ++emb) {
-#if RECPERF_PREFETCH_DISTANCE > 0
-        {  // L2 hint for the row PREFETCH_DISTANCE ahead (skipped for an invalid index)
-          const recperf_i64 ahead = emb + RECPERF_PREFETCH_DISTANCE;
+#if RECPERF_PREFETCH_L2HINT
+        {  // L2 hint for the row l2_prefetch_distance ahead (skipped for an invalid index)
+          const recperf_i64 ahead = emb + l2_prefetch_distance;
           if (ahead < end) {
             const index_t a = input[ahead];
             if ((recperf_u64)(recperf_i64)a < (recperf_u64)numRows) {
@@ -121,9 +121,9 @@ __device__ __forceinline__ void recperf_warp_body(
       const index_t* __restrict__ input, const index_t* __restrict__ offsets,                                  \
       const scalar_t* __restrict__ weight, scalar_t* __restrict__ output, recperf_i64 numIndices,              \
       recperf_i64 numBags, recperf_i64 featureSize, int mode, const scalar_t* __restrict__ per_sample_weights, \
-      recperf_i64 numRows) {                                                                                   \
+      recperf_i64 numRows, int l2_prefetch_distance) {                                                         \
     recperf_warp_body(input, offsets, weight, output, numIndices, numBags, featureSize, mode,                  \
-                      per_sample_weights, numRows);                                                            \
+                      per_sample_weights, numRows, l2_prefetch_distance);                                      \
   }
 #define RECPERF_WARP_ENTRY_CAPPED(N) RECPERF_WARP_ENTRY(__maxnreg__(N), _cap##N)
 RECPERF_ENTRIES(RECPERF_WARP_ENTRY)

@@ -11,9 +11,10 @@
 // Compile-time configuration (set with -D; defaults below):
 //   RECPERF_DTYPE_F16        0: float32 table/output, 1: float16 (bits in unsigned short), fp32 accumulation
 //   RECPERF_INDEX_I32        0: int64 indices/offsets, 1: int32
-//   RECPERF_PREFETCH_DISTANCE  rows loaded ahead, 0..16
-//   RECPERF_PREFETCH_L2HINT  0: prefetched rows are held in a register ring;
-//                            1: prefetch.global.L2 hints issued PREFETCH_DISTANCE rows ahead
+//   RECPERF_PREFETCH_DISTANCE  rows loaded ahead into a register ring, 0..16 (0: no ring)
+//   RECPERF_PREFETCH_L2HINT  1: prefetch.global.L2 hints for the row l2_prefetch_distance ahead
+//                            (a kernel argument: a hint holds no registers, so the distance
+//                            need not be a compile-time constant)
 //   RECPERF_BOUNDS_INLINE    1: index check inside the hot loop (PyTorch's CUDA_KERNEL_ASSERT);
 //                            0: no check in the lookup kernel ("separate": recperf_check_indices
 //                               runs before it; "none")
@@ -42,6 +43,9 @@
 
 #if RECPERF_PREFETCH_DISTANCE < 0 || RECPERF_PREFETCH_DISTANCE > 16
 #error "RECPERF_PREFETCH_DISTANCE must be 0..16"
+#endif
+#if RECPERF_PREFETCH_DISTANCE > 0 && RECPERF_PREFETCH_L2HINT
+#error "a register ring (RECPERF_PREFETCH_DISTANCE > 0) and L2 hints are alternatives"
 #endif
 
 #if defined(__CUDACC__) || defined(__CUDACC_RTC__)

@@ -9,8 +9,10 @@ never imports ``kernels``.
 
 Table keys (what changes the compiled lookup kernel):
 
-- ``variant``, ``register_cap`` (0 = no cap), ``prefetch_distance`` and ``prefetch_kind``
-  (the kind is ``none`` at distance 0);
+- ``variant``, ``register_cap`` (0 = no cap);
+- prefetch: ``pd0`` (none), ``ring<d>`` (``prefetch_kind="register"``: a ring of d rows in
+  registers, d a compile-time constant) or ``l2hint`` (``prefetch_kind="l2-hint"``: the hint
+  distance is a kernel argument, so one kernel serves every distance);
 - ``bounds_check``: ``inline`` or ``unchecked`` (``separate`` and ``none`` compile the same
   lookup kernel; ``separate`` adds a validation pass, a different kernel);
 - table ``dtype`` (float32/float16) and index dtype (int64 in the table; int32 is compiled on
@@ -104,9 +106,14 @@ def resource_key(kernel: KernelConfig, *, dtype: str = "float32", index_dtype: s
     """The table key of ``kernel``'s lookup kernel (see the module docstring for what is a key)."""
     _check_dtypes(dtype, index_dtype)
     pd = kernel.prefetch_distance
-    kind = kernel.prefetch_kind if pd > 0 else "none"
+    if pd == 0:
+        prefetch = "pd0"
+    elif kernel.prefetch_kind == "register":
+        prefetch = f"ring{pd}"
+    else:  # the hint distance is a kernel argument: one kernel for every distance
+        prefetch = "l2hint"
     bounds = "inline" if kernel.bounds_check == "inline" else "unchecked"
-    return f"{kernel.variant}/cap{kernel.register_cap}/pd{pd}/{kind}/{bounds}/{dtype}/{index_dtype}"
+    return f"{kernel.variant}/cap{kernel.register_cap}/{prefetch}/{bounds}/{dtype}/{index_dtype}"
 
 
 @dataclass(frozen=True, kw_only=True)

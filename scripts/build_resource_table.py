@@ -7,7 +7,7 @@ Usage (from the repository root, with recperf[compile] installed):
     python scripts/build_resource_table.py                 # sm_80 and sm_90, 2 processes
     python scripts/build_resource_table.py --jobs 1 --limit 20 --out out/table-smoke.json.gz
 
-Space: variant {pytorch, warp} x prefetch (distance 0, or 1..16 x kind {register, l2-hint})
+Space: variant {pytorch, warp} x prefetch (none, a register ring of 1..16 rows, or L2 hints)
 x bounds {inline, unchecked} x dtype {float32, float16} x index dtype (int64; --index-dtypes
 adds int32) x register cap {0, 24, 32, 40, 42, 48, ..., 128, 255}. Per configuration the
 uncapped kernel is compiled first; the caps below its register count are compiled in one
@@ -34,7 +34,9 @@ sys.path.insert(0, str(ROOT))
 #: caps the search space produces: every occupancy step (allocation is per warp in units of
 #: 256 registers, i.e. 8 per thread) from ptxas's minimum 24 to 128, the seed paper's 42, and 255
 REGISTER_CAPS = (24, 32, 40, 42, 48, 56, 64, 72, 80, 88, 96, 104, 112, 120, 128, 255)
-PREFETCH = [(0, "none")] + [(pd, kind) for pd in range(1, 17) for kind in ("register", "l2-hint")]
+#: (distance, kind): none; a register ring of 1..16 rows; L2 hints (the distance is a kernel
+#: argument, so one kernel serves every distance)
+PREFETCH = [(0, "none"), *((pd, "register") for pd in range(1, 17)), (1, "l2-hint")]
 
 
 def _tasks(archs: list[str], index_dtypes: list[str]) -> list[tuple[str, str, int, str, str, str, str]]:
@@ -46,8 +48,9 @@ def _tasks(archs: list[str], index_dtypes: list[str]) -> list[tuple[str, str, in
                     for dtype in ("float32", "float16"):
                         for idx in index_dtypes:
                             tasks.append((arch, variant, pd, kind, bounds, dtype, idx))
-    # long compiles (deep register rings) first, for load balance
-    tasks.sort(key=lambda t: -(t[2] if t[3] == "register" else 0))
+    # short compiles first: the table is written as it grows, so the common shallow
+    # configurations are usable early (and a killed build resumes with --resume)
+    tasks.sort(key=lambda t: t[2] if t[3] == "register" else 0)
     return tasks
 
 
@@ -61,8 +64,8 @@ def _work(task: tuple[str, str, int, str, str, str, str]) -> tuple[str, dict[str
     c0 = time.process_time()
     key = CompileKey(
         variant=variant,
-        prefetch_distance=pd,
-        prefetch_kind=kind if pd > 0 else "register",
+        ring_distance=pd if kind == "register" else 0,
+        l2_hint=kind == "l2-hint",
         bounds_inline=bounds == "inline",
         dtype=dtype,
         index_dtype=idx,
@@ -93,6 +96,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--jobs", type=int, default=2, help="compile processes (at most 2 on shared machines)")
     ap.add_argument("--limit", type=int, default=0, help="only the first N configurations (smoke test)")
     ap.add_argument("--out", default=str(ROOT / "perfmodel" / "data" / "resources" / "resource_table.json.gz"))
+    ap.add_argument("--resume", action="store_true", help="keep the entries of an existing --out built from the "
+                    "same sources and compiler; compile only what is missing")
     ap.add_argument("--allow-unpinned", action="store_true",
                     help="build with an NVRTC other than the pinned release (never for the shipped table)")
     args = ap.parse_args(argv)
@@ -111,43 +116,77 @@ def main(argv: list[str] | None = None) -> int:
     tasks = _tasks(archs, [d.strip() for d in args.index_dtypes.split(",") if d.strip()])
     if args.limit:
         tasks = tasks[: args.limit]
+    dest = Path(args.out)
     entries: dict[str, dict[str, list[int]]] = {a: {} for a in archs}
+    build = {"wall_s": 0.0, "task_s": 0.0, "cpu_s": 0.0}
+    if args.resume and dest.is_file():
+        old = json.loads(gzip.decompress(dest.read_bytes()))
+        if old.get("source_hash") == source_hash() and old.get("compiler") == _nvrtc_version():
+            for a, rows in old["entries"].items():
+                entries.setdefault(a, {}).update({k: list(v) for k, v in rows.items()})
+            build = {k: float(old.get("build", {}).get(k, 0.0)) for k in build}
+            done = {(a, k) for a, rows in entries.items() for k in rows}
+            tasks = [t for t in tasks if (t[0], _base_key(t)) not in done]
+            print(f"resuming: {len(done)} entries kept, {len(tasks)} configurations left", flush=True)
+        else:
+            print("existing table is from other sources or another compiler: rebuilding", flush=True)
+    n_total = len(tasks)
     t0 = time.perf_counter()
     task_s = cpu_s = 0.0
+
+    def write(complete: bool) -> None:
+        wall = time.perf_counter() - t0
+        doc: dict[str, Any] = {
+            "format": 1,
+            "compiler": _nvrtc_version(),
+            "nvrtc_package": f"nvidia-cuda-nvrtc=={pkg}",
+            "cuda_bindings": metadata.version("cuda-bindings"),
+            "source_hash": source_hash(),
+            "complete": complete,
+            "register_caps": [0, *REGISTER_CAPS],
+            "cap_rule": "caps at or above the uncapped register count are not stored: the lookup answers them "
+                        "with the uncapped figures",
+            "keys": "variant/cap/prefetch(pd0|ring<d>|l2hint)/bounds(inline|unchecked)/dtype/index_dtype; "
+                    "warp: 16-byte loads",
+            # cpu_s: CPU time of the compiles (NVRTC runs in-process); on an otherwise idle machine
+            # the wall time is about cpu_s / jobs. The wall time here depends on other load.
+            "build": {"wall_s": round(build["wall_s"] + wall, 1), "task_s": round(build["task_s"] + task_s, 1),
+                      "cpu_s": round(build["cpu_s"] + cpu_s, 1), "jobs": args.jobs, "cpu_count": os.cpu_count(),
+                      "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())},
+            "columns": list(COLUMNS),
+            "entries": {a: dict(sorted(e.items())) for a, e in sorted(entries.items())},
+        }
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_suffix(".tmp")
+        tmp.write_bytes(gzip.compress(json.dumps(doc, separators=(",", ":")).encode(), mtime=0))
+        tmp.replace(dest)
+
     with mp.get_context("spawn").Pool(max(1, args.jobs)) as pool:
         for n, (arch, out, dt, dc) in enumerate(pool.imap_unordered(_work, tasks), 1):
             entries[arch].update(out)
             task_s += dt
             cpu_s += dc
-            if n % 25 == 0 or n == len(tasks):
+            if n % 20 == 0 or n == n_total:
+                write(complete=n == n_total)
                 el = time.perf_counter() - t0
-                print(f"{n}/{len(tasks)} configurations, {sum(map(len, entries.values()))} entries, "
-                      f"{el:.0f} s elapsed, ~{el / n * (len(tasks) - n):.0f} s left", flush=True)
+                print(f"{n}/{n_total} configurations, {sum(map(len, entries.values()))} entries, {el:.0f} s "
+                      f"elapsed, {cpu_s:.0f} s CPU", flush=True)
+    if not tasks:
+        write(complete=True)
     wall = time.perf_counter() - t0
-    doc: dict[str, Any] = {
-        "format": 1,
-        "compiler": _nvrtc_version(),
-        "nvrtc_package": f"nvidia-cuda-nvrtc=={pkg}",
-        "cuda_bindings": metadata.version("cuda-bindings"),
-        "source_hash": source_hash(),
-        "register_caps": [0, *REGISTER_CAPS],
-        "cap_rule": "caps at or above the uncapped register count are not stored: the lookup answers them "
-                    "with the uncapped figures",
-        "keys": "variant/cap/pd/prefetch_kind/bounds(inline|unchecked)/dtype/index_dtype; warp: 16-byte loads",
-        # cpu_s: CPU time of the compiles (NVRTC runs in-process); on an otherwise idle machine
-        # the wall time is about cpu_s / jobs. The wall time here depends on other load.
-        "build": {"wall_s": round(wall, 1), "task_s": round(task_s, 1), "cpu_s": round(cpu_s, 1), "jobs": args.jobs,
-                  "configurations": len(tasks), "cpu_count": os.cpu_count(),
-                  "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())},
-        "columns": list(COLUMNS),
-        "entries": {a: dict(sorted(e.items())) for a, e in entries.items()},
-    }
-    dest = Path(args.out)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    dest.write_bytes(gzip.compress(json.dumps(doc, separators=(",", ":")).encode(), mtime=0))
-    print(f"wrote {dest}: {sum(map(len, entries.values()))} entries from {len(tasks)} configurations "
+    print(f"wrote {dest}: {sum(map(len, entries.values()))} entries from {n_total} configurations "
           f"in {wall:.0f} s wall ({cpu_s:.0f} s CPU compiling, {args.jobs} processes)")
     return 0
+
+
+def _base_key(task: tuple[str, str, int, str, str, str, str]) -> str:
+    from perfmodel import KernelConfig
+    from perfmodel._resources import resource_key
+
+    _arch, variant, pd, kind, bounds, dtype, idx = task
+    cfg = KernelConfig(variant=variant, prefetch_distance=pd, prefetch_kind=kind if pd > 0 else "register",
+                       bounds_check="inline" if bounds == "inline" else "none")
+    return resource_key(cfg, dtype=dtype, index_dtype=idx)
 
 
 if __name__ == "__main__":
