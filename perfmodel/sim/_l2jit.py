@@ -293,6 +293,9 @@ def run_rows_lru(rows: IntArray, row_bytes: int, line_bytes: int, sector_bytes: 
     """:func:`run_rows_policy` for LRU, specialized: one packed word per way, move to front."""
     spl = line_bytes // sector_bytes
     packed = np.full(n_sets * ways, -1, dtype=np.int64)
+    popc = np.zeros(256, dtype=np.int64)
+    for m in range(1, 256):
+        popc[m] = popc[m >> 1] + (m & 1)
     row_hits = 0
     line_acc = 0
     line_hits = 0
@@ -326,11 +329,7 @@ def run_rows_lru(rows: IntArray, row_bytes: int, line_bytes: int, sector_bytes: 
             for w in range(pos, 0, -1):
                 packed[base + w] = packed[base + w - 1]
             packed[base] = (line << 8) | old | mask
-            hit = old & mask
-            nhit = 0
-            while hit:
-                hit &= hit - 1
-                nhit += 1
+            nhit = popc[old & mask]
             line_acc += 1
             sec_acc += nreq
             sec_hits += nhit
