@@ -163,7 +163,9 @@ class Residency:
         missing = flat[np.isnan(self.grid.reshape(-1, self.grid.shape[-1])[flat, 0])]
         if missing.size == 0:
             return
-        need = {(int(f) // n_g, int(f) % n_g) for f in missing}
+        # a pinned-row value is computed for every G at once: configurations that share a pinned
+        # fraction differ in block size and occupancy, so they will ask for the other G cells
+        need = {(int(f) // n_g, g) for f in missing for g in range(n_g)}
         from perfmodel._lru import stack_distances
 
         with self._lock:

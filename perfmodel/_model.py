@@ -238,34 +238,47 @@ def _compile_info_uncached(key: tuple[Any, ...], gpu: GPUSpec, dtype: str) -> tu
 
 def _configs(
     kernels: Sequence[KernelConfig], gpu: GPUSpec, dtype: str, scalar: bool
-) -> tuple[_Configs, Any, Any, list[str]]:
-    """The configurations as columns, with their registers and spills (per compile key, once)."""
-    ks = list(kernels)
-    for k in ks:
-        if not isinstance(k, KernelConfig):
-            raise InputError(f"kernels must be KernelConfig objects, but got {type(k).__name__}")
-    rows = [(k.variant, k.register_cap, k.prefetch_distance, k.prefetch_kind, k.bounds_check, k.pin_method) for k in ks]
-    info = {key: _compile_info(key, gpu, dtype) for key in set(rows)}
-    per = [info[r] for r in rows]
+) -> tuple[_Configs, Any, Any, list[str], Any]:
+    """The configurations as columns, with registers, spills and resident blocks.
+
+    Work is done once per distinct configuration (a search repeats many), then expanded.
+    Returns (configs, registers, spill bytes, register sources, blocks per SM).
+    """
+    ks = kernels if isinstance(kernels, list) else list(kernels)
+    try:
+        rows = [(k.variant, k.register_cap, k.prefetch_distance, k.prefetch_kind, k.bounds_check, k.pin_method,
+                 k.block_size, k.pinned_row_fraction) for k in ks]
+    except AttributeError:
+        bad = next(k for k in ks if not isinstance(k, KernelConfig))
+        raise InputError(f"kernels must be KernelConfig objects, but got {type(bad).__name__}") from None
+    index: dict[tuple[Any, ...], int] = {}
+    inv = [index.setdefault(r, len(index)) for r in rows]
+    uniq = list(index)
+    info = [_compile_info(r[:6], gpu, dtype) for r in uniq]
+    blocks_u = [_blocks_one(gpu, r[6], i[0]) for r, i in zip(uniq, info, strict=True)]
     if scalar:
-        k, r, i = ks[0], rows[0], per[0]
-        c = _Configs(ks, r[0] == "warp", k.block_size, float(r[2]), r[3] == "l2-hint", k.pinned_row_fraction,
-                     r[5] == "evict-last-prefetch", _CHECK_CODE[r[4]], i[3])
-        return c, i[0], i[1], [i[2]]
+        r, i = uniq[0], info[0]
+        c = _Configs(ks, r[0] == "warp", r[6], float(r[2]), r[3] == "l2-hint", r[7], r[5] == "evict-last-prefetch",
+                     _CHECK_CODE[r[4]], i[3])
+        return c, i[0], i[1], [i[2]], blocks_u[0]
+    at = np.asarray(inv, dtype=np.int64)
+
+    def col(values: list[Any], dtype_: Any) -> Any:
+        return np.asarray(values, dtype=dtype_)[at]
+
     c = _Configs(
         ks,
-        np.array([r[0] == "warp" for r in rows], dtype=bool),
-        np.array([k.block_size for k in ks], dtype=np.int64),
-        np.array([r[2] for r in rows], dtype=np.float64),
-        np.array([r[3] == "l2-hint" for r in rows], dtype=bool),
-        np.array([k.pinned_row_fraction for k in ks], dtype=np.float64),
-        np.array([r[5] == "evict-last-prefetch" for r in rows], dtype=bool),
-        np.array([_CHECK_CODE[r[4]] for r in rows], dtype=np.int64),
-        np.array([i[3] for i in per], dtype=np.float64),
+        col([r[0] == "warp" for r in uniq], bool),
+        col([r[6] for r in uniq], np.int64),
+        col([float(r[2]) for r in uniq], np.float64),
+        col([r[3] == "l2-hint" for r in uniq], bool),
+        col([r[7] for r in uniq], np.float64),
+        col([r[5] == "evict-last-prefetch" for r in uniq], bool),
+        col([_CHECK_CODE[r[4]] for r in uniq], np.int64),
+        col([i[3] for i in info], np.float64),
     )
-    regs = np.array([i[0] for i in per], dtype=np.int64)
-    spill = np.array([i[1] for i in per], dtype=np.float64)
-    return c, regs, spill, [i[2] for i in per]
+    srcs = sorted({i[2] for i in info})
+    return c, col([i[0] for i in info], np.int64), col([i[1] for i in info], np.float64), srcs, col(blocks_u, np.int64)
 
 
 def _vector_bytes(row_bytes: int) -> int:
@@ -445,18 +458,16 @@ def _streaming_bandwidth(gpu: GPUSpec) -> float:
 _BLOCKS: dict[int, tuple[GPUSpec, dict[tuple[int, int], int]]] = {}
 
 
-def _blocks_per_sm(gpu: GPUSpec, block_size: Any, regs: Any, scalar: bool) -> Any:
-    """Resident blocks per SM for each (block size, registers) pair (memoized per pair)."""
+def _blocks_one(gpu: GPUSpec, block_size: int, regs: int) -> int:
+    """Resident blocks per SM of one (block size, registers) pair (memoized)."""
     entry = _BLOCKS.get(id(gpu))
     if entry is None or entry[0] is not gpu:
         entry = _BLOCKS[id(gpu)] = (gpu, {})
     memo = entry[1]
-    pairs = [(int(block_size), int(regs))] if scalar else list(zip(block_size.tolist(), regs.tolist(), strict=True))
-    for pair in set(pairs) - memo.keys():
-        memo[pair] = int(blocks_per_sm(gpu, pair[0], pair[1], 0)["active"])
-    if scalar:
-        return memo[pairs[0]]
-    return np.array([memo[pr] for pr in pairs], dtype=np.int64)
+    got = memo.get((block_size, regs))
+    if got is None:
+        got = memo[(block_size, regs)] = int(blocks_per_sm(gpu, block_size, regs, 0)["active"])
+    return got
 
 
 def _evaluate(
@@ -470,12 +481,10 @@ def _evaluate(
     dram: Any = 0.0
     n_all = 0.0
     dtype0 = workload.tables[0].dtype
-    c, regs, spill, srcs = _configs(kernels, gpu, dtype0, scalar)
-    blocks = _blocks_per_sm(gpu, c.block_size, regs, scalar)
+    c, regs, spill, srcs, blocks = _configs(kernels, gpu, dtype0, scalar)
     for t in workload.tables:
         if t.dtype != dtype0:
-            _, r_t, s_t, _ = _configs(kernels, gpu, t.dtype, scalar)
-            b_t = _blocks_per_sm(gpu, c.block_size, r_t, scalar)
+            _, _, s_t, _, b_t = _configs(kernels, gpu, t.dtype, scalar)
         else:
             s_t, b_t = spill, blocks
         e = _table_eval(t, workload.batch_size, c, gpu, b_t, s_t, xp)

@@ -99,7 +99,7 @@ def main() -> None:
     nvcc = shutil.which("nvcc")
     if nvcc is None:
         sys.exit("error: nvcc not found on PATH")
-    version = subprocess.run([nvcc, "--version"], capture_output=True, text=True).stdout.strip().splitlines()[-1]
+    version = subprocess.run([nvcc, "--version"], capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
     patterns = {"pytorch": re.compile(r"LDG\.E(\.SYS|\.CONSTANT)?\s+R"), "warp": re.compile(r"LDG\.E\.128")}
     rows = []
     for variant in ("pytorch", "warp"):

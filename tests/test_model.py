@@ -106,7 +106,7 @@ def test_trace_residency_is_exact_lru_at_grid_points() -> None:
     t = _table(kind="trace", rows=500_000, dim=128, pooling=150)
     res = residency(t, 2048)
     stream = table_call(t, 2048).indices
-    cap = int(round(res.capacities[30]))
+    cap = round(res.capacities[30])
     exact = lru_hit_counts(stream, [cap])[0]  # bag-major order, no pinning: grid point (k=0, G=1)
     assert float(res.hits(0, res.capacities[30], 1)) == pytest.approx(exact, rel=1e-9)
 
