@@ -50,7 +50,7 @@ def _rand(ctl: IntArray) -> int:  # pragma: no cover - compiled
     return int(ctl[1])
 
 
-@numba.njit(cache=True)  # type: ignore[misc]
+@numba.njit(cache=True, inline="always")  # type: ignore[misc]
 def _victim(base: int, ways: int, want_pers: int, stamp: IntArray, tags: IntArray, pers: npt.NDArray[np.uint8],
             policy: int, ctl: IntArray) -> int:  # pragma: no cover - compiled
     """Way to replace among ways whose ``pers`` equals ``want_pers`` (-1 if none); empty ways first."""
@@ -90,7 +90,7 @@ def _victim(base: int, ways: int, want_pers: int, stamp: IntArray, tags: IntArra
     return -1  # unreachable
 
 
-@numba.njit(cache=True)  # type: ignore[misc]
+@numba.njit(cache=True, inline="always")  # type: ignore[misc]
 def lookup(tags: IntArray, stamp: IntArray, valid: npt.NDArray[np.uint8], pers: npt.NDArray[np.uint8],
            ready: npt.NDArray[np.float64], ctl: IntArray, set_index: int, ways: int, line: int, mask: int,
            persist: int, quota: int, policy: int, allocate: int, now: float) -> tuple[int, int, float]:  # pragma: no cover
