@@ -101,8 +101,11 @@ def _l2_path(sm: int, line: int, missing: int, t: float, persist: int, prefetch_
     side = sm_side[sm] if duplicate else home
     s = set_of(line, l2_sets)
     gs = side * l2_sets + s
+    # only the home copy of a line can be persisting; near copies of far-homed lines are
+    # normal lines (otherwise a pinned set would need twice the set-aside: the seed paper's
+    # 30.7 MB pinned on A100's 30 MiB set-aside could not have helped)
     way, hit, r = lookup(l2_tags, l2_stamp, l2_valid, l2_pers, l2_ready, ctl, gs, l2_ways, line, missing,
-                         persist, quota, policy, 1, tq)
+                         persist if side == home else 0, quota, policy, 1, tq)
     done = tq
     if hit:
         done = max(tq + fp[0], r)
