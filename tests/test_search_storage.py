@@ -192,3 +192,26 @@ def test_four_processes_on_one_postgres_server(tmp_path: Path, workload_file: Pa
         _assert_no_loss_or_duplicate(_complete(POSTGRES, name), 4 * n_each + 12)
     finally:
         optuna.delete_study(study_name=name, storage=POSTGRES)
+
+
+@needs_model
+def test_running_trials_of_dead_local_processes_are_failed(tmp_path: Path, workload_file: Path) -> None:
+    import socket
+
+    db = f"sqlite:///{tmp_path / 'o.db'}"
+    first = search.optimize(workload_file, "a100-80gb", n_trials=4, storage=db, study_name="o")
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    host = socket.gethostname()
+    study = optuna.load_study(study_name="o", storage=db)
+    orphan = study.ask()
+    orphan.set_user_attr("worker", f"{host}:{dead.pid}")
+    alive = study.ask()
+    alive.set_user_attr("worker", f"{host}:{os.getppid()}")  # a live process: left alone
+    remote = study.ask()
+    remote.set_user_attr("worker", f"not-{host}:{dead.pid}")  # another host's: left alone
+    again = search.optimize(workload_file, "a100-80gb", n_trials=2, storage=db, study_name="o")
+    states = {t.number: t.state for t in optuna.load_study(study_name="o", storage=db).trials}
+    assert states[orphan.number] == TrialState.FAIL
+    assert states[alive.number] == TrialState.RUNNING and states[remote.number] == TrialState.RUNNING
+    assert again.n_trials_completed == first.n_trials_completed + 2
