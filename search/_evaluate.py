@@ -195,4 +195,11 @@ def measure_times(workload: Workload, gpu: GPUSpec, configs: Sequence[KernelConf
             "fidelity `gpu` needs validation's sweep runner (validation.measure_configs, issue 7), which this "
             "installation does not have; replay recorded runs with --measurements FILE, or use --fidelity model"
         )
-    return [float(t) for t in runner(workload, list(configs), gpu)]
+    try:
+        return [float(t) for t in runner(workload, list(configs), gpu)]
+    except (ImportError, RuntimeError, OSError) as exc:  # no CuPy, no driver, no device
+        raise InputError(
+            f"fidelity `gpu` needs an NVIDIA GPU with CuPy (pip install 'recperf[gpu]'), but measuring failed: "
+            f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}; replay recorded runs with "
+            "--measurements FILE, or use --fidelity model"
+        ) from None

@@ -178,3 +178,23 @@ def test_sim_fidelity_reranks_the_top_k_with_the_simulator(files: tuple[Path, Pa
     assert r.baseline_time_s == pytest.approx(perfmodel.simulate(wl, KernelConfig(), gpu).time_s)
     # the model's times stay on record beside the simulator's
     assert all(t.model_time_s == pytest.approx(float(perfmodel.predict_batch(wl, [t.config], gpu)[0])) for t in r.top)
+
+
+def _gpu_present() -> bool:
+    try:
+        import cupy
+
+        cupy.cuda.Device(0).attributes  # noqa: B018 - the probe
+        return True
+    except Exception:
+        return False
+
+
+def test_gpu_fidelity_without_a_gpu_is_a_clean_error(files: tuple[Path, Path]) -> None:
+    if _gpu_present():
+        pytest.skip("a GPU is present: the live gpu fidelity would run")
+    w, s = files
+    out = _run("--gpu", "a100-80gb", "--workload", str(w), "--space", str(s), "--trials", "4", "--storage", ":memory:",
+               "--fidelity", "gpu", "--json", "--no-progress", "--no-report")
+    assert out.returncode == 2 and out.stdout == ""
+    assert out.stderr.startswith("error: fidelity `gpu` needs") and len(out.stderr.strip().splitlines()) == 1
