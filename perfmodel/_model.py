@@ -17,9 +17,10 @@ Chain of the model, per table call (the stage runs one call per table, one after
    ``warp``: one warp per bag, the lanes across the row with the widest aligned vector
    load, a grid sized to the GPU (every block resident; bags in rounds);
 3. L2 residency -> h for W's interleaving of bags (:mod:`perfmodel._l2`);
-4. one iteration of a warp is a dependent chain: index load (L1, one miss per 128-B line of
-   indices), row load (h at L2 latency, 1 - h at the loaded DRAM latency), the dependent
-   arithmetic; a register prefetch ring keeps 1 + p row loads in flight, so
+4. one iteration of a warp is a dependent chain: row load (h at L2 latency, 1 - h at the
+   loaded DRAM latency), the index load of the next iteration overlapping it (it shows only
+   when it misses to DRAM while the row hits), the dependent arithmetic; a register prefetch
+   ring keeps 1 + p row loads in flight, so
    T = chain / (1 + p); the loaded DRAM latency depends on the DRAM utilization the warps
    themselves cause (Little's law; :func:`perfmodel._physics.little_throughput`), solved in
    closed form;
@@ -74,8 +75,6 @@ DEPENDENT_PER_ITER = 6.0
 INLINE_CHECK_DEPENDENT = 3.0
 #: index bytes per lookup (int64 indices, as PyTorch passes them)
 INDEX_BYTES = 8
-#: bytes of one L1/L2 line (indices per line = 128 / 8)
-LINE_BYTES = 128
 
 _KERNEL_FIELDS = tuple(f.name for f in fields(KernelConfig))
 _CHECK_CODE = {"inline": 0, "separate": 1, "none": 2}
@@ -376,10 +375,13 @@ def _table_eval(table: Table, batch: int, c: _Configs, gpu: GPUSpec, blocks: Any
     hl = xp.minimum(xp.maximum(hits_fast / n, 0.0), 1.0)  # of which not merged into an in-flight miss
 
     # one iteration's dependent chain (seconds)
-    # index loads: pytorch reads one 8-B index per iteration (all lanes the same address; a
-    # new 128-B line every 16 lookups, first touched in DRAM); warp loads 32 indices at once
-    per_line = LINE_BYTES / INDEX_BYTES
-    t_idx = xp.where(c.warp_variant, dram / gpu.warp_size, l1 + dram / per_line)
+    # index loads: both kernels read one 8-B index per iteration (all lanes the same address).
+    # The compiled loops issue the next iteration's index load right after this iteration's
+    # row load (nvcc SASS, docs/model.md), so the index latency overlaps the row's: it shows
+    # only when the index misses to DRAM (its first touch, one 32-B sector per 4 indices)
+    # while the row hits in L2. E[max(row, index)] - E[row] ~= P(index miss) h (L_dram - L_L2).
+    p_idx_miss = INDEX_BYTES / gpu.l2_sector_bytes
+    t_idx = p_idx_miss * hl * (dram - l2)
     dep = (DEPENDENT_PER_ITER + xp.where(c.check == 0, INLINE_CHECK_DEPENDENT, 0.0)) * DEPENDENT_ISSUE_CYCLES / clk
     # spilled registers come back from local memory (L1) once per iteration
     t_spill = xp.where(spill > 0, l1, 0.0)

@@ -25,30 +25,37 @@ def _workload(rows: int, dim: int, pooling: int, batch: int, kind: str = "unifor
 
 
 def test_single_warp_timing_is_the_dependent_chain() -> None:
-    """Golden: one warp, no reuse, p = 0. Every lookup waits for its index (a DRAM round trip for
-    the first index of each 32-B sector, an L1 hit for the other three), the address
-    arithmetic, then a DRAM round trip for the row; nothing queues. Latencies: GPU spec."""
+    """Golden: one warp, no reuse, p = 0. The first lookup waits for its index (a DRAM round
+    trip); after that each index is requested one lookup ahead, together with the previous
+    row (as the compiled loop does), so it has arrived - from L1, or from DRAM for the first
+    index of each 32-B sector - by the time that row returns. Each lookup then costs the
+    address arithmetic and a DRAM round trip for its row; nothing queues. Latencies: GPU spec."""
     w = _workload(rows=10_000_000, dim=32, pooling=64, batch=1)
     k = KernelConfig(variant="pytorch", bounds_check="none")
     r = simulate_detailed(w, k, GPU).tables[0]
     _instr, dep = _iteration_costs(k)
     dram, l1 = GPU.dram_latency_cycles, GPU.l1_latency_cycles
-    expected = model_params().block_turnaround_cycles + 64 * (dep * 4.0 + dram) + 16 * dram + 48 * l1
-    assert r.kernel_time_s * GPU.sm_clock_hz == pytest.approx(expected, rel=1e-9)
+    expected = model_params().block_turnaround_cycles + 64 * (dep * 4.0 + dram) + dram
+    assert l1 < dram  # the early index requests (L1 or DRAM) never outlast the row in flight
+    # an index that misses is served by the DRAM queue together with the row requested at the
+    # same instant: a fraction of a cycle of service time each (16 of them), nothing more
+    assert r.kernel_time_s * GPU.sm_clock_hz == pytest.approx(expected, abs=16 * 0.1)
     assert r.l2_hit_rate == 0.0
     assert r.lookups == 64
 
 
 def test_single_warp_with_128_byte_dram_fetches() -> None:
-    """Golden: a 128-B DRAM fetch brings a whole line of 16 indices into the L2, so only the
-    first index sector of each line waits for DRAM; the next three are near-L2 hits."""
+    """Golden: a 128-B DRAM fetch brings whole lines into the L2; the index requested one lookup
+    ahead still hides behind the row in flight, so the time is the same chain as with 32-B
+    fetches: the first index, then address arithmetic and a DRAM round trip per lookup."""
     w = _workload(rows=10_000_000, dim=32, pooling=64, batch=1)
     k = KernelConfig(variant="pytorch", bounds_check="none")
     r = simulate_detailed(w, k, GPU, params=SimParams(dram_fetch_bytes=128)).tables[0]
     _instr, dep = _iteration_costs(k)
-    dram, near, l1 = GPU.dram_latency_cycles, GPU.l2_near_latency_cycles, GPU.l1_latency_cycles
-    expected = model_params().block_turnaround_cycles + 64 * (dep * 4.0 + dram) + 4 * dram + 12 * near + 48 * l1
-    assert r.kernel_time_s * GPU.sm_clock_hz == pytest.approx(expected, rel=1e-9)
+    dram, near = GPU.dram_latency_cycles, GPU.l2_near_latency_cycles
+    expected = model_params().block_turnaround_cycles + 64 * (dep * 4.0 + dram) + dram
+    assert near < dram
+    assert r.kernel_time_s * GPU.sm_clock_hz == pytest.approx(expected, abs=4 * 0.1)
 
 
 def test_simulate_returns_the_prediction_type_and_is_deterministic() -> None:

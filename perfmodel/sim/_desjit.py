@@ -161,6 +161,31 @@ def _l2_path(sm: int, line: int, missing: int, t: float, persist: int, prefetch_
 
 
 @numba.njit(cache=True)  # type: ignore[misc]
+def _index_fetch(
+    sm: int, pos: int, t0: float, l1_tags: IntArray, l1_stamp: IntArray, l1_valid: npt.NDArray[np.uint8],
+    l1_pers: npt.NDArray[np.uint8], l1_ready: FloatArray, l1ctl: IntArray, l1_sets: int, l1_ways: int,
+    sm_side: IntArray, n_parts: int, duplicate: int, l2_tags: IntArray, l2_stamp: IntArray,
+    l2_valid: npt.NDArray[np.uint8], l2_pers: npt.NDArray[np.uint8], l2_ready: FloatArray, ctl: IntArray,
+    l2_sets: int, l2_ways: int, quota: int, policy: int, fp: FloatArray, servers: FloatArray, cnt: IntArray,
+) -> float:  # pragma: no cover - compiled
+    """Load the 8-byte index at position ``pos`` from SM ``sm`` at time ``t0``; returns its arrival."""
+    ib = pos * 8
+    iline = INDEX_LINE_BASE + ib // 128
+    imask = 1 << ((ib % 128) // 32)
+    cnt[C_I_SECTORS] += 1
+    g1 = sm * l1_sets + set_of(iline, l1_sets)
+    way, hit, r = lookup(l1_tags, l1_stamp, l1_valid, l1_pers, l1_ready, l1ctl, g1, l1_ways, iline, imask,
+                         0, 0, 0, 1, t0)
+    if hit:
+        cnt[C_I_L1] += 1
+        return float(max(t0 + fp[5], r))
+    ti = _l2_path(sm, iline, imask, t0, 0, 0, sm_side, n_parts, duplicate, l2_tags, l2_stamp, l2_valid,
+                  l2_pers, l2_ready, ctl, l2_sets, l2_ways, quota, policy, fp, servers, cnt, 0)
+    fill(l1_valid, l1_ready, g1, l1_ways, way, imask, ti)
+    return float(ti)
+
+
+@numba.njit(cache=True)  # type: ignore[misc]
 def simulate_call(
     # work: the call's lookups
     indices: IntArray, bag_start: IntArray, bag_len: IntArray,
@@ -176,7 +201,6 @@ def simulate_call(
     pinned_lines: IntArray, pinned_masks: IntArray, warm_rows: IntArray,
 ) -> tuple[float, IntArray, IntArray, FloatArray, FloatArray]:  # pragma: no cover - compiled
     """Run one table call. Returns (end time, counters, latency histogram, per-SM finish times, per-SM lookups)."""
-    line_b = 128
     sec_b = 32
     # ---- memory state
     n_l2 = n_parts * l2_sets * l2_ways
@@ -236,6 +260,8 @@ def simulate_call(
     w_next = np.zeros(n_slots, dtype=np.int64)  # next lookup to issue within the segment
     w_ret = np.zeros(n_slots, dtype=np.int64)  # oldest lookup not yet retired
     w_wait = np.zeros(n_slots, dtype=np.int64)  # 1: waiting for the oldest lookup's issue
+    w_pidx = np.full(n_slots, -1, dtype=np.int64)  # lookup whose index was requested ahead
+    w_pidx_t = np.zeros(n_slots, dtype=np.float64)  # and when it arrives
     w_comp = np.full(n_slots * window, -1.0, dtype=np.float64)
     w_issue_t = np.zeros(n_slots * window, dtype=np.float64)
     blk_left = np.zeros(sm_count * blocks_per_sm, dtype=np.int64)
@@ -328,6 +354,15 @@ def simulate_call(
                     cnt[C_PF_SECTORS] += _popc(mask)
                     _l2_path(sm, line, mask, t, pers2, 1, sm_side, n_parts, duplicate, l2_tags, l2_stamp, l2_valid,
                              l2_pers, l2_ready, ctl, l2_sets, l2_ways, quota, policy, fp, servers, cnt, 0)
+            # the compiled loops issue the next lookup's index load right after this row's loads
+            # (one lookup ahead; see the SASS in docs/model.md), so its latency overlaps the row's
+            jn1 = j + 1
+            if jn1 < ln and jn1 >= w_next[slot] and w_pidx[slot] != jn1:
+                w_pidx_t[slot] = _index_fetch(sm, bag_start[bag] + jn1, t, l1_tags, l1_stamp, l1_valid, l1_pers,
+                                              l1_ready, l1ctl, l1_sets, l1_ways, sm_side, n_parts, duplicate, l2_tags,
+                                              l2_stamp, l2_valid, l2_pers, l2_ready, ctl, l2_sets, l2_ways, quota,
+                                              policy, fp, servers, cnt)
+                w_pidx[slot] = jn1
             k = slot * window + j % window
             w_comp[k] = done
             lat = done - w_issue_t[k]
@@ -351,21 +386,14 @@ def simulate_call(
                 t0 = max(t, sm_issue[sm])
                 sm_issue[sm] = t0 + issue_cycles_sm
                 bag = unit // units_per_bag
-                pos = bag_start[bag] + jn
-                ib = pos * 8
-                iline = INDEX_LINE_BASE + ib // line_b
-                imask = 1 << ((ib % line_b) // sec_b)
-                cnt[C_I_SECTORS] += 1
-                g1 = sm * l1_sets + set_of(iline, l1_sets)
-                way, hit, r = lookup(l1_tags, l1_stamp, l1_valid, l1_pers, l1_ready, l1ctl, g1, l1_ways, iline, imask,
-                                     0, 0, 0, 1, t0)
-                if hit:
-                    cnt[C_I_L1] += 1
-                    ti = max(t0 + fp[5], r)
+                if w_pidx[slot] == jn:  # its index was requested one lookup ahead
+                    ti = max(w_pidx_t[slot], t0)
+                    w_pidx[slot] = -1
                 else:
-                    ti = _l2_path(sm, iline, imask, t0, 0, 0, sm_side, n_parts, duplicate, l2_tags, l2_stamp, l2_valid,
-                                  l2_pers, l2_ready, ctl, l2_sets, l2_ways, quota, policy, fp, servers, cnt, 0)
-                    fill(l1_valid, l1_ready, g1, l1_ways, way, imask, ti)
+                    ti = _index_fetch(sm, bag_start[bag] + jn, t0, l1_tags, l1_stamp, l1_valid, l1_pers, l1_ready,
+                                      l1ctl, l1_sets, l1_ways, sm_side, n_parts, duplicate, l2_tags, l2_stamp,
+                                      l2_valid, l2_pers, l2_ready, ctl, l2_sets, l2_ways, quota, policy, fp, servers,
+                                      cnt)
                 k = slot * window + jn % window
                 w_comp[k] = -2.0  # issued, row not yet requested
                 w_issue_t[k] = t0
@@ -400,6 +428,7 @@ def simulate_call(
         # segment done (output written, not waited for): next column pass or next unit
         w_next[slot] = 0
         w_ret[slot] = 0
+        w_pidx[slot] = -1
         if unit < n_units and w_pass[slot] + 1 < passes_per_unit:
             w_pass[slot] += 1
             hsize = _heap_push(ht, hp, hsize, t + issue_cycles_warp, slot, -1)
@@ -429,6 +458,7 @@ def simulate_call(
                 w_next[s2] = 0
                 w_ret[s2] = 0
                 w_wait[s2] = 0
+                w_pidx[s2] = -1
                 hsize = _heap_push(ht, hp, hsize, t + block_start_cycles, s2, -1)
             next_block += 1
     return end_time, cnt, hist, sm_finish, sm_lookups
