@@ -112,28 +112,52 @@ def model_params() -> ModelParams:
     )
 
 
+#: register_cap 0 (no cap) interpolates as this many registers
+_UNCAPPED = 256.0
+
+
 @lru_cache(maxsize=1)
-def _loop_table() -> dict[tuple[str, bool, str], tuple[FloatArray, FloatArray]]:
+def _loop_table() -> dict[tuple[str, bool, str], tuple[FloatArray, FloatArray, FloatArray]]:
+    """(prefetch distances, caps, instructions[distance, cap]) per (variant, inline check, kind)."""
     text = resources.files("perfmodel").joinpath("data/calibration/loop_instructions.toml").read_text(encoding="utf-8")
     doc = tomllib.loads(text)
-    raw: dict[tuple[str, bool, str], list[tuple[float, float]]] = {}
+    raw: dict[tuple[str, bool, str], dict[tuple[float, float], float]] = {}
     for e in doc["loop"]:
         key = (str(e["variant"]), e["bounds_check"] == "inline", str(e["prefetch_kind"]))
-        raw.setdefault(key, []).append((float(e["prefetch_distance"]), float(e["instructions_per_iteration"])))
+        cap = float(e.get("register_cap", 0)) or _UNCAPPED
+        raw.setdefault(key, {})[(float(e["prefetch_distance"]), cap)] = float(e["instructions_per_iteration"])
     for (variant, inline, kind), pts in list(raw.items()):  # distance 0 is the same loop for both kinds
         if kind == "register":
-            raw.setdefault((variant, inline, "l2-hint"), []).extend(p for p in pts if p[0] == 0)
+            hint = raw.setdefault((variant, inline, "l2-hint"), {})
+            hint.update({k: v for k, v in pts.items() if k[0] == 0.0})
     out = {}
     for key, pts in raw.items():
-        pts.sort()
-        out[key] = (np.array([p[0] for p in pts]), np.array([p[1] for p in pts]))
+        pds = np.array(sorted({k[0] for k in pts}))
+        caps = np.array(sorted({k[1] for k in pts}))
+        grid = np.array([[pts[(d, c)] for c in caps] for d in pds])
+        out[key] = (pds, caps, grid)
     return out
 
 
-@lru_cache(maxsize=4096)
-def loop_instructions(variant: str, inline_check: bool, prefetch_kind: str, prefetch_distance: int) -> float:
-    """SASS instructions one lookup iteration executes (data/calibration/loop_instructions.toml,
-    counted from nvcc's output by scripts/count_loop_instructions.py; linear between the
-    counted prefetch distances)."""
-    xs, ys = _loop_table()[(variant, inline_check, prefetch_kind)]
-    return float(np.interp(prefetch_distance, xs, ys))
+@lru_cache(maxsize=8192)
+def loop_instructions(
+    variant: str, inline_check: bool, prefetch_kind: str, prefetch_distance: int, register_cap: int = 0
+) -> float:
+    """SASS instructions one lookup iteration executes, spill code included
+    (data/calibration/loop_instructions.toml, counted from nvcc's output by
+    scripts/count_loop_instructions.py; bilinear between the counted distances and caps)."""
+    pds, caps, grid = _loop_table()[(variant, inline_check, prefetch_kind)]
+    cap = float(register_cap) or _UNCAPPED
+
+    def bracket(xs: FloatArray, x: float) -> tuple[int, float]:
+        if len(xs) == 1:
+            return 0, 0.0
+        i = min(max(int(np.searchsorted(xs, x, side="right")) - 1, 0), len(xs) - 2)
+        return i, float(min(max((x - xs[i]) / (xs[i + 1] - xs[i]), 0.0), 1.0))
+
+    i, wi = bracket(pds, float(prefetch_distance))
+    j, wj = bracket(caps, cap)
+    i1, j1 = min(i + 1, len(pds) - 1), min(j + 1, len(caps) - 1)
+    lo = grid[i, j] + (grid[i, j1] - grid[i, j]) * wj
+    hi = grid[i1, j] + (grid[i1, j1] - grid[i1, j]) * wj
+    return float(lo + (hi - lo) * wi)

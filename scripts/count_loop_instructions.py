@@ -28,6 +28,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 OUT = Path(str(resources.files("perfmodel").joinpath("data/calibration/loop_instructions.toml")))
 DISTANCES = (0, 1, 2, 4, 8, 16)
+#: register caps counted (0 = no cap); a tight cap spills inside the loop (LDL/STL)
+CAPS = (0, 24, 32, 40, 48, 64, 96)
 
 
 def _tool(name: str) -> str:
@@ -107,21 +109,24 @@ def main() -> None:
             for kind, hint in (("register", 0), ("l2-hint", 1)):
                 # the hint distance is a kernel argument: one build serves every distance >= 1
                 for pd in DISTANCES if not hint else (1,):
-                    ring = 0 if hint else pd
-                    d = {"RECPERF_BOUNDS_INLINE": inline, "RECPERF_PREFETCH_DISTANCE": ring, "RECPERF_PREFETCH_L2HINT": hint}
-                    per_iter, loads, n_rows = hot_loop(sass(variant, d), patterns[variant])
-                    rows.append((variant, check, kind, pd, per_iter, loads, n_rows))
-                    print(f"{variant:8s} {check:7s} {kind:8s} pd={pd:2d}: {per_iter:6.2f} instr/iter, "
-                          f"{loads:4.2f} loads/iter ({n_rows} rows in the loop body)")
+                    for cap in CAPS:
+                        ring = 0 if hint else pd
+                        d = {"RECPERF_BOUNDS_INLINE": inline, "RECPERF_PREFETCH_DISTANCE": ring,
+                             "RECPERF_PREFETCH_L2HINT": hint, "RECPERF_REGISTER_CAP": cap}
+                        per_iter, loads, n_rows = hot_loop(sass(variant, d), patterns[variant])
+                        rows.append((variant, check, kind, pd, cap, per_iter, loads, n_rows))
+                        print(f"{variant:8s} {check:7s} {kind:8s} pd={pd:2d} cap={cap:3d}: {per_iter:6.2f} instr/iter, "
+                              f"{loads:4.2f} loads/iter ({n_rows} rows in the loop body)", flush=True)
     lines = [f"# SASS instructions per lookup iteration, counted by scripts/count_loop_instructions.py on "
              f"{datetime.date.today().isoformat()}",
              f'# compiler: nvcc "{version}", sm_80, fp32 table, int64 indices, mode sum, no per-sample weights.',
-             "# The model interpolates between prefetch distances (l2-hint: one build for every distance >= 1).", "",
+             "# The model interpolates between prefetch distances and caps (l2-hint: one build for every distance >= 1;"
+             "\n# register_cap 0 = no cap). A tight cap spills inside the loop: its LDL/STL are counted.", "",
              f'compiler = "{version}"', "arch = \"sm_80\"", ""]
-    for variant, check, kind, pd, per_iter, loads, n_rows in rows:
+    for variant, check, kind, pd, cap, per_iter, loads, n_rows in rows:
         lines.append("[[loop]]")
         lines.append(f'variant = "{variant}"\nbounds_check = "{check}"\nprefetch_kind = "{kind}"\n'
-                     f"prefetch_distance = {pd}\ninstructions_per_iteration = {per_iter:.3f}\n"
+                     f"prefetch_distance = {pd}\nregister_cap = {cap}\ninstructions_per_iteration = {per_iter:.3f}\n"
                      f"global_loads_per_iteration = {loads:.3f}\nrow_loads_in_body = {n_rows}\n")
     OUT.write_text("\n".join(lines))
     print(f"wrote {OUT}")

@@ -75,9 +75,9 @@ from perfmodel._l2 import sector_footprint_bytes
 from perfmodel._model import (
     DEPENDENT_ISSUE_CYCLES,
     INDEX_BYTES,
-    ISSUE_PER_SM_PER_CYCLE,
     KERNEL_LAUNCH_GAP_S,
     PYTORCH_GRID_BLOCKS,
+    SCHEDULERS_PER_SM,
     Prediction,
     kernel_registers,
 )
@@ -212,7 +212,8 @@ def _iteration_costs(kernel: KernelConfig) -> tuple[float, float]:
     try:
         from perfmodel._physics import loop_instructions
 
-        instr = float(loop_instructions(kernel.variant, inline, kernel.prefetch_kind, kernel.prefetch_distance))
+        instr = float(loop_instructions(kernel.variant, inline, kernel.prefetch_kind, kernel.prefetch_distance,
+                                        kernel.register_cap))
     except (ImportError, KeyError, OSError):  # pragma: no cover - older or missing model tables
         table = getattr(_model, "INSTR_PER_ITER", {"pytorch": 10.0, "warp": 12.0})
         instr = float(table[kernel.variant]) + (float(getattr(_model, "INLINE_CHECK_INSTR", 3.0)) if inline else 0.0)
@@ -260,7 +261,7 @@ def _simulate_table(
 
     wall0 = time.perf_counter()
     clk = gpu.sm_clock_hz
-    regs, spill, _src = kernel_registers(kernel, gpu, table.dtype)
+    regs, _spill, _src = kernel_registers(kernel, gpu, table.dtype)
     blocks = int(blocks_per_sm(gpu, kernel.block_size, regs, 0)["active"])
     if blocks < 1:
         raise InputError(
@@ -310,7 +311,7 @@ def _simulate_table(
     quota = math.floor(params.l2_ways * gpu.persisting_l2_max_bytes / gpu.l2_size_bytes)
     # ---- per-iteration costs (the same instruction counts as the analytical model)
     instr, dep = _iteration_costs(kernel)
-    dep_cycles = dep * DEPENDENT_ISSUE_CYCLES + (gpu.l1_latency_cycles if spill > 0 else 0.0)
+    dep_cycles = dep * DEPENDENT_ISSUE_CYCLES  # spill code inside the loop is in ``instr``
     l2_hint = kernel.prefetch_kind == "l2-hint"
     window = 1 if l2_hint else 1 + kernel.prefetch_distance
     hint_distance = kernel.prefetch_distance if l2_hint else 0
@@ -349,7 +350,7 @@ def _simulate_table(
             indices, starts, lens,
             rb, unit_bytes, units_per_bag, pass_bytes, passes,
             grid, wpb, blocks, sm_count,
-            float(instr), float(instr / ISSUE_PER_SM_PER_CYCLE), float(dep_cycles), int(window), int(hint_distance),
+            float(instr), float(instr / SCHEDULERS_PER_SM), float(dep_cycles), int(window), int(hint_distance),
             float(turnaround),
             fp, int(l1_sets), int(params.l1_ways), int(l2_sets), int(params.l2_ways), int(parts),
             1 if parts > 1 else 0, int(quota), POLICIES[params.policy], persist_row, apw, int(params.seed),
@@ -378,7 +379,7 @@ def _simulate_table(
     call_dram_bytes = dram_sectors * sector * scale
     dram_busy = dram_sectors * fp[4]
     l2_busy = l2_sectors * fp[3]
-    issue_busy = float(cnt[C.C_LOOKUPS]) * instr / ISSUE_PER_SM_PER_CYCLE / sm_count
+    issue_busy = float(cnt[C.C_LOOKUPS]) * instr / SCHEDULERS_PER_SM / sm_count
     dram_util = dram_busy / max(kernel_cycles, 1e-9)
     l2_util = l2_busy / max(kernel_cycles, 1e-9)
     issue_util = issue_busy / max(kernel_cycles, 1e-9)
