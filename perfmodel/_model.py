@@ -416,8 +416,14 @@ def _table_eval(table: Table, batch: int, c: _Configs, gpu: GPUSpec, blocks: Any
         return t, which
 
     t_full, bound_full = iteration(w_full)
-    wave_full = (units_per_warp - 1.0) * t_full + iteration(w_full * last_trip_share)[0]
-    wave_tail = (units_per_warp - 1.0) * iteration(w_tail)[0] + iteration(w_tail * last_trip_share)[0]
+    if xp is _PY:  # one configuration: skip the evaluations whose result is known (same values)
+        t_last = t_full if last_trip_share == 1.0 else iteration(w_full * last_trip_share)[0]
+        wave_tail = 0.0 if tail_blocks == 0 else (
+            (units_per_warp - 1.0) * iteration(w_tail)[0] + iteration(w_tail * last_trip_share)[0])
+    else:
+        t_last = iteration(w_full * last_trip_share)[0]
+        wave_tail = (units_per_warp - 1.0) * iteration(w_tail)[0] + iteration(w_tail * last_trip_share)[0]
+    wave_full = (units_per_warp - 1.0) * t_full + t_last
     lookup_s = (full_waves * wave_full + (tail_blocks > 0) * wave_tail) * iters_per_unit
     lookup_s = xp.where(blocks > 0, lookup_s + KERNEL_LAUNCH_GAP_S, xp.inf)
 
