@@ -43,7 +43,6 @@ traces). Trace grids are computed lazily, cell by cell, and cached in memory and
 
 from __future__ import annotations
 
-import bisect
 import hashlib
 import math
 import os
@@ -57,6 +56,8 @@ import numpy.typing as npt
 
 from perfmodel._config import Table
 from perfmodel._indices import hot_rows, load_trace, row_probabilities, table_call
+from perfmodel._physics import bracket as _bracket
+from perfmodel._physics import bracket_scalar as _bracket_scalar
 
 __all__ = ["Residency", "residency", "sector_footprint_bytes"]
 
@@ -266,21 +267,6 @@ class Residency:
 
 _LOG_G = np.log(G_GRID.astype(np.float64))
 _LOG_G_LIST = _LOG_G.tolist()
-
-
-def _bracket_scalar(xs: list[float], x: float) -> tuple[int, float]:
-    """:func:`_bracket` for one value."""
-    i = min(max(bisect.bisect_right(xs, x) - 1, 0), len(xs) - 2)
-    lo = xs[i]
-    return i, min(max((x - lo) / max(xs[i + 1] - lo, 1e-12), 0.0), 1.0)
-
-
-def _bracket(xs: FloatArray, x: FloatArray) -> tuple[IntArray, FloatArray]:
-    """Index i with xs[i] <= x < xs[i+1] (clamped) and the linear weight of xs[i+1]."""
-    i = np.minimum(np.maximum(np.searchsorted(xs, x, side="right") - 1, 0), len(xs) - 2)
-    lo = xs[i]
-    w = np.minimum(np.maximum((x - lo) / np.maximum(xs[i + 1] - lo, 1e-12), 0.0), 1.0)
-    return i, w
 
 
 def _che_grid(table: Table, n: int, capacities: FloatArray) -> tuple[FloatArray, FloatArray, IntArray, int]:

@@ -21,6 +21,7 @@ Every function here works elementwise on NumPy arrays and on plain floats.
 from __future__ import annotations
 
 import sys
+from bisect import bisect_right
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
@@ -34,9 +35,18 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-__all__ = ["ModelParams", "little_throughput", "loop_instructions", "model_params", "random_replacement_hit_rate"]
+__all__ = [
+    "ModelParams",
+    "bracket",
+    "bracket_scalar",
+    "little_throughput",
+    "loop_instructions",
+    "model_params",
+    "random_replacement_hit_rate",
+]
 
 FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
 ArrayOrFloat = Any  # float or FloatArray; kept loose so the same code serves both
 
 
@@ -139,6 +149,21 @@ def _loop_table() -> dict[tuple[str, bool, str], tuple[FloatArray, FloatArray, F
     return out
 
 
+def bracket(xs: FloatArray, x: FloatArray) -> tuple[IntArray, FloatArray]:
+    """Index i with xs[i] <= x < xs[i+1] (clamped) and the linear weight of xs[i+1], vectorized."""
+    i = np.minimum(np.maximum(np.searchsorted(xs, x, side="right") - 1, 0), len(xs) - 2)
+    lo = xs[i]
+    w = np.minimum(np.maximum((x - lo) / np.maximum(xs[i + 1] - lo, 1e-12), 0.0), 1.0)
+    return i, w
+
+
+def bracket_scalar(xs: list[float], x: float) -> tuple[int, float]:
+    """:func:`bracket` for one value (xs a list; no array overhead)."""
+    i = min(max(bisect_right(xs, x) - 1, 0), len(xs) - 2)
+    lo = xs[i]
+    return i, min(max((x - lo) / max(xs[i + 1] - lo, 1e-12), 0.0), 1.0)
+
+
 @lru_cache(maxsize=8192)
 def loop_instructions(
     variant: str, inline_check: bool, prefetch_kind: str, prefetch_distance: int, register_cap: int = 0
@@ -148,15 +173,8 @@ def loop_instructions(
     scripts/count_loop_instructions.py; bilinear between the counted distances and caps)."""
     pds, caps, grid = _loop_table()[(variant, inline_check, prefetch_kind)]
     cap = float(register_cap) or _UNCAPPED
-
-    def bracket(xs: FloatArray, x: float) -> tuple[int, float]:
-        if len(xs) == 1:
-            return 0, 0.0
-        i = min(max(int(np.searchsorted(xs, x, side="right")) - 1, 0), len(xs) - 2)
-        return i, float(min(max((x - xs[i]) / (xs[i + 1] - xs[i]), 0.0), 1.0))
-
-    i, wi = bracket(pds, float(prefetch_distance))
-    j, wj = bracket(caps, cap)
+    i, wi = bracket_scalar(pds.tolist(), float(prefetch_distance)) if len(pds) > 1 else (0, 0.0)
+    j, wj = bracket_scalar(caps.tolist(), cap) if len(caps) > 1 else (0, 0.0)
     i1, j1 = min(i + 1, len(pds) - 1), min(j + 1, len(caps) - 1)
     lo = grid[i, j] + (grid[i, j1] - grid[i, j]) * wj
     hi = grid[i1, j] + (grid[i1, j1] - grid[i1, j]) * wj
