@@ -389,22 +389,20 @@ def compile_figures(
 ) -> dict[int, dict[str, int]]:
     """Compile ``key``'s lookup kernel and read its figures.
 
-    ``caps=None``: the kernel with ``key.register_cap``. Else one program holding one entry per
-    cap in ``caps`` (0 = uncapped), one front-end run for all of them; returns {cap: figures}.
+    ``caps=None``: the kernel with ``key.register_cap``. Else one program holding the uncapped
+    kernel and one entry per cap in ``caps`` (one front-end run for all); returns {cap: figures}
+    with 0 for the uncapped kernel. Every cap is compiled: a cap above the uncapped kernel's
+    count can still change ptxas's allocation (sm_90: 48 registers uncapped, 62 with cap 255).
     """
     if caps is None:
         res = compiler.compile(key.source, key.defines(), arch)
         return {key.register_cap: _figures(res, key.entry)}
-    out: dict[int, dict[str, int]] = {}
-    capped = [c for c in caps if c > 0]
-    if 0 in caps:
-        res = compiler.compile(key.source, [*key.defines(with_cap=False), "-DRECPERF_REGISTER_CAP=0"], arch)
-        out[0] = _figures(res, key.entry)
-    if capped:
-        listing = " ".join(f"X({c})" for c in capped)
-        res = compiler.compile(key.source, [*key.defines(with_cap=False), f"-DRECPERF_CAP_LIST(X)={listing}"], arch)
-        for c in capped:
-            out[c] = _figures(res, f"{key.entry}_cap{c}")
+    capped = sorted({c for c in caps if c > 0})
+    listing = " ".join(f"X({c})" for c in capped)
+    res = compiler.compile(key.source, [*key.defines(with_cap=False), f"-DRECPERF_CAP_LIST(X)={listing}"], arch)
+    out = {0: _figures(res, key.entry)}
+    for c in capped:
+        out[c] = _figures(res, f"{key.entry}_cap{c}")
     return out
 
 

@@ -151,10 +151,10 @@ extern "C" __device__ void __assertfail(const char* message, const char* file, u
 // ---- entry points -----------------------------------------------------------------------------
 // A kernel's body is a __device__ __forceinline__ function; RECPERF_ENTRIES(ENTRY) defines its
 // __global__ entry points: one, capped by RECPERF_REGISTER_CAP, or, for the resource-table
-// build, one per cap in RECPERF_CAP_LIST(X) (e.g. -D'RECPERF_CAP_LIST(X)=X(24) X(32)'), named
-// <kernel>_cap<N>, so one front-end run serves every cap.
+// build, the uncapped <kernel> plus one <kernel>_cap<N> per cap in RECPERF_CAP_LIST(X)
+// (e.g. -D'RECPERF_CAP_LIST(X)=X(24) X(32)'), so one front-end run serves every cap.
 #ifdef RECPERF_CAP_LIST
-#define RECPERF_ENTRIES(ENTRY) RECPERF_CAP_LIST(ENTRY##_CAPPED)
+#define RECPERF_ENTRIES(ENTRY) ENTRY(, ) RECPERF_CAP_LIST(ENTRY##_CAPPED)
 #else
 #define RECPERF_ENTRIES(ENTRY) ENTRY(RECPERF_CAP_ATTR, )
 #endif

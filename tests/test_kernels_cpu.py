@@ -64,7 +64,7 @@ def test_cpu_runs_match_the_reference_on_a_representative_subset() -> None:
 def test_cpu_runs_match_the_reference_on_the_full_matrix(dtype: str, index_dtype: str) -> None:
     configs = [(dtype, index_dtype, 0, "register", "inline")] + [
         (dtype, index_dtype, pd, kind, "inline") for pd in (1, 3, 16) for kind in ("register", "l2-hint")
-    ]
+    ] + [(dtype, index_dtype, pd, "register", bounds) for pd in (0, 3) for bounds in ("separate", "none")]
     assert run_matrix(configs, dims=(64, 6, 13), seed=np.random.SeedSequence().entropy % 2**32) > 0
 
 

@@ -81,7 +81,7 @@ def test_resource_key_merges_what_compiles_the_same_kernel() -> None:
         resource_key(base, dtype="bfloat16")
 
 
-def test_lookup_answers_caps_above_the_uncapped_count_from_the_uncapped_entry() -> None:
+def test_lookup_returns_only_what_the_compiler_reported() -> None:
     t = ResourceTable(
         compiler="test",
         entries={"sm_80": {
@@ -91,9 +91,8 @@ def test_lookup_answers_caps_above_the_uncapped_count_from_the_uncapped_entry() 
     )
     assert t.lookup(KernelConfig(register_cap=42), "sm_80") == ResourceUsage(
         registers=42, spill_store_bytes=72, spill_load_bytes=192, stack_bytes=40, compiler="test")
-    assert t.lookup(KernelConfig(register_cap=64), "sm_80").registers == 54  # type: ignore[union-attr]
-    assert t.lookup(KernelConfig(register_cap=54), "sm_80").registers == 54  # type: ignore[union-attr]
-    assert t.lookup(KernelConfig(register_cap=48), "sm_80") is None  # below 54 and not compiled
+    assert t.lookup(KernelConfig(register_cap=42, block_size=1024), "sm_80") is not None
+    assert t.lookup(KernelConfig(register_cap=64), "sm_80") is None  # never inferred from another cap
     assert t.lookup(KernelConfig(), "sm_86") is None
 
 
@@ -136,6 +135,9 @@ def test_shipped_table_figures_are_consistent(table: ResourceTable) -> None:
                 assert stack > 0, (arch, key, row)
     assert set(table.archs) >= {"sm_80", "sm_90"}
     assert len(COLUMNS) == 5
+    for arch in ("sm_80", "sm_90"):  # every listed cap is stored explicitly
+        for cap in CAPS:
+            assert resource_key(KernelConfig(register_cap=cap)) in table.entries[arch], (arch, cap)
 
 
 def test_pytorch_replica_needs_the_registers_of_the_original(table: ResourceTable) -> None:
@@ -217,14 +219,14 @@ def test_pinned_nvrtc_reproduces_the_shipped_table(table: ResourceTable) -> None
 
 
 @needs_pinned_nvrtc
-def test_a_cap_the_kernel_never_reaches_changes_nothing() -> None:
-    """The rule the table relies on for caps at or above the uncapped count."""
-    key = kernels.compile_key(KernelConfig(variant="warp", prefetch_distance=2, bounds_check="none"))
-    figs = _compile.compile_figures(key, "sm_80", _compile.NvrtcCompiler(), caps=[0, 104, 128, 255])
-    uncapped = figs[0]
-    assert uncapped["registers"] <= 104
-    for cap in (104, 128, 255):
-        assert figs[cap] == uncapped, (cap, figs[cap], uncapped)
+def test_a_cap_above_the_uncapped_count_can_still_change_the_allocation() -> None:
+    """Why the table stores every cap: on sm_90 ptxas allocates differently under any cap."""
+    key = kernels.compile_key(KernelConfig(variant="warp", prefetch_distance=5, bounds_check="separate"))
+    figs = _compile.compile_figures(key, "sm_90", _compile.NvrtcCompiler(), caps=[0, 255])
+    assert figs[255]["registers"] != figs[0]["registers"], figs
+    single = kernels.resource_usage(KernelConfig(variant="warp", prefetch_distance=5, bounds_check="separate",
+                                                 register_cap=255), "sm_90", compiler="nvrtc", use_cache=False)
+    assert single.registers == figs[255]["registers"]  # one program per cap list = separate programs
 
 
 @needs_pinned_nvrtc
