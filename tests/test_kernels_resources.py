@@ -219,6 +219,25 @@ def test_pinned_nvrtc_reproduces_the_shipped_table(table: ResourceTable) -> None
 
 
 @needs_pinned_nvrtc
+@pytest.mark.slow
+def test_pinned_nvrtc_reproduces_random_table_rows(table: ResourceTable) -> None:
+    """Fresh random configurations, every cap of each: identical to the shipped figures."""
+    import random
+
+    rng = random.Random()
+    for _ in range(6):
+        arch, variant = rng.choice(["sm_80", "sm_90"]), rng.choice(["pytorch", "warp"])
+        pd, kind = rng.randint(0, 16), rng.choice(["register", "l2-hint"])
+        bounds, dtype = rng.choice(["inline", "separate", "none"]), rng.choice(["float32", "float16"])
+        k = KernelConfig(variant=variant, prefetch_distance=pd, prefetch_kind=kind, bounds_check=bounds)
+        figs = _compile.compile_figures(kernels.compile_key(k, dtype=dtype), arch, _compile.NvrtcCompiler(), caps=CAPS)
+        for cap, f in figs.items():
+            want = table.lookup(k.replace(register_cap=cap), arch, dtype=dtype)
+            assert want is not None and [f[c] for c in COLUMNS] == [getattr(want, c) for c in COLUMNS], (
+                arch, dtype, k, cap, f, want)
+
+
+@needs_pinned_nvrtc
 def test_a_cap_above_the_uncapped_count_can_still_change_the_allocation() -> None:
     """Why the table stores every cap: on sm_90 ptxas allocates differently under any cap."""
     key = kernels.compile_key(KernelConfig(variant="warp", prefetch_distance=5, bounds_check="separate"))
