@@ -180,8 +180,9 @@ class EmbeddingBagLauncher:
         return out
 
     def lookup(self, weight: Any, indices: Any, offsets: Any, *, mode: str = "sum",
-               per_sample_weights: Any | None = None, stream: Any = None) -> Any:
-        """The lookup kernel alone (after checking every argument)."""
+               per_sample_weights: Any | None = None, stream: Any = None, side_outputs: bool = False) -> Any:
+        """The lookup kernel alone (after checking every argument). ``side_outputs=True`` returns
+        ``(output, offset2bag, bag_size)`` (the ``pytorch`` variant's; None for ``warp``)."""
         import cupy as cp
 
         args = check_lookup_args(weight, indices, offsets, mode, per_sample_weights, xp=cp)
@@ -194,18 +195,19 @@ class EmbeddingBagLauncher:
             raise InputError(f"`weight` must be aligned to {self.vec_bytes} bytes, but its address is not")
         B, N, D, E = args.num_bags, args.num_indices, args.dim, args.num_rows
         out = cp.zeros((B, D), dtype=weight.dtype)
+        offset2bag = bag_size = None
         if B == 0:
-            return out
+            return (out, offset2bag, bag_size) if side_outputs else out
         geo = launch_geometry(self.kernel, B, sm_count=self.sm_count, max_threads_per_sm=self.max_threads_per_sm)
         psw = args.per_sample_weights
         i_t = np.int32 if self.index_dtype == "int32" else np.int64
         l2_distance = np.int32(self.kernel.prefetch_distance if self.key.l2_hint else 0)
         if self.kernel.variant == "pytorch":
-            self.offset2bag = cp.zeros((N,), dtype=args.indices.dtype)
-            self.bag_size = cp.zeros((B,), dtype=args.indices.dtype)
+            offset2bag = cp.zeros((N,), dtype=args.indices.dtype)
+            bag_size = cp.zeros((B,), dtype=args.indices.dtype)
             self._lookup(geo.grid, geo.block, (
-                args.indices, args.offsets, weight, out, self.offset2bag, np.int64(N), np.int64(B), np.int64(D),
-                np.int64(D), np.int64(1), np.int32(args.mode), self.bag_size, _or_null(psw), np.int64(1), i_t(-1), np.int64(E),
+                args.indices, args.offsets, weight, out, offset2bag, np.int64(N), np.int64(B), np.int64(D),
+                np.int64(D), np.int64(1), np.int32(args.mode), bag_size, _or_null(psw), np.int64(1), i_t(-1), np.int64(E),
                 l2_distance,
             ), stream=stream)
         else:
@@ -213,7 +215,7 @@ class EmbeddingBagLauncher:
                 args.indices, args.offsets, weight, out, np.int64(N), np.int64(B), np.int64(D), np.int32(args.mode),
                 _or_null(psw), np.int64(E), l2_distance,
             ), stream=stream)
-        return out
+        return (out, offset2bag, bag_size) if side_outputs else out
 
     def __call__(self, weight: Any, indices: Any, offsets: Any, *, mode: str = "sum",
                  per_sample_weights: Any | None = None, hot_rows: Any | None = None, stream: Any = None) -> Any:
