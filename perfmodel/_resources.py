@@ -15,8 +15,7 @@ Table keys (what changes the compiled lookup kernel):
   distance is a kernel argument, so one kernel serves every distance);
 - ``bounds_check``: ``inline`` or ``unchecked`` (``separate`` and ``none`` compile the same
   lookup kernel; ``separate`` adds a validation pass, a different kernel);
-- table ``dtype`` (float32/float16) and index dtype (int64 in the table; int32 is compiled on
-  demand where a compiler is present).
+- table ``dtype`` (float32/float16) and index dtype (int64/int32).
 
 Not keys: block size (caps are per kernel, ``__maxnreg__``), pooling mode and per-sample
 weights (runtime arguments, as in PyTorch), the pinning method (``evict-last-prefetch`` is a
@@ -183,8 +182,8 @@ def kernel_resources(
     """Registers, spills, stack and static shared memory of ``kernel``'s lookup kernel on ``arch``.
 
     From the shipped table (one pinned NVRTC release, recorded in ``compiler``); None where the
-    table does not hold the configuration (e.g. an architecture other than sm_80/sm_90, or int32
-    indices). Cached: cheap enough for a search's hot path.
+    table does not hold the configuration (an architecture other than sm_80/sm_90, or a register
+    cap outside 0, 24, 32, ..., 128, 42, 255). Cached: cheap enough for a search's hot path.
     """
     if not isinstance(kernel, KernelConfig):
         raise InputError(f"`kernel` must be a KernelConfig, but got {type(kernel).__name__}")

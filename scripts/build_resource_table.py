@@ -8,8 +8,7 @@ Usage (from the repository root, with recperf[compile] installed):
     python scripts/build_resource_table.py --jobs 1 --limit 20 --out out/table-smoke.json.gz
 
 Space: variant {pytorch, warp} x prefetch (none, a register ring of 1..16 rows, or L2 hints)
-x bounds {inline, unchecked} x dtype {float32, float16} x index dtype (int64; --index-dtypes
-adds int32) x register cap {0, 24, 32, 40, 42, 48, ..., 128, 255}. Per configuration one program holds
+x bounds {inline, unchecked} x dtype {float32, float16} x index dtype {int64, int32} x register cap {0, 24, 32, 40, 42, 48, ..., 128, 255}. Per configuration one program holds
 the uncapped kernel and one entry per cap (one front-end run). Every cap is compiled and
 stored: a cap above the uncapped register count can still change ptxas's allocation.
 """
@@ -87,7 +86,7 @@ def _work(task: tuple[str, str, int, str, str, str, str]) -> tuple[str, dict[str
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--archs", default="sm_80,sm_90")
-    ap.add_argument("--index-dtypes", default="int64", help="comma list of int64, int32")
+    ap.add_argument("--index-dtypes", default="int64,int32", help="comma list of int64, int32")
     ap.add_argument("--jobs", type=int, default=2, help="compile processes (at most 2 on shared machines)")
     ap.add_argument("--limit", type=int, default=0, help="only the first N configurations (smoke test)")
     ap.add_argument("--out", default=str(ROOT / "perfmodel" / "data" / "resources" / "resource_table.json.gz"))

@@ -107,11 +107,12 @@ def test_shipped_table_covers_the_whole_search_space(table: ResourceTable) -> No
                 for pd in range(17):
                     for kind in ("register", "l2-hint"):
                         for bounds in ("inline", "separate", "none"):
+                            k = KernelConfig(variant=variant, register_cap=cap, prefetch_distance=pd,
+                                             prefetch_kind=kind, bounds_check=bounds)
                             for dtype in ("float32", "float16"):
-                                k = KernelConfig(variant=variant, register_cap=cap, prefetch_distance=pd,
-                                                 prefetch_kind=kind, bounds_check=bounds)
-                                if table.lookup(k, arch, dtype=dtype) is None:
-                                    missing.append((arch, dtype, k))
+                                for index_dtype in ("int64", "int32"):
+                                    if table.lookup(k, arch, dtype=dtype, index_dtype=index_dtype) is None:
+                                        missing.append((arch, dtype, index_dtype, k))
     assert not missing, f"{len(missing)} configurations missing, e.g. {missing[:3]}"
     assert table.meta["nvrtc_package"] == f"nvidia-cuda-nvrtc=={_compile.PINNED_NVRTC}"
     assert table.compiler.startswith("nvrtc ")
