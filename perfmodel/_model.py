@@ -28,8 +28,11 @@ Chain of the model, per table call (the stage runs one call per table, one after
    time of an iteration is that of a closed queue (approximate mean value analysis) with
    the memory chain as think time; L2 bandwidth caps it too;
 6. time = sum over rounds of (units per warp) x L x T, plus launch gaps, a separate
-   bounds-check pass when asked, and the pinning pass (``evict-last-prefetch``: a
-   bandwidth-bound read of the pinned rows, reported as ``pin_time_s``).
+   bounds-check pass when asked, and the pinning pass, reported as ``pin_time_s``
+   (``evict-last-prefetch``: a bandwidth-bound read of the pinned rows;
+   ``access-policy-window``: the index remap the kernels run before the lookup, since the
+   table is stored hottest row first: indices read and written, ``row_map`` sectors
+   gathered).
 
 Every constant below names its source; calibrated ones live in data/calibration/micro.toml.
 One implementation, vectorized over configurations: ``predict`` evaluates a batch of one.
@@ -439,6 +442,22 @@ def _table_eval(table: Table, batch: int, c: _Configs, gpu: GPUSpec, blocks: Any
     # evict-last pinning pass: prefetch.global.L2::evict_last over the pinned rows
     pin_s = xp.where(c.evict_last & (k_rows > 0), KERNEL_LAUNCH_GAP_S + pinned_bytes / bw_stream, 0.0)
     dram_bytes = dram_bytes + xp.where(c.evict_last, pinned_bytes, 0.0)
+    # access-policy window: the stored table is frequency-ordered, so each call first rewrites
+    # its indices through row_map (kernels/embedding_bag_aux.cu, recperf_remap_indices): the
+    # indices are read and written once, and every row_map sector holding a row the call touches
+    # comes from DRAM once (row_map is not pinned, so it starts cold). Distinct rows D ~ the
+    # lookup's row misses plus the pinned rows (at most all rows); with D of the E rows spread at
+    # random, a sector of e entries holds none of them with probability (1 - D/E)^e. The gathers
+    # are taken at the streaming rate: the grid-stride pass keeps every thread's load in flight
+    # (random sectors' lost DRAM page locality is not modelled). The simulator counts the
+    # sectors exactly.
+    per_sector = gpu.l2_sector_bytes // INDEX_BYTES
+    touched = xp.minimum(n - hits + k_rows, float(table.rows)) / table.rows
+    remap_bytes = 2.0 * index_bytes + math.ceil(table.rows / per_sector) * gpu.l2_sector_bytes * (
+        1.0 - (1.0 - touched) ** per_sector)
+    remap_bytes = xp.where(c.evict_last, 0.0, xp.where(k_rows > 0, remap_bytes, 0.0))
+    pin_s = pin_s + xp.where(remap_bytes > 0, KERNEL_LAUNCH_GAP_S + remap_bytes / bw_stream, 0.0)
+    dram_bytes = dram_bytes + remap_bytes
 
     return {
         "lookup_s": lookup_s + check_s,

@@ -39,7 +39,9 @@ stands for all n):
    the lookup's own accesses to pinned rows are persisting too (hitRatio 1: the pinned
    bytes never exceed the set-aside); with ``evict-last-prefetch`` they are normal
    accesses, and the separate pinning pass costs a launch gap plus the pinned bytes read
-   at DRAM bandwidth (``pin_time_s``).
+   at DRAM bandwidth (``pin_time_s``). With ``access-policy-window`` the pass is the
+   kernels' index remap instead (the table is stored hottest row first): the indices read
+   and written plus every distinct ``row_map`` sector the call touches, at DRAM bandwidth.
 
 Sampling: a call whose row-line requests exceed ``max_line_requests`` is simulated in
 ``SAMPLE_WINDOWS`` windows spread evenly over the call, on a scaled-down GPU: a fraction f
@@ -392,12 +394,20 @@ def _simulate_table(
     pinned_bytes = float(pinned.size) * r_fp
     stream = gpu.dram_bandwidth_bytes_per_s
     dram_lat_s = gpu.latency_s(gpu.dram_latency_cycles)
-    pin_s = KERNEL_LAUNCH_GAP_S + dram_lat_s + pinned_bytes / stream if (
-        kernel.pin_method == "evict-last-prefetch" and pinned.size) else 0.0
     index_bytes = float(lengths.sum()) * INDEX_BYTES
+    if not pinned.size:
+        pin_bytes = 0.0
+    elif apw:
+        # the frequency-order index remap (recperf_remap_indices): indices read and written,
+        # and each distinct row_map sector the call's indices touch read once from DRAM
+        row_map_sectors = np.unique(call.indices // (sector // INDEX_BYTES)).size
+        pin_bytes = 2.0 * index_bytes + row_map_sectors * sector
+    else:
+        pin_bytes = pinned_bytes
+    pin_s = KERNEL_LAUNCH_GAP_S + dram_lat_s + pin_bytes / stream if pin_bytes else 0.0
     check_s = KERNEL_LAUNCH_GAP_S + dram_lat_s + index_bytes / stream if kernel.bounds_check == "separate" else 0.0
     out_bytes = batch * rb
-    dram_total = call_dram_bytes + out_bytes + (pinned_bytes if pin_s else 0.0) + (index_bytes if check_s else 0.0)
+    dram_total = call_dram_bytes + out_bytes + pin_bytes + (index_bytes if check_s else 0.0)
     call_s = kernel_s + KERNEL_LAUNCH_GAP_S + check_s + pin_s
     mean_finish = float(sm_finish.mean()) if sm_finish.size else 0.0
     lat_hist = np.asarray(hist, dtype=np.int64)
