@@ -13,9 +13,10 @@ the pointer chase; it folds in the near/far partitions' duplication of lines).
 Two estimators of the unpinned hit count, both from a cold start:
 
 - independent references (uniform, Zipf): Che's approximation over the unpinned rows,
-  h_i = 1 - exp(-q'_i T) with sum_i (1 - exp(-q'_i T)) = C, and a cold-start correction:
-  row i's first access in the call always misses, so its expected hits are
-  (n' q'_i - (1 - exp(-n' q'_i))) h_i. Rows are grouped into rank bins (exact for the hottest
+  an access hits when its row was accessed within the characteristic time T,
+  sum_i (1 - exp(-q'_i T)) = C, from a cold start: the access at time t looks back
+  min(t, T), so row i's expected hits are q' T - (1 - e^{-q'T}) + q' (n' - T)(1 - e^{-q'T})
+  (all its n' q'_i - (1 - exp(-n' q'_i)) reuses when T >= n'). Rows are grouped into rank bins (exact for the hottest
   1,024, log-spaced after), which keeps tables of 10^7 rows cheap.
 - traces: exact LRU stack distances of the call's stream with the pinned rows taken out
   (real traces have temporal locality that Che misses by tens of points, FACTS.md 4).
@@ -30,10 +31,11 @@ flight). Independent references do not depend on the order.
 
 Hits under a miss. An access whose row is still on its way from DRAM (requested by another
 warp moments before) is merged into that miss: it moves no DRAM bytes but waits as long as a
-miss. A reuse counts as such when fewer than G accesses separate it from the previous access
-of its row (the same lookup step of the bags in flight): exactly so for traces (reuse times
-in the interleaved order), and for independent references with probability 1 - exp(-q' G)
-(Poisson arrivals). :meth:`Residency.hits` returns both counts: hits that save DRAM bytes,
+miss. A hit counts as such when fewer than G accesses (one lookup step of the bags in
+flight) separate it from the latest miss of its row: exactly so for traces (per capacity, in
+the interleaved order), and for independent references with probability 1 - exp(-q' G m)
+(Poisson arrivals of the row's misses, m its miss share). A hot row that stays resident
+misses once, so its later hits are fast. :meth:`Residency.hits` returns both counts: hits that save DRAM bytes,
 and hits that also save latency.
 
 Precomputed per table and batch size (independent of the kernel configuration), then
@@ -59,7 +61,7 @@ from perfmodel._indices import hot_rows, load_trace, row_probabilities, table_ca
 from perfmodel._physics import bracket as _bracket
 from perfmodel._physics import bracket_scalar as _bracket_scalar
 
-__all__ = ["Residency", "residency", "sector_footprint_bytes"]
+__all__ = ["L1_BPB_GRID", "L1_G_GRID", "Residency", "l1_hit_grid", "residency", "sector_footprint_bytes"]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -70,7 +72,7 @@ PIN_GRID = np.array([0.0, 0.005, 0.01, 0.02, 0.035, 0.05, 0.075, 0.1, 0.125, 0.1
 G_GRID = np.array([1, 64, 256, 1024, 4096])
 _N_CAP = 56
 _EXACT_RANKS = 1024
-_CACHE_VERSION = "2"
+_CACHE_VERSION = "3"
 
 
 def sector_footprint_bytes(row_bytes: int, sector_bytes: int = 32) -> float:
@@ -180,15 +182,9 @@ class Residency:
                 stream = self._interleaved(window)
                 kept = stream[self._hot_rank[stream] >= k]
                 dist = stack_distances(kept)
-                # reuse time: accesses since the previous access of the same row
-                order = np.argsort(kept, kind="stable")
-                same = kept[order[1:]] == kept[order[:-1]]
-                reuse_time = np.full(kept.size, -1, dtype=np.int64)
-                reuse_time[order[1:][same]] = order[1:][same] - order[:-1][same]
                 reused = dist >= 0
                 self.grid[p, g, :] = np.searchsorted(np.sort(dist[reused]), caps, side="left")
-                close = reused & (reuse_time < window)
-                self.inflight[p, g, :] = np.searchsorted(np.sort(dist[close]), caps, side="left")
+                self.inflight[p, g, :] = _merged_hits(kept, dist, caps, window)
             self._refresh()
             self._save()
 
@@ -306,13 +302,24 @@ def _che_grid(table: Table, n: int, capacities: FloatArray) -> tuple[FloatArray,
         tgrid = np.geomspace(1e-3 / qn.max(), 1e3 / qn.min(), 600)
         occ = (mk[None, :] * -np.expm1(-np.outer(tgrid, qn))).sum(axis=1)
         caps = np.minimum(capacities, mk.sum() * (1 - 1e-12))
-        t_of_c = np.exp(np.interp(caps, occ, np.log(tgrid)))
-        h = -np.expm1(-np.outer(t_of_c, qn))  # (capacity, bin)
-        h[capacities >= mk.sum(), :] = 1.0
-        grid[pi, :, :] = (h * (mk * reuse)[None, :]).sum(axis=1)[None, :]
-        # a reuse within G accesses of the previous one (Poisson: 1 - exp(-q' G)) is a hit under a miss
-        close = -np.expm1(-np.outer(G_GRID.astype(np.float64), qn))  # (G, bin)
-        inflight[pi, :, :] = (close[:, None, :] * h[None, :, :] * (mk * reuse)[None, None, :]).sum(axis=2)
+        t_of_c = np.minimum(np.exp(np.interp(caps, occ, np.log(tgrid))), nn)
+        # from a cold start the access at time t looks back min(t, T): row i hits
+        # q T - (1 - e^{-qT}) + q (n - T)(1 - e^{-qT}) times (every reuse when T >= n)
+        e = -np.expm1(-np.outer(t_of_c, qn))  # (capacity, bin)
+        row_hits = qn[None, :] * t_of_c[:, None] - e + qn[None, :] * (nn - t_of_c)[:, None] * e
+        row_hits[capacities >= mk.sum(), :] = reuse
+        row_hits = np.clip(row_hits, 0.0, reuse[None, :])
+        h = row_hits / np.maximum(reuse, 1e-300)[None, :]  # hit share of the row's reuses
+        grid[pi, :, :] = (row_hits * mk[None, :]).sum(axis=1)[None, :]
+        # a hit within G accesses of its row's latest miss waits for that miss (hit under a
+        # miss). A row's misses come at the rate q' m per access, m its miss share (first
+        # touch + missed reuses over its accesses), so a hit has a miss among the G accesses
+        # before it with probability 1 - exp(-q' G m) (Poisson): a hot resident row misses
+        # once and its hits are fast; a row that keeps missing has its close reuses merged.
+        acc = np.maximum(nn * qn, 1e-300)
+        m = np.minimum((first[None, :] + (1.0 - h) * reuse[None, :]) / acc[None, :], 1.0)  # (capacity, bin)
+        close = -np.expm1(-G_GRID.astype(np.float64)[:, None, None] * (qn * m)[None, :, :])  # (G, capacity, bin)
+        inflight[pi, :, :] = (close * h[None, :, :] * (mk * reuse)[None, None, :]).sum(axis=2)
     distinct_all = float((count * (1.0 - np.exp(-n * qbin))).sum())
     return grid, inflight, pinned_counts, round(distinct_all)
 
@@ -380,3 +387,161 @@ def _build(table: Table, batch_size: int) -> Residency:
     return Residency(table=table, batch_size=batch_size, accesses=int(idx.size), distinct_rows=distinct,
                      pinned_access_counts=pinned, capacities=caps, grid=grid, inflight=inflight,
                      _hot_rank=rank, _key=key)
+
+
+def _merged_hits(stream: IntArray, dist: IntArray, caps: IntArray, window: int) -> FloatArray:
+    """Hits under a miss of an exact LRU, for each capacity: hits that come fewer than
+    ``window`` accesses after the latest miss of their row (its data still on the way).
+
+    Each row's accesses are taken in stream order; at capacity C an access misses when its
+    stack distance is -1 (first touch) or at least C. A hot row that stays resident misses
+    once, so only the accesses of its first window wait; a row that keeps missing has most
+    of its close reuses merged.
+    """
+    order = np.argsort(stream, kind="stable")  # by row, stream order within a row
+    d = dist[order]
+    pos = order.astype(np.int64)
+    ar = np.arange(d.size, dtype=np.int64)
+    out = np.zeros(caps.size)
+    for i, c in enumerate(caps):
+        miss = (d < 0) | (d >= c)
+        # each row's run starts with a miss (its first touch), so the running maximum of miss
+        # indices stays within the row
+        last = np.maximum.accumulate(np.where(miss, ar, 0))
+        out[i] = np.count_nonzero(~miss & (pos - pos[last] < window))
+    return out
+
+
+# ---- the SM's own L1 ---------------------------------------------------------------------------
+
+#: grids of the L1 estimate: bags per block (consecutive bags one block holds) and bags in
+#: flight per SM
+L1_BPB_GRID = np.array([1.0, 2.0, 4.0, 8.0, 16.0, 32.0])
+L1_G_GRID = np.array([1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0])
+#: SMs whose streams are replayed for a trace (evenly spread), averaged
+_L1_SAMPLE_SMS = 4
+
+_L1_CACHE: dict[tuple[Table, int, int, int], FloatArray] = {}
+
+
+def _irm_l1_fraction(q: FloatArray, n_s: float, capacity_rows: float) -> float:
+    """Che's approximation with a cold start for n_s independent references (probabilities q,
+    hottest first) to an LRU of ``capacity_rows`` rows: the share of references that hit."""
+    rows = q.size
+    edges = np.unique(np.concatenate([np.arange(0, min(_EXACT_RANKS, rows) + 1),
+                                      np.geomspace(max(_EXACT_RANKS, 1), rows, 768).astype(np.int64), [rows]]))
+    edges = edges[edges <= rows]
+    csum = np.concatenate([[0.0], np.cumsum(q)])
+    count = (edges[1:] - edges[:-1]).astype(np.float64)
+    qb = (csum[edges[1:]] - csum[edges[:-1]]) / np.maximum(count, 1.0)
+    keep = (count > 0) & (qb > 0)
+    qb, count = qb[keep], count[keep]
+    if n_s <= 0:
+        return 0.0
+    first = -np.expm1(-n_s * qb)  # a row's first reference in the stream misses
+    if capacity_rows >= float((count * first).sum()):
+        return float((count * (n_s * qb - first)).sum() / n_s)  # every reuse hits
+    # Che: a reference hits when its row was referenced within the characteristic time T,
+    # sum m (1 - exp(-q T)) = C (T by bisection in log space). From a cold start, the
+    # reference at time t looks back min(t, T), so row i hits
+    # q int_0^n (1 - exp(-q min(t, T))) dt = q T - (1 - e^{-qT}) + q (n - T)(1 - e^{-qT}) times
+    # (T < n; T >= n: every reuse).
+    lo, hi = math.log(1e-6 / qb.max()), math.log(1e6 / qb.min())
+    for _ in range(100):
+        mid = 0.5 * (lo + hi)
+        if float((count * -np.expm1(-qb * math.exp(mid))).sum()) < capacity_rows:
+            lo = mid
+        else:
+            hi = mid
+    t = min(math.exp(0.5 * (lo + hi)), n_s)
+    e = -np.expm1(-qb * t)
+    hits = qb * t - e + qb * (n_s - t) * e
+    return float((count * hits).sum() / n_s)
+
+
+def _trace_l1_fraction(table: Table, batch_size: int, sm_count: int, capacity_rows: float, bpb: int,
+                       g_sm: int) -> float:
+    """Exact LRU hits of the streams of a few SMs: SM s holds the blocks s, s + S, s + 2S, ...,
+    each ``bpb`` consecutive bags; ``g_sm`` of its bags are in flight at once and advance
+    together (lookup-major within each group, as for the L2)."""
+    from perfmodel._lru import stack_distances
+
+    call = table_call(table, batch_size)
+    lengths = call.lengths
+    bag_of = np.arange(batch_size, dtype=np.int64)
+    hits = total = 0
+    for s in np.unique(np.linspace(0, sm_count - 1, _L1_SAMPLE_SMS).astype(np.int64)):
+        bags = bag_of[(bag_of // bpb) % sm_count == s]
+        if bags.size == 0:
+            continue
+        lens = lengths[bags]
+        starts = call.offsets[bags]
+        slot = np.repeat(np.arange(bags.size, dtype=np.int64), lens)
+        pos = np.arange(int(lens.sum()), dtype=np.int64) - np.repeat(np.cumsum(lens) - lens, lens)
+        order = np.lexsort((slot, pos, slot // g_sm))
+        stream = call.indices[(np.repeat(starts, lens) + pos)[order]]
+        d = stack_distances(stream)
+        hits += int(((d >= 0) & (d < capacity_rows)).sum())
+        total += stream.size
+    return hits / total if total else 0.0
+
+
+def l1_hit_grid(table: Table, batch_size: int, sm_count: int, capacity_rows: float) -> FloatArray:
+    """Share of a call's row loads that hit in the L1 of the SM that issues them, on the grid
+    ``L1_BPB_GRID`` x ``L1_G_GRID`` (interpolate in log of both).
+
+    Global loads are cached in the SM's L1 (sm_70 and later), so a row that one SM read
+    recently is served there; the L1 is taken as an LRU of ``capacity_rows`` rows. Blocks go
+    to the SMs in turn, so an SM sees runs of ``bpb`` consecutive bags from far apart in the
+    call, ``n / sm_count`` row accesses in all.
+
+    - independent references (uniform, Zipf): order does not matter; Che's approximation
+      with a cold start over the SM's n / sm_count references (the same value everywhere on
+      the grid);
+    - traces: the order matters (a trace's neighbouring bags share rows), so the streams of
+      a few SMs are replayed through an exact LRU for each grid point.
+
+    The simulator models the L1 set by set and checks this (scripts/crosscheck_sim.py).
+    """
+    key = (table, batch_size, sm_count, int(capacity_rows))
+    got = _L1_CACHE.get(key)
+    if got is not None:
+        return got
+    from perfmodel._indices import bag_lengths
+
+    q = row_probabilities(table)
+    if q is not None:
+        n_s = float(bag_lengths(table, batch_size).sum()) / sm_count
+        grid = np.full((L1_BPB_GRID.size, L1_G_GRID.size), _irm_l1_fraction(np.sort(q)[::-1], n_s, capacity_rows))
+    else:  # replayed once per trace, batch, SM count and capacity; kept on disk like the L2 grids
+        assert table.indices.path is not None
+        h = hashlib.sha256()
+        h.update(np.ascontiguousarray(load_trace(table.indices.path, table.indices.table)).tobytes())
+        h.update(repr(("l1", _CACHE_VERSION, table.rows, table.pooling, table.pooling_mean, table.pooling_dist,
+                       table.indices.seed, batch_size, sm_count, int(capacity_rows), L1_BPB_GRID.tolist(),
+                       L1_G_GRID.tolist(), _L1_SAMPLE_SMS)).encode())
+        d = _cache_dir()
+        path = d / f"l1-{h.hexdigest()[:32]}.npy" if d is not None else None
+        loaded = None
+        if path is not None and path.exists():
+            try:
+                loaded = np.load(path)
+            except (OSError, ValueError):
+                loaded = None
+        if loaded is not None and loaded.shape == (L1_BPB_GRID.size, L1_G_GRID.size):
+            grid = loaded
+        else:
+            grid = np.array([[_trace_l1_fraction(table, batch_size, sm_count, capacity_rows, int(b), int(g))
+                              for g in L1_G_GRID] for b in L1_BPB_GRID])
+            if path is not None:
+                tmp = path.with_suffix(f".{os.getpid()}.tmp.npy")
+                try:
+                    np.save(tmp, grid)
+                    os.replace(tmp, path)
+                except OSError:
+                    pass
+    grid.setflags(write=False)
+    if len(_L1_CACHE) > 1024:
+        _L1_CACHE.clear()
+    _L1_CACHE[key] = grid
+    return grid

@@ -53,9 +53,9 @@ import numpy.typing as npt
 from perfmodel._config import KernelConfig, Table, Workload
 from perfmodel._errors import InputError
 from perfmodel._gpu import GPUSpec, get_gpu
-from perfmodel._l2 import residency, sector_footprint_bytes
+from perfmodel._l2 import L1_BPB_GRID, L1_G_GRID, l1_hit_grid, residency, sector_footprint_bytes
 from perfmodel._occupancy import blocks_per_sm
-from perfmodel._physics import little_throughput, loop_instructions, model_params
+from perfmodel._physics import bracket, bracket_scalar, little_throughput, loop_instructions, model_params
 
 __all__ = ["Prediction", "kernel_registers", "predict", "predict_batch"]
 
@@ -180,7 +180,8 @@ class Prediction:
         for t in b.get("tables", []):
             lines.append(
                 f"  table {t['index']} x{t['count']}: {t['rows']:,} rows x {t['dim']} {t['dtype']}, "
-                f"{t['lookups']:,} lookups/call; hit {t['l2_hit_rate']:.1%} (pinned rows {t['pinned_rows']:,}, "
+                f"{t['lookups']:,} lookups/call; hit {t['l2_hit_rate']:.1%} (in the SM's L1 "
+                f"{t.get('l1_hit_rate', 0.0):.1%}; pinned rows {t['pinned_rows']:,}, "
                 f"{t['pinned_bytes'] / 2**20:.1f} MiB); {t['warps_in_flight']:,} warps in flight over "
                 f"{t['rounds']:.2f} rounds; iteration {t['iteration_s'] * 1e9:.0f} ns ({t['bound']}); "
                 f"DRAM {t['achieved_dram_bytes_per_s'] / 1e9:,.0f} GB/s; per call {t['call_time_s'] * 1e6:,.1f} us"
@@ -310,6 +311,8 @@ class _TableConstants:
     dram: float
     lq: float
     bw_stream: float
+    #: L1 hit shares on (log bags per block, log bags in flight per SM); a float when constant
+    h1: Any
 
 
 #: per (table, batch, gpu) object identities -> constants (hashing frozen specs is not free)
@@ -332,6 +335,8 @@ def _constants(table: Table, batch: int, gpu: GPUSpec) -> _TableConstants:
         col_chunks=math.ceil(r_bytes / (gpu.warp_size * _vector_bytes(r_bytes))),
         l1=gpu.latency_s(gpu.l1_latency_cycles), l2=gpu.latency_s(gpu.l2_near_latency_cycles), dram=dram,
         lq=p.dram_queue_factor * dram, bw_stream=_streaming_bandwidth(gpu),
+        h1=_l1_constants(l1_hit_grid(table, batch, gpu.sm_count,
+                                     gpu.l1_cache_and_shared_mem_per_sm_bytes / sector_footprint_bytes(r_bytes, gpu.l2_sector_bytes))),
     )
     if len(_CONSTANTS) > 4096:
         _CONSTANTS.clear()
@@ -339,12 +344,40 @@ def _constants(table: Table, batch: int, gpu: GPUSpec) -> _TableConstants:
     return out
 
 
+_LOG_BPB = np.log(L1_BPB_GRID)
+_LOG_G_SM = np.log(L1_G_GRID)
+_LOG_BPB_LIST: list[float] = _LOG_BPB.tolist()
+_LOG_G_SM_LIST: list[float] = _LOG_G_SM.tolist()
+
+
+def _l1_constants(grid: npt.NDArray[np.float64]) -> Any:
+    """The L1 grid as the core uses it: one float when it is constant (independent references)."""
+    return float(grid[0, 0]) if bool(np.all(grid == grid[0, 0])) else grid
+
+
+def _l1_share(h1: Any, bpb: Any, g_sm: Any, xp: Any) -> Any:
+    """Bilinear in (log bags per block, log bags in flight per SM) on the L1 grid."""
+    if isinstance(h1, float):
+        return h1
+    if xp is _PY:
+        i, wi = bracket_scalar(_LOG_BPB_LIST, math.log(bpb))
+        j, wj = bracket_scalar(_LOG_G_SM_LIST, math.log(g_sm))
+        lo = h1[i, j] + (h1[i, j + 1] - h1[i, j]) * wj
+        hi = h1[i + 1, j] + (h1[i + 1, j + 1] - h1[i + 1, j]) * wj
+        return float(lo + (hi - lo) * wi)
+    iv, wiv = bracket(_LOG_BPB, np.log(bpb))
+    jv, wjv = bracket(_LOG_G_SM, np.log(g_sm))
+    lov = h1[iv, jv] + (h1[iv, jv + 1] - h1[iv, jv]) * wjv
+    hiv = h1[iv + 1, jv] + (h1[iv + 1, jv + 1] - h1[iv + 1, jv]) * wjv
+    return lov + (hiv - lov) * wiv
+
+
 def _table_eval(table: Table, batch: int, c: _Configs, gpu: GPUSpec, blocks: Any, xp: Any) -> dict[str, Any]:
     """Per-configuration figures of one call of ``table`` (arrays over configurations, or floats)."""
     k_ = _constants(table, batch, gpu)
     p, clk, r_bytes, r_fp, res, n = k_.params, k_.clk, k_.r_bytes, k_.r_fp, k_.res, k_.n
     lookups_per_bag, chunks, col_chunks = k_.lookups_per_bag, k_.chunks, k_.col_chunks
-    l2, dram, lq, bw_stream = k_.l2, k_.dram, k_.lq, k_.bw_stream
+    l1, l2, dram, lq, bw_stream = k_.l1, k_.l2, k_.dram, k_.lq, k_.bw_stream
 
     wpb = c.block_size // gpu.warp_size
     warps_per_sm = blocks * wpb
@@ -377,6 +410,12 @@ def _table_eval(table: Table, batch: int, c: _Configs, gpu: GPUSpec, blocks: Any
     hits, hits_fast = res.hit_counts(1.0 * k_rows, 1.0 * cap_rows, 1.0 * bags_in_flight)
     h = xp.minimum(xp.maximum(hits / n, 0.0), 1.0)  # hits: no DRAM traffic
     hl = xp.minimum(xp.maximum(hits_fast / n, 0.0), 1.0)  # of which not merged into an in-flight miss
+    # of those, served by the issuing SM's own L1 (the kernels use no shared memory, so the
+    # whole unified L1/shared array is taken as L1; perfmodel._l2.l1_hit_grid). A block holds
+    # runs of consecutive bags: wpb (warp) or wpb / chunks (pytorch, at least one bag).
+    bpb = xp.where(c.warp_variant, 1.0 * wpb, xp.maximum(wpb / chunks, 1.0))
+    g_sm = xp.maximum(bags_in_flight / gpu.sm_count, 1.0)
+    h1 = xp.minimum(_l1_share(k_.h1, bpb, g_sm, xp), hl)
 
     # one iteration's dependent chain (seconds)
     # index loads: both kernels read one 8-B index per iteration (all lanes the same address).
@@ -393,7 +432,7 @@ def _table_eval(table: Table, batch: int, c: _Configs, gpu: GPUSpec, blocks: Any
     # l2-hint prefetches turn DRAM misses into L2 hits when they run far enough ahead
     hint_cover = xp.where(c.l2_hint & (c.prefetch > 0), xp.minimum(1.0, c.prefetch * (t_idx + l2 + dep) / dram), 0.0)
     miss_lat_scale = 1.0 - hint_cover  # share of the miss latency left on the chain
-    chain = (t_idx + hl * l2 + (1.0 - hl) * (l2 + (dram - l2) * miss_lat_scale) + dep) / ring
+    chain = (t_idx + h1 * l1 + (hl - h1) * l2 + (1.0 - hl) * (l2 + (dram - l2) * miss_lat_scale) + dep) / ring
     queue = (1.0 - h) * lq * miss_lat_scale / ring + xp.where(c.l2_hint, (1.0 - h) * lq * hint_cover, 0.0)
     issue_per_warp = c.instr / clk  # one warp instruction per cycle per scheduler
     resident = xp.maximum(warps_per_sm, 1)
@@ -413,7 +452,7 @@ def _table_eval(table: Table, batch: int, c: _Configs, gpu: GPUSpec, blocks: Any
         n = xp.maximum(xp.minimum(w / gpu.sm_count, resident) / SCHEDULERS_PER_SM, 1.0)
         sn = issue_per_warp * n
         t_sched = 0.5 * ((sn + z) + xp.sqrt((sn - z) ** 2 + 4.0 * issue_per_warp * z))
-        t_l2bw = w * bytes_per_iter / gpu.l2_bandwidth_bytes_per_s
+        t_l2bw = w * (1.0 - h1) * bytes_per_iter / gpu.l2_bandwidth_bytes_per_s
         t = xp.maximum(t_sched, t_l2bw)
         which = xp.where(t == t_l2bw, 2, xp.where(sn >= z, 3, xp.where(kk > 0.5 * z, 1, 0)))
         return t, which
@@ -465,6 +504,7 @@ def _table_eval(table: Table, batch: int, c: _Configs, gpu: GPUSpec, blocks: Any
         "hits": hits,
         "n": n,
         "h": h,
+        "h1": h1,
         "dram_bytes": dram_bytes,
         "k_rows": k_rows,
         "pinned_bytes": pinned_bytes,
@@ -581,7 +621,7 @@ def predict(workload: Workload, kernel: KernelConfig, gpu: GPUSpec | str) -> Pre
         bounds.append((float(e["lookup_s"]) * t.count, bound))
         tables.append({
             "index": i, "count": t.count, "rows": t.rows, "dim": t.dim, "dtype": t.dtype,
-            "lookups": int(e["n"]), "l2_hit_rate": float(e["h"]), "pinned_rows": int(e["k_rows"]),
+            "lookups": int(e["n"]), "l2_hit_rate": float(e["h"]), "l1_hit_rate": float(e["h1"]), "pinned_rows": int(e["k_rows"]),
             "pinned_bytes": float(e["pinned_bytes"]), "warps_in_flight": int(e["w_full"]),
             "rounds": float(e["rounds"]), "iteration_s": float(e["t_full"]), "bound": bound,
             "achieved_dram_bytes_per_s": float(e["dram_rate"]),

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 import perfmodel
 from perfmodel._indices import table_call
-from perfmodel._l2 import residency
+from perfmodel._l2 import _merged_hits, l1_hit_grid, residency
 from perfmodel._lru import lru_hit_counts
 
 TRACES = Path(str(resources.files("perfmodel").joinpath("data/traces")))
@@ -67,7 +67,10 @@ def test_more_work_is_never_faster(kernel: perfmodel.KernelConfig, which: str) -
     big[which] *= 2
     t_small = perfmodel.predict(_workload(small["batch"], pooling=small["pooling"], dim=small["dim"]), kernel, A100).time_s
     t_big = perfmodel.predict(_workload(big["batch"], pooling=big["pooling"], dim=big["dim"]), kernel, A100).time_s
-    assert t_big >= t_small * (1 - 1e-9), (which, t_small, t_big)
+    # a call that fits in one round costs about the same with twice the bags, and its SMs then
+    # reuse more rows in their L1s and the L2 (these calls are tiny: 24 row loads per SM at
+    # batch 256, so the cold start weighs): never more than a few percent faster
+    assert t_big >= t_small * 0.95, (which, t_small, t_big)
 
 
 @SETTINGS
@@ -99,7 +102,7 @@ def test_che_matches_exact_lru_on_an_independent_stream() -> None:
     for cap in (2_000, 20_000, 60_000):
         exact = lru_hit_counts(stream, [cap])[0] / stream.size
         che = float(res.hits(0, cap, 1)) / res.accesses
-        assert abs(che - exact) < 0.03, (cap, che, exact)
+        assert abs(che - exact) < 0.01, (cap, che, exact)
 
 
 def test_trace_residency_is_exact_lru_at_grid_points() -> None:
@@ -109,6 +112,53 @@ def test_trace_residency_is_exact_lru_at_grid_points() -> None:
     cap = round(res.capacities[30])
     exact = lru_hit_counts(stream, [cap])[0]  # bag-major order, no pinning: grid point (k=0, G=1)
     assert float(res.hits(0, res.capacities[30], 1)) == pytest.approx(exact, rel=1e-9)
+
+
+@pytest.mark.parametrize("alpha", [0.8, 1.0, 1.3])
+def test_l1_estimate_matches_exact_lru_of_one_sms_independent_stream(alpha: float) -> None:
+    """The per-SM L1 share of an independent-reference table (Che, cold start) against an
+    exact LRU of the same capacity replaying one SM's share of a sampled call."""
+    t = _table(kind="zipf", rows=100_000, dim=128, pooling=50, alpha=alpha)
+    sms, cap = 108, 384  # A100: 192 KiB of L1 over 512-B rows
+    est = float(l1_hit_grid(t, 2048, sms, cap)[0, 0])
+    idx = table_call(t, 2048).indices.reshape(2048, 50)
+    exact = []
+    for sm in range(0, sms, 27):  # bags of SM `sm`, one block of one bag each, bag after bag
+        stream = idx[np.arange(sm, 2048, sms)].ravel()
+        exact.append(lru_hit_counts(stream, [cap])[0] / stream.size)
+    assert abs(est - float(np.mean(exact))) < 0.03, (alpha, est, exact)
+
+
+def test_trace_l1_grid_is_exact_lru_of_the_sms_streams() -> None:
+    t = _table(kind="trace", rows=500_000, dim=128, pooling=150)
+    grid = l1_hit_grid(t, 2048, 108, 384)
+    idx = table_call(t, 2048).indices.reshape(2048, 150)
+    hits = total = 0
+    for sm in np.unique(np.linspace(0, 107, 4).astype(int)):  # bags per block 1, one bag in flight
+        stream = idx[np.arange(sm, 2048, 108)].ravel()
+        hits += lru_hit_counts(stream, [384])[0]
+        total += stream.size
+    assert float(grid[0, 0]) == pytest.approx(hits / total, rel=1e-12)
+    assert float(grid[-1, 0]) > float(grid[0, 0])  # a trace's neighbouring bags share rows
+
+
+def test_hits_under_a_miss_need_a_recent_miss_of_the_row() -> None:
+    """Row 7 misses at 0, is hit at 1 and 2 while in flight (window 3), then at 10 when it has
+    arrived; row 9 is touched once."""
+    stream = np.array([7, 7, 7, 9, 5, 5, 5, 5, 5, 5, 7], dtype=np.int64)
+    from perfmodel._lru import stack_distances
+
+    d = stack_distances(stream)
+    merged = _merged_hits(stream, d, np.array([1, 10]), window=3)
+    # capacity 10: hits of 7 at 1, 2 merged (its miss at 0); 7 at 10 fast; 5's hits at 5, 6
+    # merged (its miss at 4), the rest fast
+    assert merged[1] == 4
+    # capacity 1: 7's reuse at 10 (distance 2) misses; 7 at 1, 2 and 5 at 5, 6 still merged
+    assert merged[0] == 4
+    # independent references: a hot resident row's hits are fast, so few hits are merged
+    res = residency(_table(kind="zipf", rows=50_000, pooling=50, alpha=1.4), 2048)
+    hits, fast = res.hit_counts(0.0, 20_000.0, 1024.0)
+    assert fast > 0.9 * hits, (hits, fast)
 
 
 @pytest.mark.parametrize(
