@@ -11,6 +11,7 @@ fidelity); studies persist in SQLite, any Optuna storage URL, or a journal file.
 
 from __future__ import annotations
 
+from search._codec import CapLevelCodec, trial_config
 from search._evaluate import FIDELITIES, OBJECTIVES, Evaluation, evaluate_model, l2_bytes_set_aside
 from search._exhaustive import ExhaustiveResult, exhaustive
 from search._optimize import SAMPLERS, RankedConfig, SearchResult, known_good_configs, optimize
@@ -31,6 +32,7 @@ __all__ = [
     "OBJECTIVES",
     "REGISTER_CAP_CHOICES",
     "SAMPLERS",
+    "CapLevelCodec",
     "Evaluation",
     "ExhaustiveResult",
     "RankedConfig",
@@ -48,6 +50,7 @@ __all__ = [
     "optimize",
     "resolve_storage",
     "space_from_mapping",
+    "trial_config",
     "write_exhaustive_report",
     "write_report",
 ]

@@ -28,6 +28,7 @@ import numpy as np
 
 import perfmodel
 from perfmodel import GPUSpec, InputError, KernelConfig, Workload
+from search._codec import CapLevelCodec, dominant_dtype, trial_config
 from search._evaluate import (
     FIDELITIES,
     evaluate_model,
@@ -132,6 +133,7 @@ def _fingerprint(workload: Workload, gpu: GPUSpec, space: SearchSpace, objective
         "gpu": gpu.to_dict(),
         "space": space.to_dict(),
         "objectives": list(objectives),
+        "encoding": CapLevelCodec.name,  # the parameters' meaning (search._codec)
     }
     return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
@@ -176,7 +178,7 @@ def make_sampler(kind: str, seed: int | None, n_objectives: int, n_startup_trial
 
 def _run_trials(
     study: optuna.Study,
-    space: SearchSpace,
+    codec: CapLevelCodec,
     workload: Workload,
     gpu: GPUSpec,
     objectives: Sequence[str],
@@ -210,7 +212,7 @@ def _run_trials(
 
     sync()
     for c in enqueue:
-        mirror.enqueue_trial(space.params_from_config(c))
+        mirror.enqueue_trial(codec.params_from_config(c))
     done = 0
     while done < n_trials:
         k = min(ask_batch, n_trials - done)
@@ -218,7 +220,7 @@ def _run_trials(
         configs = []
         for _ in range(k):  # sample each right after its ask: the constant liar sees the batch so far
             trials.append(mirror.ask())
-            configs.append(space.suggest(trials[-1]))
+            configs.append(codec.suggest(trials[-1]))
         ev = evaluate_model(workload, gpu, configs)
         for i, t in enumerate(trials):
             reason = ev.infeasible[i]
@@ -260,7 +262,8 @@ def _worker_main(job: _WorkerJob) -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.load_study(study_name=job.study_name, storage=job.storage.open())
     sampler = make_sampler(job.sampler, job.seed, len(job.objectives), job.n_startup_trials)
-    _run_trials(study, job.space, job.workload, job.gpu, job.objectives, job.n_trials, job.ask_batch, sampler,
+    codec = CapLevelCodec(job.space, job.gpu, dominant_dtype(job.workload))
+    _run_trials(study, codec, job.workload, job.gpu, job.objectives, job.n_trials, job.ask_batch, sampler,
                 job.enqueue)
 
 
@@ -316,7 +319,7 @@ def ranked_trials(study: optuna.Study, space: SearchSpace, workload: Workload) -
     for t in _completed(study):
         if not _is_feasible(t):
             continue
-        cfg = space.config_from_params(t.params)
+        cfg = trial_config(space, t)
         time_s = float(t.values[0])
         l2 = float(l2_bytes_set_aside(workload, [cfg])[0])
         prev = best.get(cfg)
@@ -428,7 +431,7 @@ def optimize(
     bar = _progress_bar(n_trials, progress)
     try:
         if workers == 1:
-            _run_trials(study, sp, wl, g, objs, n_trials, ask_batch,
+            _run_trials(study, CapLevelCodec(sp, g, dominant_dtype(wl)), wl, g, objs, n_trials, ask_batch,
                         make_sampler(sampler, seed, len(objs), n_startup_trials), seeds, bar.update if bar else None)
         else:
             _run_workers(spec, name, wl, g, sp, objs, n_trials, sampler, seed, n_startup_trials, ask_batch, workers,

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from perfmodel import KernelConfig, Workload
+from search._codec import trial_config
 from search._evaluate import l2_bytes_set_aside
 from search._optimize import RankedConfig, SearchResult, _is_feasible
 from search._space import PARAM_NAMES, SearchSpace
@@ -100,7 +101,7 @@ class ParamEffectInfo:
 
 def _get_param_effect_info(study: optuna.Study, space: SearchSpace) -> list[ParamEffectInfo]:
     trials = _feasible_trials(study)
-    configs = [space.config_from_params(t.params) for t in trials]
+    configs = [trial_config(space, t) for t in trials]
     times = tuple(float(t.values[0]) for t in trials)
     out = []
     for name, values in space.items():

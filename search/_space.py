@@ -291,18 +291,7 @@ class SearchSpace:
 
     def suggest(self, trial: optuna.trial.BaseTrial) -> KernelConfig:
         """Sample every parameter on ``trial`` and return its configuration."""
-        import optuna
-
-        params: dict[str, Any] = {}
-        for name, dist in self.distributions().items():
-            if isinstance(dist, optuna.distributions.IntDistribution):
-                params[name] = trial.suggest_int(name, dist.low, dist.high, step=dist.step)
-            elif isinstance(dist, optuna.distributions.FloatDistribution):
-                params[name] = trial.suggest_float(name, dist.low, dist.high, step=dist.step)
-            else:
-                assert isinstance(dist, optuna.distributions.CategoricalDistribution)
-                params[name] = trial.suggest_categorical(name, dist.choices)
-        return self.config_from_params(params)
+        return self.config_from_params(suggest_params(trial, self.distributions()))
 
     def project(self, config: KernelConfig) -> KernelConfig:
         """The nearest configuration of this space (each field to its nearest value)."""
@@ -316,6 +305,24 @@ class SearchSpace:
             else:
                 kw[name] = values[0]
         return KernelConfig(**kw)
+
+
+def suggest_params(
+    trial: optuna.trial.BaseTrial, distributions: Mapping[str, optuna.distributions.BaseDistribution]
+) -> dict[str, Any]:
+    """Sample each distribution on ``trial`` with the matching ``suggest_*`` call."""
+    import optuna
+
+    params: dict[str, Any] = {}
+    for name, dist in distributions.items():
+        if isinstance(dist, optuna.distributions.IntDistribution):
+            params[name] = trial.suggest_int(name, dist.low, dist.high, step=dist.step)
+        elif isinstance(dist, optuna.distributions.FloatDistribution):
+            params[name] = trial.suggest_float(name, dist.low, dist.high, step=dist.step)
+        else:
+            assert isinstance(dist, optuna.distributions.CategoricalDistribution)
+            params[name] = trial.suggest_categorical(name, dist.choices)
+    return params
 
 
 def _float_step(values: Sequence[float]) -> float | None:

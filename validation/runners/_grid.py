@@ -109,7 +109,7 @@ def study_top_k(storage: str, study_name: str, k: int) -> list[KernelConfig]:
     done.sort(key=lambda t: t.values[0])
     out: list[KernelConfig] = []
     for t in done:
-        c = space.config_from_params(t.params)
+        c = search.trial_config(space, t)
         if c not in out:
             out.append(c)
         if len(out) == k:
