@@ -23,7 +23,7 @@ from perfmodel import InputError
 if TYPE_CHECKING:
     import optuna
 
-__all__ = ["StorageSpec", "resolve_storage"]
+__all__ = ["StorageSpec", "open_rdb", "resolve_storage"]
 
 _SQLITE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
 
@@ -63,10 +63,42 @@ class StorageSpec:
         if self.url.startswith("sqlite:///"):
             # a busy timeout, so that several local processes on one SQLite file wait for
             # each other's write lock instead of failing
-            rdb = optuna.storages.RDBStorage(self.url, engine_kwargs={"connect_args": {"timeout": 60}})
+            rdb = open_rdb(self.url, engine_kwargs={"connect_args": {"timeout": 60}})
             _fast_sqlite(rdb)
             return rdb
-        return optuna.storages.RDBStorage(self.url)
+        return open_rdb(self.url)
+
+
+#: attempts and the longest pause between them when workers create a storage's schema at once
+SCHEMA_ATTEMPTS = 8
+SCHEMA_RETRY_MAX_S = 1.0
+
+
+def open_rdb(url: str, **kwargs: Any) -> optuna.storages.RDBStorage:
+    """``optuna.storages.RDBStorage(url, **kwargs)``, safe when processes start together.
+
+    On an empty database, ``RDBStorage`` creates Optuna's tables and types; workers started
+    at the same moment race in that step (PostgreSQL: ``CREATE TYPE studydirection`` fails
+    with a unique violation in all but one of them; 1-3 of 4 processes failed so in 4 of 5
+    tries here). The loser retries after a random pause: by then the schema exists and
+    creating it is a no-op. Other errors (a wrong URL, a refused connection) are raised at
+    once.
+    """
+    import random
+    import time
+
+    import optuna
+    from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
+
+    for attempt in range(SCHEMA_ATTEMPTS):
+        try:
+            return optuna.storages.RDBStorage(url, **kwargs)
+        except (IntegrityError, ProgrammingError, OperationalError) as exc:
+            race = isinstance(exc, IntegrityError) or "already exists" in str(exc)
+            if not race or attempt == SCHEMA_ATTEMPTS - 1:
+                raise
+            time.sleep(random.uniform(0.1, SCHEMA_RETRY_MAX_S))
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def resolve_storage(storage: str | os.PathLike[str] | None, study_name: str, out_dir: str | os.PathLike[str] = "out") -> StorageSpec:

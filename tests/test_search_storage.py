@@ -195,6 +195,39 @@ def test_four_processes_on_one_postgres_server(tmp_path: Path, workload_file: Pa
 
 
 @needs_model
+@pytest.mark.postgres
+@pytest.mark.slow
+@pytest.mark.skipif(not POSTGRES, reason="RECPERF_TEST_POSTGRES_URL is unset: no PostgreSQL server (.ci/run starts one as root)")
+def test_workers_starting_together_on_an_empty_postgres_database(tmp_path: Path, workload_file: Path) -> None:
+    """Four searches started at once on a database with no Optuna tables yet (a fresh
+    schema): they race to create the tables, and every one must still run (search._storage.open_rdb)."""
+    import psycopg
+
+    assert POSTGRES
+    schema = f"empty_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(POSTGRES, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    url = f"{POSTGRES}?options=-csearch_path%3D{schema}"
+    try:
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-m", "recperf", "search", "--gpu", "a100-80gb", "--workload", str(workload_file),
+                 "--trials", "3", "--seed", str(i), "--storage", url, "--study-name", "race", "--json",
+                 "--no-progress", "--no-report", "--out", str(tmp_path / "out")],
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            )
+            for i in range(4)
+        ]
+        outs = [p.communicate(timeout=600) for p in procs]
+        for p, (_, err) in zip(procs, outs, strict=True):
+            assert p.returncode == 0, err[-2000:]
+        _assert_no_loss_or_duplicate(_complete(url, "race"), 12)
+    finally:
+        with psycopg.connect(POSTGRES, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+@needs_model
 def test_running_trials_of_dead_local_processes_are_failed(tmp_path: Path, workload_file: Path) -> None:
     import socket
 
