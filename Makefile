@@ -13,8 +13,8 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/recperf search --gpu a100-80gb --workload search/data/seed_reuse_medium.toml --trials 100 --seed 0 --study-name demo-seed-reuse-medium
-	@echo "report (Markdown with plots): out/search/demo-seed-reuse-medium/report.md; run again to continue the study"
+	$(VENV)/bin/recperf search --gpu a100-80gb --workload search/data/seed_reuse_medium.toml --trials 100 --seed 0
+	@echo "the report (Markdown with plots) is the 'report:' path above; run again to continue the study"
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
