@@ -52,7 +52,7 @@ def dominant_dtype(workload: Workload) -> str:
     """The dtype of the tables that move the most row bytes per call (they set the time)."""
     moved: dict[str, float] = {}
     for t in workload.tables:
-        moved[t.dtype] = moved.get(t.dtype, 0.0) + t.count * t.row_bytes * float(t.pooling if t.pooling is not None else (t.pooling_mean or 0.0))
+        moved[t.dtype] = moved.get(t.dtype, 0.0) + t.count * t.row_bytes * t.mean_pooling
     return max(sorted(moved), key=lambda d: moved[d])
 
 
@@ -71,11 +71,15 @@ class CapLevelCodec:
         self.space = space
         self.gpu = gpu
         self.dtype = dtype
-        caps = space.register_caps
-        self._loosest_first = tuple(sorted(caps, key=lambda c: (c != 0, -c)))
-        self._n_levels = self._max_levels() if len(caps) > 1 else 1
-        self._levels = lru_cache(maxsize=None)(self._levels_uncached)
         self._warps = lru_cache(maxsize=None)(self._warps_uncached)
+        self._levels = lru_cache(maxsize=None)(self._levels_uncached)
+        self._loosest_first = tuple(sorted(space.register_caps, key=lambda c: (c != 0, -c)))
+        self._dists = self._distributions(self._max_levels() if len(space.register_caps) > 1 else 1)
+
+    @classmethod
+    def for_workload(cls, space: SearchSpace, gpu: GPUSpec, workload: Workload) -> CapLevelCodec:
+        """The codec whose levels come from ``workload``'s dominant table dtype."""
+        return cls(space, gpu, dominant_dtype(workload))
 
     # ---- levels ----------------------------------------------------------------------
     def _warps_uncached(self, block_size: int, registers: int) -> int:
@@ -90,51 +94,53 @@ class CapLevelCodec:
         caps = [c for c in self._loosest_first if c != 0]
         most = 1
         for b in self.space.block_sizes:
-            most = max(most, len({self._warps_uncached(b, c) for c in caps}) + (0 in self._loosest_first))
+            most = max(most, len({self._warps(b, c) for c in caps}) + (0 in self._loosest_first))
         return most
 
+    def _config_warps(self, config: KernelConfig) -> int:
+        return self._warps(config.block_size, perfmodel.kernel_registers(config, self.gpu, self.dtype)[0])
+
     def _levels_uncached(self, variant: str, block_size: int, prefetch_distance: int, prefetch_kind: str,
-                         bounds_check: str, pin_method: str) -> tuple[int, ...]:
-        out: list[int] = []
-        best = -1
+                         bounds_check: str, pin_method: str) -> tuple[tuple[int, int], ...]:
+        """(cap, resident warps per SM) of each level, loosest first."""
+        build = KernelConfig(variant=variant, block_size=block_size, prefetch_distance=prefetch_distance,
+                             prefetch_kind=prefetch_kind, bounds_check=bounds_check, pin_method=pin_method)
+        out: list[tuple[int, int]] = []
         for cap in self._loosest_first:
-            k = KernelConfig(variant=variant, block_size=block_size, register_cap=cap,
-                             prefetch_distance=prefetch_distance, prefetch_kind=prefetch_kind,
-                             bounds_check=bounds_check, pin_method=pin_method)
-            regs = perfmodel.kernel_registers(k, self.gpu, self.dtype)[0]
-            warps = self._warps(block_size, regs)
-            if not out or warps > best:
-                out.append(cap)
-                best = warps
+            warps = self._config_warps(build.replace(register_cap=cap))
+            if not out or warps > out[-1][1]:
+                out.append((cap, warps))
         return tuple(out)
 
-    def levels(self, config: KernelConfig) -> tuple[int, ...]:
-        """The caps of ``config``'s build that each reach a new occupancy, loosest first."""
+    def _build_levels(self, config: KernelConfig) -> tuple[tuple[int, int], ...]:
         return self._levels(config.variant, config.block_size, config.prefetch_distance, config.prefetch_kind,
                             config.bounds_check, config.pin_method)
 
+    def levels(self, config: KernelConfig) -> tuple[int, ...]:
+        """The caps of ``config``'s build that each reach a new occupancy, loosest first."""
+        return tuple(cap for cap, _ in self._build_levels(config))
+
     def _level_of(self, config: KernelConfig) -> int:
         """The level with ``config``'s occupancy (its cap projected to the loosest cap with it)."""
-        lv = self.levels(config)
-        regs = perfmodel.kernel_registers(config, self.gpu, self.dtype)[0]
-        want = self._warps(config.block_size, regs)
-        for i, cap in enumerate(lv):
-            k = KernelConfig(**{**config.to_dict(), "register_cap": cap})
-            if self._warps(config.block_size, perfmodel.kernel_registers(k, self.gpu, self.dtype)[0]) >= want:
-                return i
-        return len(lv) - 1
+        lv = self._build_levels(config)
+        want = self._config_warps(config)
+        return next((i for i, (_, warps) in enumerate(lv) if warps >= want), len(lv) - 1)
 
     # ---- Optuna ----------------------------------------------------------------------
-    def distributions(self) -> dict[str, optuna.distributions.BaseDistribution]:
+    def _distributions(self, n_levels: int) -> dict[str, optuna.distributions.BaseDistribution]:
         import optuna
 
         out: dict[str, optuna.distributions.BaseDistribution] = {}
         for name, dist in self.space.distributions().items():
             if name == "register_cap_rank":
-                out[LEVEL_PARAM] = optuna.distributions.IntDistribution(0, self._n_levels - 1)
+                out[LEVEL_PARAM] = optuna.distributions.IntDistribution(0, n_levels - 1)
             else:
                 out[name] = dist
         return out
+
+    def distributions(self) -> dict[str, optuna.distributions.BaseDistribution]:
+        """The Optuna distribution of each sampled parameter (a copy)."""
+        return dict(self._dists)
 
     def config_from_params(self, params: Mapping[str, Any]) -> KernelConfig:
         if LEVEL_PARAM not in params:
@@ -143,8 +149,7 @@ class CapLevelCodec:
         rest["register_cap_rank"] = 0  # any cap: replaced below
         base = self.space.config_from_params(rest)
         lv = self.levels(base)
-        cap = lv[min(int(params[LEVEL_PARAM]), len(lv) - 1)]
-        return KernelConfig(**{**base.to_dict(), "register_cap": cap})
+        return base.replace(register_cap=lv[min(int(params[LEVEL_PARAM]), len(lv) - 1)])
 
     def params_from_config(self, config: KernelConfig) -> dict[str, Any]:
         """Trial parameters of ``config`` (its cap projected to its occupancy level)."""
@@ -156,7 +161,7 @@ class CapLevelCodec:
 
     def suggest(self, trial: optuna.trial.BaseTrial) -> KernelConfig:
         """Sample every parameter on ``trial``, record the configuration, and return it."""
-        cfg = self.config_from_params(suggest_params(trial, self.distributions()))
+        cfg = self.config_from_params(suggest_params(trial, self._dists))
         trial.set_user_attr(CONFIG_ATTR, cfg.to_dict())
         return cfg
 

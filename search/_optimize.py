@@ -28,7 +28,7 @@ import numpy as np
 
 import perfmodel
 from perfmodel import GPUSpec, InputError, KernelConfig, Workload
-from search._codec import CapLevelCodec, dominant_dtype, trial_config
+from search._codec import CapLevelCodec, trial_config
 from search._evaluate import (
     FIDELITIES,
     evaluate_model,
@@ -262,7 +262,7 @@ def _worker_main(job: _WorkerJob) -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.load_study(study_name=job.study_name, storage=job.storage.open())
     sampler = make_sampler(job.sampler, job.seed, len(job.objectives), job.n_startup_trials)
-    codec = CapLevelCodec(job.space, job.gpu, dominant_dtype(job.workload))
+    codec = CapLevelCodec.for_workload(job.space, job.gpu, job.workload)
     _run_trials(study, codec, job.workload, job.gpu, job.objectives, job.n_trials, job.ask_batch, sampler,
                 job.enqueue)
 
@@ -431,7 +431,7 @@ def optimize(
     bar = _progress_bar(n_trials, progress)
     try:
         if workers == 1:
-            _run_trials(study, CapLevelCodec(sp, g, dominant_dtype(wl)), wl, g, objs, n_trials, ask_batch,
+            _run_trials(study, CapLevelCodec.for_workload(sp, g, wl), wl, g, objs, n_trials, ask_batch,
                         make_sampler(sampler, seed, len(objs), n_startup_trials), seeds, bar.update if bar else None)
         else:
             _run_workers(spec, name, wl, g, sp, objs, n_trials, sampler, seed, n_startup_trials, ask_batch, workers,
