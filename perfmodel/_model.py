@@ -505,6 +505,7 @@ def _table_eval(table: Table, batch: int, c: _Configs, gpu: GPUSpec, blocks: Any
         "n": n,
         "h": h,
         "h1": h1,
+        "hl": hl,
         "dram_bytes": dram_bytes,
         "k_rows": k_rows,
         "pinned_bytes": pinned_bytes,
@@ -621,7 +622,8 @@ def predict(workload: Workload, kernel: KernelConfig, gpu: GPUSpec | str) -> Pre
         bounds.append((float(e["lookup_s"]) * t.count, bound))
         tables.append({
             "index": i, "count": t.count, "rows": t.rows, "dim": t.dim, "dtype": t.dtype,
-            "lookups": int(e["n"]), "l2_hit_rate": float(e["h"]), "l1_hit_rate": float(e["h1"]), "pinned_rows": int(e["k_rows"]),
+            "lookups": int(e["n"]), "l2_hit_rate": float(e["h"]), "l1_hit_rate": float(e["h1"]),
+            "l2_merged_rate": float(e["h"] - e["hl"]), "pinned_rows": int(e["k_rows"]),
             "pinned_bytes": float(e["pinned_bytes"]), "warps_in_flight": int(e["w_full"]),
             "rounds": float(e["rounds"]), "iteration_s": float(e["t_full"]), "bound": bound,
             "achieved_dram_bytes_per_s": float(e["dram_rate"]),

@@ -82,6 +82,10 @@ def main() -> int:
                 "model_iteration_s": mt.get("iteration_s"), "sim_iteration_s": st.iteration_s,
                 "sim_l1": st.l1_hit_rate, "sim_near": st.l2_near_hit_rate, "sim_far": st.l2_far_hit_rate,
                 "sim_index_l1": st.index_l1_hit_rate, "sim_lat_mean_cycles": st.latency_cycles_mean,
+                "sim_lat_p50_cycles": st.latency_cycles_p50, "sim_lat_p90_cycles": st.latency_cycles_p90,
+                "model_l1": mt.get("l1_hit_rate"), "model_l2_merged": mt.get("l2_merged_rate"),
+                "sim_rows_l1_whole": st.row_l1_whole_rate, "sim_rows_l1_partial": st.row_l1_partial_rate,
+                "sim_rows_l1_fill_wait": st.row_l1_fill_wait_rate, "sim_l2_fill_wait": st.l2_fill_wait_rate,
                 "sim_dram_util": st.dram_utilization, "sim_l2_util": st.l2_utilization,
                 "sim_waves": st.waves, "sim_sm_imbalance": st.sm_finish_imbalance,
                 "sampled_fraction": st.sampled_fraction, "sim_wall_s": st.wall_s,
@@ -102,8 +106,13 @@ def main() -> int:
     for r in sorted(rows, key=lambda r: -abs(r["time_gap"]))[:8]:
         print(f"  {r['workload']:24s} {r['kernel']:22s} gap {r['time_gap']:+.1%}; hit model {r['model_hit']:.3f} sim "
               f"{r['sim_hit']:.3f} (L1 {r['sim_l1']:.3f}, near {r['sim_near']:.3f}, far {r['sim_far']:.3f}); "
-              f"index L1 hits {r['sim_index_l1']:.3f}; row latency {r['sim_lat_mean_cycles']:.0f} cycles; "
+              f"index L1 hits {r['sim_index_l1']:.3f}; row latency {r['sim_lat_mean_cycles']:.0f} cycles "
+              f"(p50 {r['sim_lat_p50_cycles']:.0f}, p90 {r['sim_lat_p90_cycles']:.0f}); "
               f"DRAM util {r['sim_dram_util']:.2f}, L2 util {r['sim_l2_util']:.2f}; bound {r['model_bound']}/{r['sim_bound']}")
+        print(f"  {'':24s} {'':22s} L1 model {r['model_l1']:.3f} sim {r['sim_l1']:.3f} (sectors; rows all in L1 "
+              f"{r['sim_rows_l1_whole']:.3f}, in part {r['sim_rows_l1_partial']:.3f}, all in L1 but waiting on a fill "
+              f"{r['sim_rows_l1_fill_wait']:.3f}); L2 hits on a line still coming from DRAM: model "
+              f"{r['model_l2_merged']:.3f} sim {r['sim_l2_fill_wait']:.3f}")
     print("where they disagree most (hit rate):")
     for r in sorted(rows, key=lambda r: -abs(r["hit_diff_pts"]))[:8]:
         print(f"  {r['workload']:24s} {r['kernel']:22s} model {r['model_hit']:.3f} sim {r['sim_hit']:.3f} "

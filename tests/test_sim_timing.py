@@ -163,3 +163,29 @@ def test_cli_simulate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     with pytest.raises(SystemExit):
         main(["simulate", "--gpu", "a100-80gb", "--workload", str(wf), "--policy", "fifo"])
     assert "valid choices" in capsys.readouterr().err
+
+
+def test_row_load_breakdown_single_warp_golden() -> None:
+    """Golden: one warp, no reuse: every row load goes to DRAM and takes one DRAM round trip
+    (plus a fraction of a cycle of DRAM service per sector); no row is served by the caches."""
+    w = _workload(rows=10_000_000, dim=32, pooling=64, batch=1)
+    r = simulate_detailed(w, KernelConfig(variant="pytorch", bounds_check="none"), GPU).tables[0]
+    assert r.row_l1_whole_rate == 0.0 and r.row_l1_partial_rate == 0.0 and r.l2_fill_wait_rate == 0.0
+    assert r.row_latency_dram_cycles == pytest.approx(GPU.dram_latency_cycles, abs=1.0)
+    assert r.row_latency_l1_cycles == 0.0 and r.row_latency_l2_cycles == 0.0  # no such rows
+
+
+def test_row_load_breakdown_is_consistent_on_a_skewed_table() -> None:
+    """A hot Zipf table: rows of one 128-B line hit in L1 whole exactly as often as their
+    sectors do (4 sectors come in together); the shares add up; each source is no faster than
+    its unloaded latency, and L1 < L2 < DRAM."""
+    w = _workload(rows=2_000_000, dim=32, pooling=50, batch=2048, kind="zipf", alpha=1.2)
+    r = simulate_detailed(w, KernelConfig(variant="warp"), GPU).tables[0]
+    assert 0.3 < r.row_l1_whole_rate < 0.95
+    assert r.row_l1_whole_rate == pytest.approx(r.l1_hit_rate, abs=0.01)
+    assert r.row_l1_whole_rate + r.row_l1_partial_rate <= 1.0
+    assert 0.0 <= r.row_l1_fill_wait_rate <= r.row_l1_whole_rate
+    assert 0.0 <= r.l2_fill_wait_rate <= r.l2_near_hit_rate + r.l2_far_hit_rate
+    assert GPU.l1_latency_cycles - 0.5 <= r.row_latency_l1_cycles < r.row_latency_l2_cycles < r.row_latency_dram_cycles
+    assert r.row_latency_l2_cycles >= GPU.l2_near_latency_cycles - 0.5
+    assert r.row_latency_dram_cycles >= GPU.dram_latency_cycles - 0.5

@@ -21,7 +21,15 @@ INDEX_LINE_BASE = 1 << 40
 C_W_SECTORS, C_W_L1, C_W_NEAR, C_W_FAR, C_W_DRAM = 0, 1, 2, 3, 4
 C_I_SECTORS, C_I_L1, C_I_L2, C_I_DRAM = 5, 6, 7, 8
 C_LOOKUPS, C_EVENTS, C_PF_SECTORS, C_PF_DRAM = 9, 10, 11, 12
-N_COUNTERS = 13
+#: row loads (each lookup's row): all its lines hit in L1 / some did / all hit but one was still being filled
+C_ROW_LOADS, C_ROW_L1_WHOLE, C_ROW_L1_PARTIAL, C_ROW_L1_FILL_WAIT = 13, 14, 15, 16
+#: row sectors that hit in the L2 (near or far) while their line was still coming from DRAM
+C_W_L2_FILL_WAIT = 17
+#: row loads served from L2 only (some line missed the L1, none went to DRAM) and from DRAM,
+#: and the summed latency (cycles, from the issue of the loads to the last line's arrival) of
+#: each kind, L1-only rows included
+C_ROW_L2, C_ROW_DRAM, C_LAT_L1, C_LAT_L2, C_LAT_DRAM = 18, 19, 20, 21, 22
+N_COUNTERS = 23
 HIST_BINS = 256
 HIST_WIDTH = 16.0  # cycles per latency-histogram bin
 
@@ -111,6 +119,8 @@ def _l2_path(sm: int, line: int, missing: int, t: float, persist: int, prefetch_
         done = max(tq + fp[0], r)
         if is_weight:
             cnt[C_W_NEAR] += _popc(hit)
+            if r > tq + fp[0]:
+                cnt[C_W_L2_FILL_WAIT] += _popc(hit)
         elif prefetch_only == 0:
             cnt[C_I_L2] += _popc(hit)
     rest = missing & ~hit
@@ -127,6 +137,8 @@ def _l2_path(sm: int, line: int, missing: int, t: float, persist: int, prefetch_
             done = max(done, t2)
             if is_weight:
                 cnt[C_W_FAR] += _popc(hit2)
+                if r2 > tq + fp[1]:
+                    cnt[C_W_L2_FILL_WAIT] += _popc(hit2)
             elif prefetch_only == 0:
                 cnt[C_I_L2] += _popc(hit2)
         rest = rest & ~hit2
@@ -321,6 +333,10 @@ def simulate_call(
             s1 = last // sec_b
             pers = 1 if (apw and persist_row[row]) else 0
             done = t
+            whole = 0  # lines of the row that hit in L1 entirely
+            some = 0  # a sector of the row hit in L1
+            waited = 0  # an L1 hit of the row was still being filled
+            dram_before = cnt[C_W_DRAM]
             for line in range(s0 // 4, s1 // 4 + 1):
                 a = max(s0, line * 4) - line * 4
                 b = min(s1, line * 4 + 3) - line * 4
@@ -333,6 +349,9 @@ def simulate_call(
                 if hit:
                     cnt[C_W_L1] += _popc(hit)
                     tl = max(t + fp[5], r)
+                    some = 1
+                    whole += 1 if hit == mask else 0
+                    waited = 1 if r > t + fp[5] else waited
                 miss = mask & ~hit
                 if miss:
                     t2 = _l2_path(sm, line, miss, t, pers, 0, sm_side, n_parts, duplicate, l2_tags, l2_stamp, l2_valid,
@@ -340,6 +359,21 @@ def simulate_call(
                     fill(l1_valid, l1_ready, g1, l1_ways, way, miss, t2)
                     tl = max(tl, t2)
                 done = max(done, tl)
+            cnt[C_ROW_LOADS] += 1
+            lat = int(done - t + 0.5)
+            if whole == s1 // 4 - s0 // 4 + 1:
+                cnt[C_ROW_L1_WHOLE] += 1
+                cnt[C_ROW_L1_FILL_WAIT] += waited
+                cnt[C_LAT_L1] += lat
+            else:
+                if some:
+                    cnt[C_ROW_L1_PARTIAL] += 1
+                if cnt[C_W_DRAM] > dram_before:
+                    cnt[C_ROW_DRAM] += 1
+                    cnt[C_LAT_DRAM] += lat
+                else:
+                    cnt[C_ROW_L2] += 1
+                    cnt[C_LAT_L2] += lat
             if l2_hint_distance > 0 and j + l2_hint_distance < ln:
                 # prefetch.global.L2 of the row l2_hint_distance lookups ahead (no register, no wait)
                 row2 = indices[bag_start[bag] + j + l2_hint_distance]

@@ -151,6 +151,17 @@ class TableSim:
     dram_sector_rate: float
     l2_hit_rate: float
     index_l1_hit_rate: float
+    #: shares of row loads (one lookup's row, or its column pass) whose lines all hit in the
+    #: L1, of which some hit was still being filled, and that hit only in part
+    row_l1_whole_rate: float
+    row_l1_fill_wait_rate: float
+    row_l1_partial_rate: float
+    #: share of row sectors that hit in the L2 while their line was still coming from DRAM
+    l2_fill_wait_rate: float
+    #: mean latency (cycles) of row loads served by the L1 alone, by the L2 (no DRAM), by DRAM
+    row_latency_l1_cycles: float
+    row_latency_l2_cycles: float
+    row_latency_dram_cycles: float
     dram_bytes: float
     achieved_dram_bytes_per_s: float
     achieved_l2_bytes_per_s: float
@@ -372,6 +383,7 @@ def _simulate_table(
     kernel_s = kernel_cycles / clk
     w_sec = max(int(cnt[C.C_W_SECTORS]), 1)
     l1h = cnt[C.C_W_L1] / w_sec
+    row_loads = max(int(cnt[C.C_ROW_LOADS]), 1)
     near = cnt[C.C_W_NEAR] / w_sec
     far = cnt[C.C_W_FAR] / w_sec
     dram_rate = cnt[C.C_W_DRAM] / w_sec
@@ -418,6 +430,11 @@ def _simulate_table(
         check_time_s=check_s, lookups=int(lengths.sum()), row_sectors=round(float(cnt[C.C_W_SECTORS]) * scale),
         l1_hit_rate=l1h, l2_near_hit_rate=near, l2_far_hit_rate=far, dram_sector_rate=dram_rate,
         l2_hit_rate=1.0 - dram_rate, index_l1_hit_rate=cnt[C.C_I_L1] / max(int(cnt[C.C_I_SECTORS]), 1),
+        row_l1_whole_rate=cnt[C.C_ROW_L1_WHOLE] / row_loads, row_l1_fill_wait_rate=cnt[C.C_ROW_L1_FILL_WAIT] / row_loads,
+        row_l1_partial_rate=cnt[C.C_ROW_L1_PARTIAL] / row_loads, l2_fill_wait_rate=cnt[C.C_W_L2_FILL_WAIT] / w_sec,
+        row_latency_l1_cycles=cnt[C.C_LAT_L1] / max(int(cnt[C.C_ROW_L1_WHOLE]), 1),
+        row_latency_l2_cycles=cnt[C.C_LAT_L2] / max(int(cnt[C.C_ROW_L2]), 1),
+        row_latency_dram_cycles=cnt[C.C_LAT_DRAM] / max(int(cnt[C.C_ROW_DRAM]), 1),
         dram_bytes=dram_total, achieved_dram_bytes_per_s=dram_sectors * sector / max(kernel_s, 1e-30),
         achieved_l2_bytes_per_s=l2_sectors * sector / max(kernel_s, 1e-30),
         dram_utilization=dram_util, l2_utilization=l2_util, issue_utilization=issue_util,
