@@ -422,9 +422,10 @@ def _table_eval(table: Table, batch: int, c: _Configs, gpu: GPUSpec, blocks: Any
     # The compiled loops issue the next iteration's index load right after this iteration's
     # row load (nvcc SASS, docs/model.md), so the index latency overlaps the row's: it shows
     # only when the index misses to DRAM (its first touch, one 32-B sector per 4 indices)
-    # while the row hits in L2. E[max(row, index)] - E[row] ~= P(index miss) h (L_dram - L_L2).
+    # while the row is served faster, by the issuing SM's L1 or by the L2:
+    # E[max(row, index)] - E[row] ~= P(index miss) (h1 (L_dram - L_L1) + (hl - h1) (L_dram - L_L2)).
     p_idx_miss = INDEX_BYTES / gpu.l2_sector_bytes
-    t_idx = p_idx_miss * hl * (dram - l2)
+    t_idx = p_idx_miss * (h1 * (dram - l1) + (hl - h1) * (dram - l2))
     dep = (DEPENDENT_PER_ITER + xp.where(c.check == 0, INLINE_CHECK_DEPENDENT, 0.0)) * DEPENDENT_ISSUE_CYCLES / clk
     # spills: a tight cap puts LDL/STL into the loop, counted in its instructions (c.instr); the
     # spills of a moderate cap stay outside it (nvcc 13.0, cap 42: around the assert's call)
