@@ -493,11 +493,12 @@ def l1_hit_grid(table: Table, batch_size: int, sm_count: int, capacity_rows: flo
     Global loads are cached in the SM's L1 (sm_70 and later), so a row that one SM read
     recently is served there; the L1 is taken as an LRU of ``capacity_rows`` rows. Blocks go
     to the SMs in turn, so an SM sees runs of ``bpb`` consecutive bags from far apart in the
-    call, ``n / sm_count`` row accesses in all.
+    call, ``n / min(sm_count, blocks)`` row accesses in all (``blocks = ceil(batch / bpb)``:
+    a small batch leaves SMs idle).
 
     - independent references (uniform, Zipf): order does not matter; Che's approximation
-      with a cold start over the SM's n / sm_count references (the same value everywhere on
-      the grid);
+      with a cold start over a busy SM's references (the same value along the bags-in-flight
+      axis);
     - traces: the order matters (a trace's neighbouring bags share rows), so the streams of
       a few SMs are replayed through an exact LRU for each grid point.
 
@@ -511,8 +512,15 @@ def l1_hit_grid(table: Table, batch_size: int, sm_count: int, capacity_rows: flo
 
     q = row_probabilities(table)
     if q is not None:
-        n_s = float(bag_lengths(table, batch_size).sum()) / sm_count
-        grid = np.full((L1_BPB_GRID.size, L1_G_GRID.size), _irm_l1_fraction(np.sort(q)[::-1], n_s, capacity_rows))
+        # the call's blocks of bpb bags go to min(sm_count, blocks) SMs: a small batch or a
+        # large block leaves SMs idle, and each busy SM's L1 sees that much more of the stream
+        n_all = float(bag_lengths(table, batch_size).sum())
+        qs = np.sort(q)[::-1]
+        rows_by_bpb = []
+        for bpb in L1_BPB_GRID:
+            busy = min(sm_count, math.ceil(batch_size / float(bpb)))
+            rows_by_bpb.append(_irm_l1_fraction(qs, n_all / busy, capacity_rows))
+        grid = np.repeat(np.array(rows_by_bpb)[:, None], L1_G_GRID.size, axis=1)
     else:  # replayed once per trace, batch, SM count and capacity; kept on disk like the L2 grids
         assert table.indices.path is not None
         h = hashlib.sha256()

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 import perfmodel
 from perfmodel._indices import table_call
-from perfmodel._l2 import _merged_hits, l1_hit_grid, residency
+from perfmodel._l2 import L1_BPB_GRID, _merged_hits, l1_hit_grid, residency
 from perfmodel._lru import lru_hit_counts
 
 TRACES = Path(str(resources.files("perfmodel").joinpath("data/traces")))
@@ -127,6 +127,22 @@ def test_l1_estimate_matches_exact_lru_of_one_sms_independent_stream(alpha: floa
         stream = idx[np.arange(sm, 2048, sms)].ravel()
         exact.append(lru_hit_counts(stream, [cap])[0] / stream.size)
     assert abs(est - float(np.mean(exact))) < 0.03, (alpha, est, exact)
+
+
+@pytest.mark.parametrize("bpb", [1, 8, 32])
+def test_l1_estimate_counts_only_the_busy_sms_of_a_small_batch(bpb: int) -> None:
+    """64 bags in blocks of ``bpb`` consecutive bags occupy only ceil(64 / bpb) of 108 SMs; each
+    busy SM's L1 sees its blocks' whole stream (Che, cold start) - against an exact LRU of
+    those streams. Spread over all 108 SMs instead, the estimate would be far lower."""
+    t = _table(kind="zipf", rows=100_000, dim=128, pooling=200, alpha=1.0)
+    sms, cap, batch = 108, 384, 64
+    est = float(l1_hit_grid(t, batch, sms, cap)[list(L1_BPB_GRID).index(float(bpb)), 0])
+    idx = table_call(t, batch).indices.reshape(batch, 200)
+    exact = [lru_hit_counts(idx[b0:b0 + bpb].ravel(), [cap])[0] / idx[b0:b0 + bpb].size for b0 in range(0, batch, bpb)]
+    assert abs(est - float(np.mean(exact))) < 0.03, (bpb, est, exact)
+    spread = float(l1_hit_grid(t, batch, 1_000_000, cap)[0, 0])  # one bag per SM at most
+    if bpb > 1:
+        assert est > spread + 0.05
 
 
 def test_trace_l1_grid_is_exact_lru_of_the_sms_streams() -> None:
