@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import functools
 import json
 import statistics
 import sys
@@ -85,13 +86,7 @@ def main(argv: list[str] | None = None) -> int:
             opts = parse_setting(text)
             ask_batch = int(opts.pop("ask_batch", so.DEFAULT_ASK_BATCH))
 
-            def make(kind: str, seed: int | None, n_objectives: int, n_startup_trials: int = so.DEFAULT_STARTUP_TRIALS,
-                     _opts: dict[str, Any] = opts) -> optuna.samplers.BaseSampler:
-                kw: dict[str, Any] = {"seed": seed, "multivariate": True, "n_startup_trials": n_startup_trials,
-                                      "constant_liar": True, **_opts}
-                return optuna.samplers.TPESampler(**kw)
-
-            so.make_sampler = make
+            so.make_sampler = functools.partial(shipped, tpe_options=opts)
             t0 = time.perf_counter()
             row: dict[str, Any] = {"setting": text or "(shipped default)", "ask_batch": ask_batch, "tpe": opts}
             for label, wl in workloads.items():

@@ -19,7 +19,7 @@ import multiprocessing
 import os
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -164,13 +164,15 @@ def known_good_configs(space: SearchSpace) -> list[KernelConfig]:
 # ---- sampling and evaluation ---------------------------------------------------------------
 
 
-def make_sampler(kind: str, seed: int | None, n_objectives: int, n_startup_trials: int = DEFAULT_STARTUP_TRIALS) -> optuna.samplers.BaseSampler:
+def make_sampler(kind: str, seed: int | None, n_objectives: int, n_startup_trials: int = DEFAULT_STARTUP_TRIALS,
+                 tpe_options: Mapping[str, Any] | None = None) -> optuna.samplers.BaseSampler:
+    """The study's sampler. ``tpe_options`` override the TPE keywords (scripts/sweep_tpe.py)."""
     import optuna
 
     if kind == "tpe":
-        return optuna.samplers.TPESampler(
-            seed=seed, multivariate=True, n_startup_trials=n_startup_trials, constant_liar=True,
-        )
+        kw: dict[str, Any] = {"seed": seed, "multivariate": True, "n_startup_trials": n_startup_trials,
+                              "constant_liar": True, **(tpe_options or {})}
+        return optuna.samplers.TPESampler(**kw)
     if kind == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     raise InputError(f"unknown sampler {kind!r}; valid choices: {', '.join(SAMPLERS)}")
