@@ -1,4 +1,9 @@
-"""Published reference measurements: parsers of the gpu-benches files and the comparison.
+"""Published reference measurements: the microbenchmark curves, their parsers, and the ledger.
+
+Two kinds of published data are compared with the model. The microbenchmark curves
+(``validation/data/published/gpu-benches.toml``) are parsed here. The kernel-level ledger (one
+TOML file per source in the same folder) lives in :mod:`validation._ledger`, with the harness
+semantics in :mod:`validation._harness`; this module re-exports its public names.
 
 The files are the measurement outputs of GitHub ``te42kyfo/gpu-benches`` shipped in
 ``perfmodel/data/gpu-benches/`` (see the README there for provenance; only the
@@ -15,8 +20,8 @@ the benchmarks' print statements:
 - ``l2-cache_*``: ``per-block data kB, footprint kB, time ms, spread %, effective GB/s``,
   then four profiler columns (zero in the shipped file); kB is KiB, GB/s is 1e9 B/s.
 
-The parsers need only the standard library (they import ``perfmodel`` lazily, for its
-error type): ``perfmodel`` may call them for fitting.
+The parsers need only the standard library (and ``perfmodel``'s error type); the fitting
+script ``scripts/fit_micro.py`` reads the files through them.
 """
 
 from __future__ import annotations
@@ -30,14 +35,33 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from validation._ledger import (
+    Ledger,
+    LedgerComparison,
+    LedgerPoint,
+    LedgerRatio,
+    PointResult,
+    RatioResult,
+    compare_ledger,
+    load_ledger,
+)
+
 if TYPE_CHECKING:
     from validation._micro_model import MicroModel
 
 __all__ = [
     "KIB",
+    "Ledger",
+    "LedgerComparison",
+    "LedgerPoint",
+    "LedgerRatio",
+    "PointResult",
     "PublishedComparison",
     "PublishedDataset",
+    "RatioResult",
+    "compare_ledger",
     "compare_published",
+    "load_ledger",
     "parse_l2",
     "parse_latency",
     "parse_stream",
@@ -146,11 +170,11 @@ def parse_l2(path: str | os.PathLike[str]) -> list[tuple[int, float]]:
 
 @dataclass(frozen=True, kw_only=True)
 class PublishedDataset:
-    """One published curve or point, with its provenance.
+    """One published microbenchmark curve, with its provenance.
 
     ``kind``: ``stream-read`` (x = block size), ``pointer-chase`` (x = footprint bytes,
-    values in cycles), ``l2-read`` (x = footprint bytes, values in B/s) or ``kernel-time``
-    (one point, seconds per table call, with ``workload`` and ``kernel``).
+    values in cycles) or ``l2-read`` (x = footprint bytes, values in B/s). Kernel times are
+    the ledger's (:func:`load_ledger`).
     """
 
     name: str
@@ -162,8 +186,6 @@ class PublishedDataset:
     source: str
     file: str = ""
     blocks_per_sm: int = 2
-    workload: Any = None
-    kernel: Any = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -194,8 +216,9 @@ _METRICS = {
     "stream-read": "bandwidth_bytes_per_s",
     "pointer-chase": "latency_cycles",
     "l2-read": "bandwidth_bytes_per_s",
-    "kernel-time": "time_s",
 }
+#: the curve kinds and the ledger's kind
+KINDS = (*_METRICS, "kernel-time")
 
 
 def data_dir() -> Path:
@@ -206,13 +229,14 @@ def data_dir() -> Path:
 
 
 def manifest_path() -> Path:
-    return Path(__file__).resolve().parent / "data" / "published.toml"
+    return Path(__file__).resolve().parent / "data" / "published" / "gpu-benches.toml"
 
 
 def published_datasets(kinds: Sequence[str] | None = None) -> list[PublishedDataset]:
-    """The shipped published datasets (``validation/data/published.toml``), parsed."""
-    import perfmodel
+    """The shipped microbenchmark curves (``validation/data/published/gpu-benches.toml``), parsed.
 
+    ``kinds`` filters by kind; ``kernel-time`` selects none of them (kernel times are the ledger's).
+    """
     if sys.version_info >= (3, 11):
         import tomllib
     else:  # pragma: no cover
@@ -227,12 +251,6 @@ def published_datasets(kinds: Sequence[str] | None = None) -> list[PublishedData
             continue
         common = {"name": entry["name"], "kind": kind, "gpu": entry["gpu"], "metric": _METRICS[kind],
                   "source": entry["source"]}
-        if kind == "kernel-time":
-            workload = perfmodel.workload_from_mapping(entry["workload"], base, f"published dataset {entry['name']!r}")
-            kernel = perfmodel.kernel_config_from_mapping(entry["kernel"])
-            out.append(PublishedDataset(**common, x=(0.0,), measured=(float(entry["time_s"]),),
-                                        workload=workload, kernel=kernel))
-            continue
         path = base / entry["file"]
         rows: list[tuple[int, float]]
         if kind == "stream-read":
@@ -251,13 +269,6 @@ def published_datasets(kinds: Sequence[str] | None = None) -> list[PublishedData
 
 def predict_dataset(dataset: PublishedDataset, gpu: Any, model: MicroModel | None = None) -> tuple[float, ...]:
     """The model's values at the dataset's points on ``gpu`` (a GPUSpec)."""
-    if dataset.kind == "kernel-time":
-        import perfmodel
-
-        predict: Any = getattr(perfmodel, "predict", None)
-        if predict is None:
-            raise RuntimeError("perfmodel.predict is not available in this build")
-        return (float(predict(dataset.workload, dataset.kernel, gpu).time_s),)
     from validation._micro_model import perfmodel_micro_model
 
     m = model or perfmodel_micro_model()
@@ -274,7 +285,7 @@ def compare_published(
     gpus: Mapping[str, Any] | None = None,
     model: MicroModel | None = None,
 ) -> list[PublishedComparison]:
-    """The model's error on each published dataset; ``gpus`` maps a dataset's GPU id to a spec to use."""
+    """The model's error on each microbenchmark curve; ``gpus`` maps a GPU id to a spec to use."""
     import perfmodel
 
     out = []

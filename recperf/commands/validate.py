@@ -2,7 +2,8 @@
 
 - ``report``: the model's predictions against a measurement file (JSON lines): ``n``,
   ``mape``, ``spearman``, ``kendall``, ``top1_regret``; optional scatter PNG and Markdown.
-- ``published``: the model's error (MAPE) on each shipped published dataset.
+- ``published``: the model against published data: the microbenchmark curves (MAPE) and the
+  ledger of kernel times, each predicted as its source timed it (the fidelity table).
 - ``calibrate``: fit the GPU spec's latencies and bandwidths to microbenchmark curves
   (recorded ones from a GPU run, or the published files) and write a spec file ``--gpu`` accepts.
 - ``micro``: run the microbenchmarks on this machine's GPU (CuPy).
@@ -34,12 +35,18 @@ def register(sub: Any) -> None:
     add_json_flag(r)
     r.set_defaults(func=run_report)
 
-    pub = vsub.add_parser("published", help="the model's error on the shipped published measurements")
+    pub = vsub.add_parser("published", help="the model against published measurements: microbenchmark curves "
+                                            "and the ledger of kernel times (fidelity table)")
     pub.add_argument("--kind", action="append", choices=["stream-read", "pointer-chase", "l2-read", "kernel-time"],
-                     help="only datasets of this kind (repeatable)")
+                     help="only datasets of this kind (repeatable; kernel-time = the ledger)")
+    pub.add_argument("--source", action="append", default=None, metavar="ID",
+                     help="only this ledger source (repeatable), e.g. micro24-artifact")
     pub.add_argument("--gpu-spec", action="append", default=[], metavar="ID=SPEC",
                      help="use this spec file for the datasets of GPU ID (e.g. a100-80gb=out/cal.toml); repeatable")
-    pub.add_argument("--points", action="store_true", help="include every point (x, measured, predicted) in --json")
+    pub.add_argument("--windows", type=int, default=4, metavar="N",
+                     help="for a kernel time averaged over many calls of a run through a trace, predict N of "
+                          "those calls spread evenly (default 4; 1 = the first timed call)")
+    pub.add_argument("--points", action="store_true", help="include every curve point (x, measured, predicted) in --json")
     add_json_flag(pub)
     pub.set_defaults(func=run_published)
 
@@ -153,17 +160,72 @@ def _spec_overrides(items: list[str]) -> dict[str, Any]:
     return out
 
 
-def run_published(args: argparse.Namespace) -> int:
-    from validation.published import compare_published, published_datasets
+def _us(x: float | None) -> str:
+    return "n/a" if x is None else f"{x * 1e6:,.1f}"
 
-    results = compare_published(published_datasets(args.kind), gpus=_spec_overrides(args.gpu_spec))
-    payload = {"datasets": [r.to_dict(points=args.points) for r in results]}
+
+def run_published(args: argparse.Namespace) -> int:
+    from validation.published import compare_ledger, compare_published, published_datasets
+
+    gpus = _spec_overrides(args.gpu_spec)
+    kinds = args.kind
+    curves = compare_published(published_datasets(kinds), gpus=gpus) if kinds is None or set(kinds) - {"kernel-time"} \
+        else []
+    ledger = compare_ledger(gpus=gpus, windows=args.windows, sources=args.source) \
+        if kinds is None or "kernel-time" in kinds else None
+    points = [r for r in ledger.points if r.ok] if ledger else []
+    ratios = [r for r in ledger.ratios if r.ok] if ledger else []
+    pending = ([r.to_dict() for r in ledger.points if not r.ok] + [r.to_dict() for r in ledger.ratios if not r.ok]
+               if ledger else [])
+    payload: dict[str, Any] = {
+        "datasets": [r.to_dict(points=args.points) for r in curves] + [r.to_dict() for r in points],
+        "ratios": [r.to_dict() for r in ratios],
+        "pending": pending,
+    }
+    if ledger:
+        payload["windows"] = ledger.windows
+        payload["harness"] = {k: c.to_dict() for k, c in ledger.costs.items()}
 
     def text() -> str:
-        rows = [[r.dataset.name, r.dataset.gpu, r.dataset.metric, len(r.dataset.measured), f"{r.error:.1%}",
-                 f"{r.max_error:.1%}"] for r in results]
-        return ("The model against published measurements (error = MAPE over the dataset's points)\n"
-                + format_table(["dataset", "gpu", "metric", "n", "error", "max error"], rows))
+        out: list[str] = []
+        if curves:
+            rows = [[r.dataset.name, r.dataset.gpu, r.dataset.metric, len(r.dataset.measured), f"{r.error:.1%}",
+                     f"{r.max_error:.1%}"] for r in curves]
+            out += ["The model against published microbenchmark curves (error = MAPE over the dataset's points)",
+                    format_table(["dataset", "gpu", "metric", "n", "error", "max error"], rows)]
+        if ledger is None:
+            return "\n".join(out)
+        rows = [[r.point.name, r.point.source_id, r.gpu, r.point.role, _us(r.point.measured_s),
+                 _us(r.predicted.as_timed_s if r.predicted else None), f"{r.error:.1%}",
+                 _us(r.predicted.harness_s if r.predicted else None)] for r in points]
+        checks = [r.error for r in points if r.point.role == "check"]
+        out += ["", "Kernel times as their sources timed them (validation/data/published; us per table call; "
+                    "error = |predicted / measured - 1|; harness = host terms in the timed region)",
+                format_table(["point", "source", "gpu", "role", "measured", "predicted", "error", "harness"], rows)
+                if rows else "(no kernel time the model can predict yet)"]
+        if checks:
+            out.append(f"check points: {len(checks)}, mean error {sum(checks) / len(checks):.1%}, "
+                       f"max error {max(checks):.1%}")
+        if ratios:
+            out += ["", "Before/after ratios measured within one source",
+                    format_table(["ratio", "source", "gpu", "measured", "predicted", "error"],
+                                 [[r.ratio.name, r.ratio.source_id, r.gpu, f"{r.ratio.measured:.3f}",
+                                   f"{r.predicted:.3f}", f"{r.error:.1%}"] for r in ratios])]
+        waiting = [r for r in ledger.points if not r.ok]
+        if waiting:
+            rows = [[r.point.name, r.point.source_id, r.gpu, r.status, _us(r.point.measured_s),
+                     _us(r.stand_in.as_timed_s) if r.stand_in else "-",
+                     f"{abs(r.stand_in.as_timed_s / r.point.measured_s - 1):.1%}" if r.stand_in else "-"]
+                    for r in waiting]
+            out += ["", "Not predicted yet (stand-in: the nearest configuration the model knows, for information "
+                        "only; --json gives each reason)",
+                    format_table(["point", "source", "gpu", "status", "measured", "stand-in", "stand-in error"], rows)]
+            reasons = sorted({f"{r.status}: {r.reason}" for r in waiting})
+            out += [f"  - {x}" for x in reasons]
+        bad_ratios = [r for r in ledger.ratios if not r.ok]
+        if bad_ratios:
+            out.append(f"ratios not predicted yet: {len(bad_ratios)} (see --json 'pending')")
+        return "\n".join(out)
 
     return emit(args, payload, text)
 
