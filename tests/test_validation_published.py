@@ -23,10 +23,8 @@ def test_manifest_covers_the_a100_stream_and_chase_curves_with_provenance() -> N
     for gpu in ("a100-40gb", "a100-80gb"):
         assert any(d.gpu == gpu and d.kind == "stream-read" and "stream" in d.name for d in ds)
         assert any(d.gpu == gpu and d.kind == "pointer-chase" and "latency" in d.name for d in ds)
-        kt = [d for d in ds if d.gpu == gpu and d.kind == "kernel-time"]
-        assert len(kt) == 1 and kt[0].measured == (2.177e-4,)  # data/README: 0.2177 ms per table call
-        assert kt[0].kernel.register_cap == 42 and kt[0].kernel.prefetch_distance == 2
-        assert kt[0].workload.tables[0].rows == 500000 and kt[0].workload.batch_size == 2048
+    assert {d.kind for d in ds} == {"stream-read", "pointer-chase", "l2-read"}  # kernel times are the ledger's
+    assert published_datasets(["kernel-time"]) == []
     assert all(d.source and len(d.x) == len(d.measured) for d in ds)
     for d in ds:
         if d.gpu != "h100-pcie":
@@ -81,7 +79,8 @@ def test_calibration_recovers_known_parameters_from_synthetic_curves(tmp_path: P
 
 @needs_model
 def test_cli_published_reports_an_error_per_dataset() -> None:
-    out = subprocess.run([sys.executable, "-m", "recperf", "validate", "published", "--json"],
+    kinds = ["--kind", "stream-read", "--kind", "pointer-chase", "--kind", "l2-read"]  # the ledger: its own tests
+    out = subprocess.run([sys.executable, "-m", "recperf", "validate", "published", *kinds, "--json"],
                          capture_output=True, text=True, check=True)
     doc = json.loads(out.stdout)
     names = {(d["name"], d["gpu"]) for d in doc["datasets"]}
