@@ -343,27 +343,38 @@ def point_workload(point: LedgerPoint) -> perfmodel.Workload:
 
 
 @dataclass(frozen=True, kw_only=True)
-class PointResult:
-    """A ledger point on one GPU: the model's prediction as the source timed it, or why there is none."""
+class _Outcome:
+    """What the comparison says about one entry on one GPU: a prediction, or why there is none."""
 
-    point: LedgerPoint
     gpu: str
     status: str
     reason: str = ""
+
+    def _values(self) -> tuple[float | None, float]:  # (predicted, measured)
+        raise NotImplementedError
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok" and self._values()[0] is not None
+
+    @property
+    def error(self) -> float:
+        """|predicted / measured - 1|; NaN without a prediction."""
+        predicted, measured = self._values()
+        return math.nan if predicted is None else abs(predicted / measured - 1.0)
+
+
+@dataclass(frozen=True, kw_only=True)
+class PointResult(_Outcome):
+    """A ledger point on one GPU: the model's prediction as the source timed it, or why there is none."""
+
+    point: LedgerPoint
     predicted: TimedPrediction | None = None
     calls: tuple[int, ...] = ()
     stand_in: TimedPrediction | None = None
 
-    @property
-    def ok(self) -> bool:
-        return self.status == "ok" and self.predicted is not None
-
-    @property
-    def error(self) -> float:
-        """|predicted / measured - 1| (as timed); NaN without a prediction."""
-        if self.predicted is None:
-            return math.nan
-        return abs(self.predicted.as_timed_s / self.point.measured_s - 1.0)
+    def _values(self) -> tuple[float | None, float]:
+        return (None if self.predicted is None else self.predicted.as_timed_s), self.point.measured_s
 
     def to_dict(self) -> dict[str, Any]:
         p = self.point
@@ -389,22 +400,14 @@ class PointResult:
 
 
 @dataclass(frozen=True, kw_only=True)
-class RatioResult:
+class RatioResult(_Outcome):
     """A before/after ratio on one GPU, measured and predicted (as timed)."""
 
     ratio: LedgerRatio
-    gpu: str
-    status: str
-    reason: str = ""
     predicted: float | None = None
 
-    @property
-    def ok(self) -> bool:
-        return self.status == "ok" and self.predicted is not None
-
-    @property
-    def error(self) -> float:
-        return math.nan if self.predicted is None else abs(self.predicted / self.ratio.measured - 1.0)
+    def _values(self) -> tuple[float | None, float]:
+        return self.predicted, self.ratio.measured
 
     def to_dict(self) -> dict[str, Any]:
         r = self.ratio
