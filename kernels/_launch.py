@@ -12,7 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from perfmodel import InputError, KernelConfig
+from perfmodel import PYTORCH_GRID_BLOCKS, InputError, KernelConfig
+from perfmodel import vector_bytes as vec_bytes_for
 
 __all__ = [
     "MODES",
@@ -27,12 +28,11 @@ __all__ = [
 ]
 
 #: PyTorch 2.1 launches EmbeddingBag_updateOutputKernel_sum_mean on a fixed grid of 1024 blocks
-PYTORCH_GRID = 1024
+#: (the model's figure; ``vec_bytes_for`` is :func:`perfmodel.vector_bytes`, the one vector width)
+PYTORCH_GRID = PYTORCH_GRID_BLOCKS
 MODES = {"sum": 0, "mean": 1}
 _FLOAT_DTYPES = {"float32": np.dtype(np.float32), "float16": np.dtype(np.float16)}
 _INDEX_DTYPES = {"int64": np.dtype(np.int64), "int32": np.dtype(np.int32)}
-#: vector load widths the warp variant is compiled for, widest first
-VEC_WIDTHS_BYTES = (16, 8, 4, 2)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -64,18 +64,6 @@ def launch_geometry(
     resident = sm_count * (max_threads_per_sm // kernel.block_size)
     grid = max(1, min(math.ceil(num_bags / warps), resident))
     return LaunchGeometry(grid=(grid, 1, 1), block=(kernel.block_size, 1, 1))
-
-
-def vec_bytes_for(dim: int, itemsize: int) -> int:
-    """The widest vector (bytes per lane per row) that divides a row of ``dim`` elements, so every
-    row stays aligned; at least one element."""
-    if dim < 1 or itemsize not in (2, 4):
-        raise InputError(f"`dim >= 1 and itemsize in (2, 4)` must hold, but got (dim={dim}, itemsize={itemsize})")
-    row = dim * itemsize
-    for v in VEC_WIDTHS_BYTES:
-        if v >= itemsize and row % v == 0:
-            return v
-    return itemsize  # pragma: no cover - itemsize always divides the row
 
 
 def pinned_row_count(kernel: KernelConfig, rows: int, row_bytes: int, persisting_max_bytes: int | None) -> int:

@@ -18,19 +18,22 @@ from perfmodel._config import (
 )
 from perfmodel._errors import InputError
 from perfmodel._gpu import SUPPORTED_COMPUTE_CAPABILITIES, GPUSpec, get_gpu, gpu_ids, load_gpu_spec
+from perfmodel._kernel import PYTORCH_GRID_BLOCKS, KernelFacts, kernel_facts, kernel_registers, vector_bytes
 from perfmodel._micro import micro_l2_read, micro_pointer_chase, micro_stream_read
-from perfmodel._model import Prediction, kernel_registers, predict, predict_batch
+from perfmodel._model import Prediction, predict, predict_batch
 from perfmodel._occupancy import Occupancy, blocks_per_sm, occupancy
 from perfmodel._resources import ResourceUsage as ResourceUsage
 from perfmodel._resources import kernel_resources as kernel_resources
 from perfmodel.sim import simulate  # the simulator; its numba kernels load only when it runs
 
 __all__ = [
+    "PYTORCH_GRID_BLOCKS",
     "SUPPORTED_COMPUTE_CAPABILITIES",
     "GPUSpec",
     "IndexDistribution",
     "InputError",
     "KernelConfig",
+    "KernelFacts",
     "Occupancy",
     "Prediction",
     "Table",
@@ -39,6 +42,7 @@ __all__ = [
     "get_gpu",
     "gpu_ids",
     "kernel_config_from_mapping",
+    "kernel_facts",
     "kernel_registers",
     "load_gpu_spec",
     "load_kernel_config",
@@ -50,5 +54,6 @@ __all__ = [
     "predict",
     "predict_batch",
     "simulate",
+    "vector_bytes",
     "workload_from_mapping",
 ]

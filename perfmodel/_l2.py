@@ -61,7 +61,7 @@ from perfmodel._indices import hot_rows, load_trace, row_probabilities, table_ca
 from perfmodel._physics import bracket as _bracket
 from perfmodel._physics import bracket_scalar as _bracket_scalar
 
-__all__ = ["L1_BPB_GRID", "L1_G_GRID", "Residency", "l1_hit_grid", "residency", "sector_footprint_bytes"]
+__all__ = ["L1_BPB_GRID", "L1_G_GRID", "Residency", "l1_hit_grid", "residency"]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -73,16 +73,6 @@ G_GRID = np.array([1, 64, 256, 1024, 4096])
 _N_CAP = 56
 _EXACT_RANKS = 1024
 _CACHE_VERSION = "3"
-
-
-def sector_footprint_bytes(row_bytes: int, sector_bytes: int = 32) -> float:
-    """Mean bytes of the sectors a row of ``row_bytes`` covers, over its possible alignments.
-
-    Rows start at multiples of gcd(R, 32) within a sector; a row then spans
-    (R + 32 - gcd(R, 32)) / 32 sectors on average (R / 32 when R is a multiple of 32).
-    """
-    g = math.gcd(row_bytes, sector_bytes)
-    return float(row_bytes + sector_bytes - g)
 
 
 def _cache_dir() -> Path | None:

@@ -8,7 +8,7 @@ hit fraction of row loads, T the time of one lookup iteration of a warp.
 Chain of the model, per table call (the stage runs one call per table, one after another):
 
 1. registers r from NVIDIA's compiler (the shipped resource table, see
-   :func:`kernel_registers`) -> resident blocks and warps per SM (exact occupancy);
+   :func:`perfmodel.kernel_registers`) -> resident blocks and warps per SM (exact occupancy);
 2. the kernel's work mapping -> W warps per round, rounds and tail:
    ``pytorch`` (PyTorch 2.1 ``EmbeddingBag_updateOutputKernel_sum_mean``): block (32, b/32),
    a fixed grid of 1,024 blocks, one warp per (bag, 32-column chunk), so a warp load moves
@@ -21,7 +21,7 @@ Chain of the model, per table call (the stage runs one call per table, one after
    loaded DRAM latency), the index load of the next iteration overlapping it (it shows only
    when it misses to DRAM while the row hits), the dependent arithmetic; a register prefetch
    ring keeps 1 + p row loads in flight, so
-   T = chain / (1 + p); the loaded DRAM latency depends on the DRAM utilization the warps
+   T = chain / (1 + p) (an ``l2-hint`` kernel keeps one); the loaded DRAM latency depends on the DRAM utilization the warps
    themselves cause (Little's law; :func:`perfmodel._physics.little_throughput`), solved in
    closed form;
 5. the warp schedulers: each issues one instruction per cycle to the warps it holds; the
@@ -34,7 +34,10 @@ Chain of the model, per table call (the stage runs one call per table, one after
    table is stored hottest row first: indices read and written, ``row_map`` sectors
    gathered).
 
-Every constant below names its source; calibrated ones live in data/calibration/micro.toml.
+The kernel facts and costs this shares with the simulator (registers, instructions and
+dependent chain of an iteration, loads in flight, work mapping, pinned rows, the passes'
+bytes and times) come from :mod:`perfmodel._kernel`; this module combines them in closed
+form. Every constant names its source; calibrated ones live in data/calibration/micro.toml.
 One implementation, vectorized over configurations: ``predict`` evaluates a batch of one.
 """
 
@@ -43,7 +46,6 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
-from functools import lru_cache
 from types import SimpleNamespace
 from typing import Any
 
@@ -53,83 +55,35 @@ import numpy.typing as npt
 from perfmodel._config import KernelConfig, Table, Workload
 from perfmodel._errors import InputError
 from perfmodel._gpu import GPUSpec, get_gpu
-from perfmodel._l2 import L1_BPB_GRID, L1_G_GRID, l1_hit_grid, residency, sector_footprint_bytes
+from perfmodel._kernel import (
+    INDEX_BYTES,
+    KERNEL_LAUNCH_GAP_S,
+    PYTORCH_GRID_BLOCKS,
+    SCHEDULERS_PER_SM,
+    KernelFacts,
+    bounds_check_pass_bytes,
+    compile_facts,
+    evict_last_pass_bytes,
+    expected_row_map_bytes,
+    lookup_io_bytes,
+    pass_time_s,
+    pinned_row_count,
+    remap_pass_bytes,
+    sector_footprint_bytes,
+    streaming_bandwidth,
+    work_mapping,
+)
+from perfmodel._l2 import L1_BPB_GRID, L1_G_GRID, l1_hit_grid, residency
 from perfmodel._occupancy import blocks_per_sm
-from perfmodel._physics import bracket, bracket_scalar, little_throughput, loop_instructions, model_params
+from perfmodel._physics import bracket, bracket_scalar, model_params
 
-__all__ = ["Prediction", "kernel_registers", "predict", "predict_batch"]
+__all__ = ["Prediction", "predict", "predict_batch"]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
-#: PyTorch 2.1 EmbeddingBag forward (sum/mean): ``grid = 1024`` blocks (aten/src/ATen/native/cuda/EmbeddingBag.cu)
-PYTORCH_GRID_BLOCKS = 1024
-#: warp schedulers per SM, each issuing one warp instruction per cycle (NVIDIA A100 / H100 whitepapers)
-SCHEDULERS_PER_SM = 4.0
-#: dependent-issue latency of an integer/FP32 instruction, cycles (Jia et al., "Dissecting the
-#: NVIDIA Volta GPU Architecture via Microbenchmarking", 2018: 4 cycles; same on Ampere/Hopper)
-DEPENDENT_ISSUE_CYCLES = 4.0
-#: gap between back-to-back kernels in one stream, s. Estimate: Nsight Systems traces of
-#: dependent launches on A100/H100 show ~2 us of idle GPU between kernels; to be calibrated.
-KERNEL_LAUNCH_GAP_S = 2.0e-6
-#: dependent instructions on one iteration's critical path besides the loads, read off the
-#: SASS of the hot loops (nvcc 13.0, sm_80): IMAD.WIDE, IMAD.IADD, LEA, LEA.HI.X before the
-#: row load, FSEL/FADD after it; the inline assert adds ISETP.GE(.EX) and a predicated BRA.
-DEPENDENT_PER_ITER = 6.0
-INLINE_CHECK_DEPENDENT = 3.0
-#: index bytes per lookup (int64 indices, as PyTorch passes them)
-INDEX_BYTES = 8
-
 _KERNEL_FIELDS = tuple(f.name for f in fields(KernelConfig))
 _CHECK_CODE = {"inline": 0, "separate": 1, "none": 2}
-
-
-# ---- registers -------------------------------------------------------------------------
-
-#: Interim register demand used only when the shipped compiler table lacks a configuration.
-#: Basis: FACTS.md section 1 (a PyTorch 2.1 replica, nvcc 13.0, sm_80: 54 registers with the
-#: in-loop assert, 48 without); ring of p rows adds the held values and their addresses.
-_INTERIM_BASE = {("pytorch", "inline"): 54, ("pytorch", "separate"): 48, ("pytorch", "none"): 48,
-                 ("warp", "inline"): 40, ("warp", "separate"): 36, ("warp", "none"): 36}
-
-
-def _interim_registers(k: KernelConfig, dtype: str) -> tuple[int, int]:
-    per_row = 1 if k.variant == "pytorch" else max(1, 16 // 4)  # fp32 scalar vs a float4 per lane
-    held = per_row + 2 if k.prefetch_kind == "register" else 0
-    demand = _INTERIM_BASE[(k.variant, k.bounds_check)] + held * k.prefetch_distance
-    if k.register_cap and demand > k.register_cap:
-        return k.register_cap, 4 * (demand - k.register_cap)
-    return min(demand, 255), 0
-
-
-_REG_CACHE: dict[tuple[object, ...], tuple[int, int, str]] = {}
-
-
-def kernel_registers(kernel: KernelConfig, gpu: GPUSpec, dtype: str = "float32") -> tuple[int, int, str]:
-    """(registers per thread, spill bytes per thread, source) of the lookup kernel.
-
-    From the shipped compiler table (``perfmodel.kernel_resources``) where it has the
-    configuration; else the interim estimate above, marked as such in the source.
-    """
-    key = (kernel.variant, kernel.register_cap, kernel.prefetch_distance, kernel.prefetch_kind, kernel.bounds_check,
-           kernel.pin_method, gpu.arch, dtype)
-    got = _REG_CACHE.get(key)
-    if got is not None:
-        return got
-    out: tuple[int, int, str] | None = None
-    try:
-        from perfmodel._resources import kernel_resources
-    except ImportError:  # pragma: no cover - the table ships with the package
-        kernel_resources = None  # type: ignore[assignment]
-    if kernel_resources is not None:
-        ru = kernel_resources(kernel, gpu.arch, dtype=dtype)
-        if ru is not None:
-            out = (int(ru.registers), int(ru.spill_store_bytes + ru.spill_load_bytes), f"compiler table ({ru.compiler})")
-    if out is None:
-        regs, spill = _interim_registers(kernel, dtype)
-        out = (regs, spill, "interim estimate (no compiler-table entry)")
-    _REG_CACHE[key] = out
-    return out
 
 
 # ---- result type -------------------------------------------------------------------------
@@ -212,32 +166,15 @@ class _Configs:
     kernels: list[KernelConfig]
     warp_variant: Any
     block_size: Any
-    prefetch: Any
-    l2_hint: Any
     pinned_fraction: Any
     evict_last: Any
     check: Any
+    #: from :class:`perfmodel._kernel.KernelFacts`: instructions and dependent cycles of one
+    #: iteration, row loads in flight, l2-hint prefetch distance
     instr: Any
-
-
-_COMPILE_INFO: dict[tuple[Any, ...], tuple[int, float, str, float]] = {}
-
-
-def _compile_info(key: tuple[Any, ...], gpu: GPUSpec, dtype: str) -> tuple[int, float, str, float]:
-    """(registers, spill bytes, register source, loop instructions) of one compile key (memoized)."""
-    memo_key = (*key, gpu.arch, dtype)
-    got = _COMPILE_INFO.get(memo_key)
-    if got is None:
-        got = _COMPILE_INFO[memo_key] = _compile_info_uncached(key, gpu, dtype)
-    return got
-
-
-def _compile_info_uncached(key: tuple[Any, ...], gpu: GPUSpec, dtype: str) -> tuple[int, float, str, float]:
-    variant, cap, pd, kind, check, pin = key
-    k = KernelConfig(variant=variant, register_cap=cap, prefetch_distance=pd, prefetch_kind=kind, bounds_check=check,
-                     pin_method=pin)
-    regs, spill, src = kernel_registers(k, gpu, dtype)
-    return regs, float(spill), src, loop_instructions(variant, check == "inline", kind, pd, cap)
+    dep_cycles: Any
+    loads_in_flight: Any
+    hint_distance: Any
 
 
 def _configs(
@@ -258,13 +195,14 @@ def _configs(
     index: dict[tuple[Any, ...], int] = {}
     inv = [index.setdefault(r, len(index)) for r in rows]
     uniq = list(index)
-    info = [_compile_info(r[:6], gpu, dtype) for r in uniq]
-    blocks_u = [_blocks_one(gpu, r[6], i[0]) for r, i in zip(uniq, info, strict=True)]
+    info: list[KernelFacts] = [compile_facts(*r[:6], gpu.arch, dtype) for r in uniq]
+    blocks_u = [_blocks_one(gpu, r[6], f.registers) for r, f in zip(uniq, info, strict=True)]
     if scalar:
-        r, i = uniq[0], info[0]
-        c = _Configs(ks, r[0] == "warp", r[6], float(r[2]), r[3] == "l2-hint", r[7], r[5] == "evict-last-prefetch",
-                     _CHECK_CODE[r[4]], i[3])
-        return c, i[0], i[1], [i[2]], blocks_u[0]
+        r, f = uniq[0], info[0]
+        c = _Configs(ks, r[0] == "warp", r[6], r[7], r[5] == "evict-last-prefetch", _CHECK_CODE[r[4]],
+                     f.instructions_per_iteration, f.dependent_cycles, float(f.row_loads_in_flight),
+                     float(f.l2_hint_distance))
+        return c, f.registers, float(f.spill_bytes), [f.registers_source], blocks_u[0]
     at = np.asarray(inv, dtype=np.int64)
 
     def col(values: list[Any], dtype_: Any) -> Any:
@@ -274,23 +212,17 @@ def _configs(
         ks,
         col([r[0] == "warp" for r in uniq], bool),
         col([r[6] for r in uniq], np.int64),
-        col([float(r[2]) for r in uniq], np.float64),
-        col([r[3] == "l2-hint" for r in uniq], bool),
         col([r[7] for r in uniq], np.float64),
         col([r[5] == "evict-last-prefetch" for r in uniq], bool),
         col([_CHECK_CODE[r[4]] for r in uniq], np.int64),
-        col([i[3] for i in info], np.float64),
+        col([f.instructions_per_iteration for f in info], np.float64),
+        col([f.dependent_cycles for f in info], np.float64),
+        col([float(f.row_loads_in_flight) for f in info], np.float64),
+        col([float(f.l2_hint_distance) for f in info], np.float64),
     )
-    srcs = sorted({i[2] for i in info})
-    return c, col([i[0] for i in info], np.int64), col([i[1] for i in info], np.float64), srcs, col(blocks_u, np.int64)
-
-
-def _vector_bytes(row_bytes: int) -> int:
-    """Widest aligned per-lane load of the ``warp`` variant (16, 8, 4 or 2 bytes)."""
-    for v in (16, 8, 4, 2):
-        if row_bytes % v == 0:
-            return v
-    return 1
+    srcs = sorted({f.registers_source for f in info})
+    return (c, col([f.registers for f in info], np.int64), col([float(f.spill_bytes) for f in info], np.float64),
+            srcs, col(blocks_u, np.int64))
 
 
 @dataclass(frozen=True)
@@ -311,6 +243,9 @@ class _TableConstants:
     dram: float
     lq: float
     bw_stream: float
+    #: DRAM bytes of a call besides rows and indices (perfmodel._kernel.lookup_io_bytes), per variant
+    io_pytorch: float
+    io_warp: float
     #: L1 hit shares on (log bags per block, log bags in flight per SM); a float when constant
     h1: Any
 
@@ -331,10 +266,11 @@ def _constants(table: Table, batch: int, gpu: GPUSpec) -> _TableConstants:
     out = _TableConstants(
         params=p, clk=gpu.sm_clock_hz, r_bytes=r_bytes, r_fp=sector_footprint_bytes(r_bytes, gpu.l2_sector_bytes),
         res=res, n=float(res.accesses), lookups_per_bag=res.accesses / batch,
-        chunks=math.ceil(table.dim / gpu.warp_size),
-        col_chunks=math.ceil(r_bytes / (gpu.warp_size * _vector_bytes(r_bytes))),
+        chunks=work_mapping("pytorch", table.dim, table.dtype, gpu.warp_size).units_per_bag,
+        col_chunks=work_mapping("warp", table.dim, table.dtype, gpu.warp_size).passes_per_unit,
         l1=gpu.latency_s(gpu.l1_latency_cycles), l2=gpu.latency_s(gpu.l2_near_latency_cycles), dram=dram,
-        lq=p.dram_queue_factor * dram, bw_stream=_streaming_bandwidth(gpu),
+        lq=p.dram_queue_factor * dram, bw_stream=streaming_bandwidth(gpu),
+        io_pytorch=lookup_io_bytes("pytorch", batch, r_bytes), io_warp=lookup_io_bytes("warp", batch, r_bytes),
         h1=_l1_constants(l1_hit_grid(table, batch, gpu.sm_count,
                                      gpu.l1_cache_and_shared_mem_per_sm_bytes / sector_footprint_bytes(r_bytes, gpu.l2_sector_bytes))),
     )
@@ -404,8 +340,8 @@ def _table_eval(table: Table, batch: int, c: _Configs, gpu: GPUSpec, blocks: Any
     bags_in_flight = xp.minimum(xp.where(c.warp_variant, w_full, w_full / chunks), float(batch))
 
     # L2 residency: pinned rows (hottest first) capped by the persisting maximum
-    k_rows = xp.minimum(xp.floor(c.pinned_fraction * table.rows), math.floor(gpu.persisting_l2_max_bytes / r_fp))
-    pinned_bytes = k_rows * r_fp
+    k_rows = pinned_row_count(c.pinned_fraction, table.rows, r_bytes, gpu)
+    pinned_bytes = evict_last_pass_bytes(k_rows, r_bytes, gpu.l2_sector_bytes)
     cap_rows = p.l2_capacity_fraction * xp.maximum(gpu.l2_size_bytes - pinned_bytes, 0.0) / r_fp
     hits, hits_fast = res.hit_counts(1.0 * k_rows, 1.0 * cap_rows, 1.0 * bags_in_flight)
     h = xp.minimum(xp.maximum(hits / n, 0.0), 1.0)  # hits: no DRAM traffic
@@ -426,15 +362,15 @@ def _table_eval(table: Table, batch: int, c: _Configs, gpu: GPUSpec, blocks: Any
     # E[max(row, index)] - E[row] ~= P(index miss) (h1 (L_dram - L_L1) + (hl - h1) (L_dram - L_L2)).
     p_idx_miss = INDEX_BYTES / gpu.l2_sector_bytes
     t_idx = p_idx_miss * (h1 * (dram - l1) + (hl - h1) * (dram - l2))
-    dep = (DEPENDENT_PER_ITER + xp.where(c.check == 0, INLINE_CHECK_DEPENDENT, 0.0)) * DEPENDENT_ISSUE_CYCLES / clk
+    dep = c.dep_cycles / clk
     # spills: a tight cap puts LDL/STL into the loop, counted in its instructions (c.instr); the
     # spills of a moderate cap stay outside it (nvcc 13.0, cap 42: around the assert's call)
-    ring = xp.where(c.l2_hint, 1.0, 1.0 + c.prefetch)
+    ring = c.loads_in_flight
     # l2-hint prefetches turn DRAM misses into L2 hits when they run far enough ahead
-    hint_cover = xp.where(c.l2_hint & (c.prefetch > 0), xp.minimum(1.0, c.prefetch * (t_idx + l2 + dep) / dram), 0.0)
+    hint_cover = xp.where(c.hint_distance > 0, xp.minimum(1.0, c.hint_distance * (t_idx + l2 + dep) / dram), 0.0)
     miss_lat_scale = 1.0 - hint_cover  # share of the miss latency left on the chain
     chain = (t_idx + h1 * l1 + (hl - h1) * l2 + (1.0 - hl) * (l2 + (dram - l2) * miss_lat_scale) + dep) / ring
-    queue = (1.0 - h) * lq * miss_lat_scale / ring + xp.where(c.l2_hint, (1.0 - h) * lq * hint_cover, 0.0)
+    queue = (1.0 - h) * lq * miss_lat_scale / ring + xp.where(c.hint_distance > 0, (1.0 - h) * lq * hint_cover, 0.0)
     issue_per_warp = c.instr / clk  # one warp instruction per cycle per scheduler
     resident = xp.maximum(warps_per_sm, 1)
 
@@ -470,33 +406,29 @@ def _table_eval(table: Table, batch: int, c: _Configs, gpu: GPUSpec, blocks: Any
     lookup_s = (full_waves * wave_full + (tail_blocks > 0) * wave_tail) * iters_per_unit
     lookup_s = xp.where(blocks > 0, lookup_s + KERNEL_LAUNCH_GAP_S, xp.inf)
 
-    # bytes: row misses, the index stream, offsets and the output
+    # bytes: row misses, the index stream, offsets and the output (perfmodel._kernel.lookup_io_bytes)
     row_dram = (n - hits) * r_fp
     index_bytes = n * INDEX_BYTES
-    out_bytes = batch * r_bytes + xp.where(c.warp_variant, 0.0, batch * 8.0)  # pytorch also writes bag_size
-    dram_bytes = row_dram + index_bytes + batch * 8.0 + out_bytes
+    dram_bytes = row_dram + index_bytes + xp.where(c.warp_variant, k_.io_warp, k_.io_pytorch)
 
-    # separate bounds check: one streaming pass over the indices before the lookup
-    check_s = xp.where(c.check == 1, KERNEL_LAUNCH_GAP_S + index_bytes / bw_stream, 0.0)
-    dram_bytes = dram_bytes + xp.where(c.check == 1, index_bytes, 0.0)
+    # the passes around the lookup (perfmodel._kernel: one formula each, shared with the
+    # simulator), each a streaming pass at bw_stream:
+    # separate bounds check: one read of the indices before the lookup
+    check_bytes = bounds_check_pass_bytes(n)
+    check_s = xp.where(c.check == 1, pass_time_s(check_bytes, bw_stream), 0.0)
+    dram_bytes = dram_bytes + xp.where(c.check == 1, check_bytes, 0.0)
     # evict-last pinning pass: prefetch.global.L2::evict_last over the pinned rows
-    pin_s = xp.where(c.evict_last & (k_rows > 0), KERNEL_LAUNCH_GAP_S + pinned_bytes / bw_stream, 0.0)
+    pin_s = xp.where(c.evict_last & (k_rows > 0), pass_time_s(pinned_bytes, bw_stream), 0.0)
     dram_bytes = dram_bytes + xp.where(c.evict_last, pinned_bytes, 0.0)
-    # access-policy window: the stored table is frequency-ordered, so each call first rewrites
-    # its indices through row_map (kernels/embedding_bag_aux.cu, recperf_remap_indices): the
-    # indices are read and written once, and every row_map sector holding a row the call touches
-    # comes from DRAM once (row_map is not pinned, so it starts cold). Distinct rows D ~ the
-    # lookup's row misses plus the pinned rows (at most all rows); with D of the E rows spread at
-    # random, a sector of e entries holds none of them with probability (1 - D/E)^e. The gathers
-    # are taken at the streaming rate: the grid-stride pass keeps every thread's load in flight
-    # (random sectors' lost DRAM page locality is not modelled). The simulator counts the
-    # sectors exactly.
-    per_sector = gpu.l2_sector_bytes // INDEX_BYTES
+    # access-policy window: the index remap through row_map. Distinct rows D ~ the lookup's
+    # row misses plus the pinned rows (at most all rows), taken as spread at random over the
+    # row_map sectors (the simulator counts the sectors of the call's indices exactly); the
+    # gathers are taken at the streaming rate: the grid-stride pass keeps every thread's load
+    # in flight (random sectors' lost DRAM page locality is not modelled).
     touched = xp.minimum(n - hits + k_rows, float(table.rows)) / table.rows
-    remap_bytes = 2.0 * index_bytes + math.ceil(table.rows / per_sector) * gpu.l2_sector_bytes * (
-        1.0 - (1.0 - touched) ** per_sector)
+    remap_bytes = remap_pass_bytes(n, expected_row_map_bytes(touched, table.rows, gpu.l2_sector_bytes))
     remap_bytes = xp.where(c.evict_last, 0.0, xp.where(k_rows > 0, remap_bytes, 0.0))
-    pin_s = pin_s + xp.where(remap_bytes > 0, KERNEL_LAUNCH_GAP_S + remap_bytes / bw_stream, 0.0)
+    pin_s = pin_s + xp.where(remap_bytes > 0, pass_time_s(remap_bytes, bw_stream), 0.0)
     dram_bytes = dram_bytes + remap_bytes
 
     return {
@@ -519,16 +451,6 @@ def _table_eval(table: Table, batch: int, c: _Configs, gpu: GPUSpec, blocks: Any
 
 
 _BOUND_NAMES = ("latency", "dram-bandwidth", "l2-bandwidth", "issue")
-
-
-@lru_cache(maxsize=64)
-def _streaming_bandwidth(gpu: GPUSpec) -> float:
-    """DRAM bandwidth of a fully occupied streaming pass (pinning prefetches, index checks):
-    every thread of a full GPU with a 16-byte request in flight, through Little's law."""
-    p = model_params()
-    dram = gpu.latency_s(gpu.dram_latency_cycles)
-    n_bytes = gpu.sm_count * gpu.max_threads_per_sm * 16.0
-    return float(little_throughput(n_bytes, dram, gpu.dram_bandwidth_bytes_per_s, p.dram_queue_factor * dram))
 
 
 #: resident blocks per (block size, registers), per GPU object (GPUSpec hashing is not free)

@@ -16,7 +16,6 @@ from perfmodel import IndexDistribution, KernelConfig, Table, Workload
 from perfmodel._indices import table_call
 from perfmodel._physics import model_params
 from perfmodel.sim import SimParams, simulate_detailed
-from perfmodel.sim._timing import _iteration_costs
 from recperf.cli import main
 
 GPU = perfmodel.get_gpu("a100-80gb")
@@ -27,19 +26,43 @@ def _workload(rows: int, dim: int, pooling: int, batch: int, kind: str = "unifor
                                                     indices=IndexDistribution(kind=kind, alpha=alpha)),))
 
 
+# The hand-worked golden cases below take these inputs, written out here rather than read from
+# the code under test; the first assertion of each case checks that the inputs still hold.
+#   perfmodel/gpus/a100-80gb.toml: dram_latency_cycles = 571.8, l1_latency_cycles = 36.0,
+#     l2_near_latency_cycles = 211.0 (gpu-benches pointer chase)
+#   perfmodel/data/calibration/micro.toml: block_turnaround_cycles = 427.183 (fitted by
+#     scripts/fit_micro.py on the gpu-benches stream reads)
+#   the dependent chain of one iteration of the pytorch loop without its inline check: 6
+#     instructions (IMAD.WIDE, IMAD.IADD, LEA, LEA.HI.X before the row load, FSEL/FADD after
+#     it, read off nvcc's SASS; docs/model.md) at 4 cycles each (Jia et al. 2018) = 24 cycles
+DRAM_CYCLES = 571.8
+L1_CYCLES = 36.0
+L2_NEAR_CYCLES = 211.0
+TURNAROUND_CYCLES = 427.183
+CHAIN_CYCLES = 6 * 4.0  # = 24
+
+
+def _golden_inputs_hold() -> None:
+    assert (GPU.dram_latency_cycles, GPU.l1_latency_cycles, GPU.l2_near_latency_cycles) == (
+        DRAM_CYCLES, L1_CYCLES, L2_NEAR_CYCLES)
+    assert model_params().block_turnaround_cycles == TURNAROUND_CYCLES
+
+
 def test_single_warp_timing_is_the_dependent_chain() -> None:
     """Golden: one warp, no reuse, p = 0. The first lookup waits for its index (a DRAM round
     trip); after that each index is requested one lookup ahead, together with the previous
     row (as the compiled loop does), so it has arrived - from L1, or from DRAM for the first
     index of each 32-B sector - by the time that row returns. Each lookup then costs the
-    address arithmetic and a DRAM round trip for its row; nothing queues. Latencies: GPU spec."""
+    address arithmetic and a DRAM round trip for its row; nothing queues."""
+    _golden_inputs_hold()
     w = _workload(rows=10_000_000, dim=32, pooling=64, batch=1)
     k = KernelConfig(variant="pytorch", bounds_check="none")
     r = simulate_detailed(w, k, GPU).tables[0]
-    _instr, dep = _iteration_costs(k)
-    dram, l1 = GPU.dram_latency_cycles, GPU.l1_latency_cycles
-    expected = model_params().block_turnaround_cycles + 64 * (dep * 4.0 + dram) + dram
-    assert l1 < dram  # the early index requests (L1 or DRAM) never outlast the row in flight
+    # block start 427.183 + 64 lookups x (24 chain + 571.8 row from DRAM) + 571.8 first index
+    #   = 427.183 + 64 x 595.8 + 571.8 = 427.183 + 38,131.2 + 571.8 = 39,130.183 cycles
+    expected = 39_130.183
+    assert expected == pytest.approx(TURNAROUND_CYCLES + 64 * (CHAIN_CYCLES + DRAM_CYCLES) + DRAM_CYCLES)
+    assert L1_CYCLES < DRAM_CYCLES  # the early index requests (L1 or DRAM) never outlast the row in flight
     # an index that misses is served by the DRAM queue together with the row requested at the
     # same instant: a fraction of a cycle of service time each (16 of them), nothing more
     assert r.kernel_time_s * GPU.sm_clock_hz == pytest.approx(expected, abs=16 * 0.1)
@@ -51,13 +74,13 @@ def test_single_warp_with_128_byte_dram_fetches() -> None:
     """Golden: a 128-B DRAM fetch brings whole lines into the L2; the index requested one lookup
     ahead still hides behind the row in flight, so the time is the same chain as with 32-B
     fetches: the first index, then address arithmetic and a DRAM round trip per lookup."""
+    _golden_inputs_hold()
     w = _workload(rows=10_000_000, dim=32, pooling=64, batch=1)
     k = KernelConfig(variant="pytorch", bounds_check="none")
     r = simulate_detailed(w, k, GPU, params=SimParams(dram_fetch_bytes=128)).tables[0]
-    _instr, dep = _iteration_costs(k)
-    dram, near = GPU.dram_latency_cycles, GPU.l2_near_latency_cycles
-    expected = model_params().block_turnaround_cycles + 64 * (dep * 4.0 + dram) + dram
-    assert near < dram
+    # as above: 427.183 + 64 x (24 + 571.8) + 571.8 = 39,130.183 cycles
+    expected = 39_130.183
+    assert L2_NEAR_CYCLES < DRAM_CYCLES
     assert r.kernel_time_s * GPU.sm_clock_hz == pytest.approx(expected, abs=4 * 0.1)
 
 

@@ -30,6 +30,11 @@ C_W_L2_FILL_WAIT = 17
 #: each kind, L1-only rows included
 C_ROW_L2, C_ROW_DRAM, C_LAT_L1, C_LAT_L2, C_LAT_DRAM = 18, 19, 20, 21, 22
 N_COUNTERS = 23
+#: slots of ``fp``, the memory timing simulate_call takes (cycles, but the last): unloaded
+#: latencies of a near-partition L2 hit, a far-partition L2 hit, DRAM and an L1 hit; service
+#: time of one sector at the L2 and at the DRAM bandwidth; sectors per DRAM fetch (1, 2 or 4)
+FP_L2_NEAR, FP_L2_FAR, FP_DRAM, FP_L2_SERVICE, FP_DRAM_SERVICE, FP_L1, FP_FETCH_SECTORS = 0, 1, 2, 3, 4, 5, 6
+N_FP = 7
 HIST_BINS = 256
 HIST_WIDTH = 16.0  # cycles per latency-histogram bin
 
@@ -96,13 +101,12 @@ def _l2_path(sm: int, line: int, missing: int, t: float, persist: int, prefetch_
              fp: FloatArray, servers: FloatArray, cnt: IntArray, is_weight: int) -> float:  # pragma: no cover
     """Sectors ``missing`` of ``line`` requested from the L2 by SM ``sm`` at ``t``; returns their arrival time.
 
-    ``fp`` = [lat_near, lat_far, lat_dram, svc_l2, svc_dram, lat_l1, fetch sectors] (cycles but
-    the last: sectors per DRAM fetch, 1, 2 or 4); ``servers`` =
+    ``fp``: the memory timing, slots ``FP_*`` (see there); ``servers`` =
     [l2_free, dram_free] (FIFO servers of the L2 and DRAM bandwidth).
     """
     n = _popc(missing)
     start = max(t, servers[0])
-    servers[0] = start + n * fp[3]
+    servers[0] = start + n * fp[FP_L2_SERVICE]
     tq = start  # after the L2 bandwidth queue
     h = line_hash(line)
     home = (h >> 8) % n_parts
@@ -116,10 +120,10 @@ def _l2_path(sm: int, line: int, missing: int, t: float, persist: int, prefetch_
                          persist if side == home else 0, quota, policy, 1, tq)
     done = tq
     if hit:
-        done = max(tq + fp[0], r)
+        done = max(tq + fp[FP_L2_NEAR], r)
         if is_weight:
             cnt[C_W_NEAR] += _popc(hit)
-            if r > tq + fp[0]:
+            if r > tq + fp[FP_L2_NEAR]:
                 cnt[C_W_L2_FILL_WAIT] += _popc(hit)
         elif prefetch_only == 0:
             cnt[C_I_L2] += _popc(hit)
@@ -132,12 +136,12 @@ def _l2_path(sm: int, line: int, missing: int, t: float, persist: int, prefetch_
         far_way, hit2, r2 = lookup(l2_tags, l2_stamp, l2_valid, l2_pers, l2_ready, ctl, gh, l2_ways, line, rest,
                                    persist, quota, policy, 1, tq)
         if hit2:
-            t2 = max(tq + fp[1], r2)
+            t2 = max(tq + fp[FP_L2_FAR], r2)
             fill(l2_valid, l2_ready, gs, l2_ways, way, hit2, t2)  # duplicated into the near partition
             done = max(done, t2)
             if is_weight:
                 cnt[C_W_FAR] += _popc(hit2)
-                if r2 > tq + fp[1]:
+                if r2 > tq + fp[FP_L2_FAR]:
                     cnt[C_W_L2_FILL_WAIT] += _popc(hit2)
             elif prefetch_only == 0:
                 cnt[C_I_L2] += _popc(hit2)
@@ -145,8 +149,8 @@ def _l2_path(sm: int, line: int, missing: int, t: float, persist: int, prefetch_
         if rest == 0:
             return float(done)
     # DRAM fetch granularity (cudaLimitMaxL2FetchGranularity): whole aligned groups of
-    # fp[6] sectors come in, except sectors the line already holds
-    grp = int(fp[6])
+    # fp[FP_FETCH_SECTORS] sectors come in, except sectors the line already holds
+    grp = int(fp[FP_FETCH_SECTORS])
     fetch = rest
     if grp > 1:
         fetch = 0
@@ -158,8 +162,8 @@ def _l2_path(sm: int, line: int, missing: int, t: float, persist: int, prefetch_
             fetch &= ~int(l2_valid[gs * l2_ways + way]) | rest
     nd = _popc(fetch)
     ds = max(tq, servers[1])
-    servers[1] = ds + nd * fp[4]
-    td = ds + fp[2]
+    servers[1] = ds + nd * fp[FP_DRAM_SERVICE]
+    td = ds + fp[FP_DRAM]
     fill(l2_valid, l2_ready, gs, l2_ways, way, fetch, td)
     if side != home:
         fill(l2_valid, l2_ready, gh, l2_ways, far_way, fetch, td)
@@ -190,7 +194,7 @@ def _index_fetch(
                          0, 0, 0, 1, t0)
     if hit:
         cnt[C_I_L1] += 1
-        return float(max(t0 + fp[5], r))
+        return float(max(t0 + fp[FP_L1], r))
     ti = _l2_path(sm, iline, imask, t0, 0, 0, sm_side, n_parts, duplicate, l2_tags, l2_stamp, l2_valid,
                   l2_pers, l2_ready, ctl, l2_sets, l2_ways, quota, policy, fp, servers, cnt, 0)
     fill(l1_valid, l1_ready, g1, l1_ways, way, imask, ti)
@@ -249,8 +253,8 @@ def simulate_call(
     dummy_servers = np.zeros(2, dtype=np.float64)
     dummy_cnt = np.zeros(N_COUNTERS, dtype=np.int64)
     warm_fp = fp.copy()
-    warm_fp[3] = 0.0
-    warm_fp[4] = 0.0
+    warm_fp[FP_L2_SERVICE] = 0.0
+    warm_fp[FP_DRAM_SERVICE] = 0.0
     for i in range(warm_rows.shape[0]):
         row = warm_rows[i]
         s0 = row * row_bytes // sec_b
@@ -348,10 +352,10 @@ def simulate_call(
                 tl = t
                 if hit:
                     cnt[C_W_L1] += _popc(hit)
-                    tl = max(t + fp[5], r)
+                    tl = max(t + fp[FP_L1], r)
                     some = 1
                     whole += 1 if hit == mask else 0
-                    waited = 1 if r > t + fp[5] else waited
+                    waited = 1 if r > t + fp[FP_L1] else waited
                 miss = mask & ~hit
                 if miss:
                     t2 = _l2_path(sm, line, miss, t, pers, 0, sm_side, n_parts, duplicate, l2_tags, l2_stamp, l2_valid,

@@ -39,9 +39,12 @@ stands for all n):
    the lookup's own accesses to pinned rows are persisting too (hitRatio 1: the pinned
    bytes never exceed the set-aside); with ``evict-last-prefetch`` they are normal
    accesses, and the separate pinning pass costs a launch gap plus the pinned bytes read
-   at DRAM bandwidth (``pin_time_s``). With ``access-policy-window`` the pass is the
-   kernels' index remap instead (the table is stored hottest row first): the indices read
-   and written plus every distinct ``row_map`` sector the call touches, at DRAM bandwidth.
+   (``pin_time_s``). With ``access-policy-window`` the pass is the kernels' index remap
+   instead (the table is stored hottest row first): the indices read and written plus
+   every distinct ``row_map`` sector the call touches, counted exactly. The passes (and a
+   separate bounds check) take the analytical model's formulas (:mod:`perfmodel._kernel`:
+   the bytes at the streaming bandwidth of a fully occupied GPU), as do the registers,
+   the instructions and dependent chain of an iteration and the loads in flight.
 
 Sampling: a call whose row-line requests exceed ``max_line_requests`` is simulated in
 ``SAMPLE_WINDOWS`` windows spread evenly over the call, on a scaled-down GPU: a fraction f
@@ -68,21 +71,27 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from perfmodel import _model
 from perfmodel._config import KernelConfig, Table, Workload
 from perfmodel._errors import InputError, choices_text
 from perfmodel._gpu import GPUSpec, get_gpu
-from perfmodel._indices import hot_rows, table_call
-from perfmodel._l2 import sector_footprint_bytes
-from perfmodel._model import (
-    DEPENDENT_ISSUE_CYCLES,
+from perfmodel._indices import table_call
+from perfmodel._kernel import (
     INDEX_BYTES,
     KERNEL_LAUNCH_GAP_S,
     PYTORCH_GRID_BLOCKS,
     SCHEDULERS_PER_SM,
-    Prediction,
+    bounds_check_pass_bytes,
+    evict_last_pass_bytes,
+    kernel_facts,
     kernel_registers,
+    lookup_io_bytes,
+    pass_time_s,
+    pinned_rows,
+    remap_pass_bytes,
+    streaming_bandwidth,
+    work_mapping,
 )
+from perfmodel._model import Prediction
 from perfmodel._occupancy import blocks_per_sm
 from perfmodel._physics import model_params
 from perfmodel.sim._cache import POLICIES
@@ -209,40 +218,6 @@ class SimResult:
         return {"params": asdict(self.params), "tables": out}
 
 
-def _vector_bytes(row_bytes: int) -> int:
-    """Widest aligned per-lane vector of the ``warp`` variant (kernels/_launch.py vec_bytes_for)."""
-    for v in (16, 8, 4, 2):
-        if row_bytes % v == 0:
-            return v
-    return 1
-
-
-def _iteration_costs(kernel: KernelConfig) -> tuple[float, float]:
-    """(instructions, dependent instructions) of one lookup iteration: the analytical model's
-    own figures (counted from nvcc's SASS, perfmodel._model / _physics), so that the two
-    fidelities differ only in the memory system and the scheduling they model."""
-    inline = kernel.bounds_check == "inline"
-    try:
-        from perfmodel._physics import loop_instructions
-
-        instr = float(loop_instructions(kernel.variant, inline, kernel.prefetch_kind, kernel.prefetch_distance,
-                                        kernel.register_cap))
-    except (ImportError, KeyError, OSError):  # pragma: no cover - older or missing model tables
-        table = getattr(_model, "INSTR_PER_ITER", {"pytorch": 10.0, "warp": 12.0})
-        instr = float(table[kernel.variant]) + (float(getattr(_model, "INLINE_CHECK_INSTR", 3.0)) if inline else 0.0)
-    dep_base = getattr(_model, "DEPENDENT_PER_ITER", 6.0)
-    dep = float(dep_base[kernel.variant] if isinstance(dep_base, dict) else dep_base)
-    dep += float(getattr(_model, "INLINE_CHECK_DEPENDENT", 3.0)) if inline else 0.0
-    return instr, dep
-
-
-def _pinned_rows(table: Table, kernel: KernelConfig, gpu: GPUSpec) -> IntArray:
-    r_fp = sector_footprint_bytes(table.row_bytes, gpu.l2_sector_bytes)
-    k = min(math.floor(kernel.pinned_row_fraction * table.rows), math.floor(gpu.persisting_l2_max_bytes / r_fp))
-    out: IntArray = np.ascontiguousarray(hot_rows(table)[: max(k, 0)], dtype=np.int64)
-    return out
-
-
 def _row_lines(rows: IntArray, row_bytes: int) -> tuple[IntArray, IntArray]:
     """Lines and sector masks of whole rows (for the pinned set)."""
     lines: list[int] = []
@@ -274,7 +249,8 @@ def _simulate_table(
 
     wall0 = time.perf_counter()
     clk = gpu.sm_clock_hz
-    regs, _spill, _src = kernel_registers(kernel, gpu, table.dtype)
+    facts = kernel_facts(kernel, gpu.arch, table.dtype)
+    regs = facts.registers
     blocks = int(blocks_per_sm(gpu, kernel.block_size, regs, 0)["active"])
     if blocks < 1:
         raise InputError(
@@ -284,20 +260,10 @@ def _simulate_table(
     call = table_call(table, batch)
     lengths = call.lengths
     rb = table.row_bytes
-    es = rb // table.dim
-    # ---- work mapping
-    if kernel.variant == "pytorch":
-        unit_bytes = gpu.warp_size * es
-        units_per_bag = math.ceil(table.dim / gpu.warp_size)
-        pass_bytes = unit_bytes
-        passes = 1
-        lines_per_iter = math.ceil(unit_bytes / gpu.l2_line_bytes) if unit_bytes >= gpu.l2_line_bytes else 1
-    else:
-        unit_bytes = rb
-        units_per_bag = 1
-        pass_bytes = gpu.warp_size * _vector_bytes(rb)
-        passes = math.ceil(rb / pass_bytes)
-        lines_per_iter = math.ceil(min(pass_bytes, rb) / gpu.l2_line_bytes)
+    # ---- work mapping (perfmodel._kernel.work_mapping)
+    wm = work_mapping(kernel.variant, table.dim, table.dtype, gpu.warp_size)
+    unit_bytes, units_per_bag, pass_bytes, passes = wm.unit_bytes, wm.units_per_bag, wm.pass_bytes, wm.passes_per_unit
+    lines_per_iter = math.ceil(min(pass_bytes, rb) / gpu.l2_line_bytes)
     total_requests = int(lengths.sum()) * units_per_bag * passes * lines_per_iter
     # ---- sampling: windows on a scaled-down GPU (see the module docstring)
     f = 1.0
@@ -322,29 +288,28 @@ def _simulate_table(
     l1_bytes = params.l1_bytes if params.l1_bytes is not None else gpu.l1_cache_and_shared_mem_per_sm_bytes
     l1_sets = max(1, l1_bytes // gpu.l2_line_bytes // params.l1_ways)
     quota = math.floor(params.l2_ways * gpu.persisting_l2_max_bytes / gpu.l2_size_bytes)
-    # ---- per-iteration costs (the same instruction counts as the analytical model)
-    instr, dep = _iteration_costs(kernel)
-    dep_cycles = dep * DEPENDENT_ISSUE_CYCLES  # spill code inside the loop is in ``instr``
-    l2_hint = kernel.prefetch_kind == "l2-hint"
-    window = 1 if l2_hint else 1 + kernel.prefetch_distance
-    hint_distance = kernel.prefetch_distance if l2_hint else 0
+    # ---- per-iteration costs: the kernel's facts, as the analytical model's (perfmodel._kernel),
+    # so that the two fidelities differ only in the memory system and the scheduling they model
+    instr = facts.instructions_per_iteration
+    dep_cycles = facts.dependent_cycles  # spill code inside the loop is in ``instr``
+    window = facts.row_loads_in_flight
+    hint_distance = facts.l2_hint_distance
     # ---- pinning
-    pinned = _pinned_rows(table, kernel, gpu)
+    pinned = pinned_rows(table, kernel, gpu)
     persist_row = np.zeros(table.rows, dtype=np.uint8)
     persist_row[pinned] = 1
     apw = 1 if kernel.pin_method == "access-policy-window" else 0
     p_lines, p_masks = _row_lines(pinned, rb) if pinned.size else (np.zeros(0, np.int64), np.zeros(0, np.int64))
     # ---- memory timing, cycles
     sector = gpu.l2_sector_bytes
-    fp = np.array([
-        gpu.l2_near_latency_cycles,
-        gpu.l2_far_latency_cycles,
-        gpu.dram_latency_cycles,
-        sector / (gpu.l2_bandwidth_bytes_per_s * f_eff / clk),
-        sector / (gpu.dram_bandwidth_bytes_per_s * f_eff / clk),
-        gpu.l1_latency_cycles,
-        params.dram_fetch_bytes // sector,
-    ], dtype=np.float64)
+    fp = np.zeros(_desjit.N_FP, dtype=np.float64)
+    fp[_desjit.FP_L2_NEAR] = gpu.l2_near_latency_cycles
+    fp[_desjit.FP_L2_FAR] = gpu.l2_far_latency_cycles
+    fp[_desjit.FP_DRAM] = gpu.dram_latency_cycles
+    fp[_desjit.FP_L2_SERVICE] = sector / (gpu.l2_bandwidth_bytes_per_s * f_eff / clk)
+    fp[_desjit.FP_DRAM_SERVICE] = sector / (gpu.dram_bandwidth_bytes_per_s * f_eff / clk)
+    fp[_desjit.FP_L1] = gpu.l1_latency_cycles
+    fp[_desjit.FP_FETCH_SECTORS] = params.dram_fetch_bytes // sector
     turnaround = model_params().block_turnaround_cycles
     indices = np.ascontiguousarray(call.indices, dtype=np.int64)
     end = 0.0
@@ -391,8 +356,8 @@ def _simulate_table(
     l2_sectors = int(cnt[C.C_W_SECTORS] - cnt[C.C_W_L1] + cnt[C.C_I_SECTORS] - cnt[C.C_I_L1] + cnt[C.C_PF_SECTORS])
     scale = 1.0 / f_eff  # sampled counts stand for the full call
     call_dram_bytes = dram_sectors * sector * scale
-    dram_busy = dram_sectors * fp[4]
-    l2_busy = l2_sectors * fp[3]
+    dram_busy = dram_sectors * fp[C.FP_DRAM_SERVICE]
+    l2_busy = l2_sectors * fp[C.FP_L2_SERVICE]
     issue_busy = float(cnt[C.C_LOOKUPS]) * instr / SCHEDULERS_PER_SM / sm_count
     dram_util = dram_busy / max(kernel_cycles, 1e-9)
     l2_util = l2_busy / max(kernel_cycles, 1e-9)
@@ -401,25 +366,24 @@ def _simulate_table(
     best = max(dram_util, l2_util, issue_util)
     if best >= 0.75:
         bound = "dram-bandwidth" if best == dram_util else ("l2-bandwidth" if best == l2_util else "issue")
-    # ---- the passes around the lookup kernel
-    r_fp = sector_footprint_bytes(rb, sector)
-    pinned_bytes = float(pinned.size) * r_fp
-    stream = gpu.dram_bandwidth_bytes_per_s
-    dram_lat_s = gpu.latency_s(gpu.dram_latency_cycles)
-    index_bytes = float(lengths.sum()) * INDEX_BYTES
+    # ---- the passes around the lookup kernel: the model's formulas (perfmodel._kernel), each a
+    # streaming pass at the DRAM bandwidth of a fully occupied GPU
+    pinned_bytes = float(evict_last_pass_bytes(float(pinned.size), rb, sector))
+    stream = streaming_bandwidth(gpu)
+    lookups = float(lengths.sum())
     if not pinned.size:
         pin_bytes = 0.0
     elif apw:
-        # the frequency-order index remap (recperf_remap_indices): indices read and written,
-        # and each distinct row_map sector the call's indices touch read once from DRAM
+        # the frequency-order index remap: every distinct row_map sector the call's indices
+        # touch, counted exactly
         row_map_sectors = np.unique(call.indices // (sector // INDEX_BYTES)).size
-        pin_bytes = 2.0 * index_bytes + row_map_sectors * sector
+        pin_bytes = float(remap_pass_bytes(lookups, row_map_sectors * sector))
     else:
         pin_bytes = pinned_bytes
-    pin_s = KERNEL_LAUNCH_GAP_S + dram_lat_s + pin_bytes / stream if pin_bytes else 0.0
-    check_s = KERNEL_LAUNCH_GAP_S + dram_lat_s + index_bytes / stream if kernel.bounds_check == "separate" else 0.0
-    out_bytes = batch * rb
-    dram_total = call_dram_bytes + out_bytes + pin_bytes + (index_bytes if check_s else 0.0)
+    pin_s = float(pass_time_s(pin_bytes, stream)) if pin_bytes else 0.0
+    check_bytes = float(bounds_check_pass_bytes(lookups)) if kernel.bounds_check == "separate" else 0.0
+    check_s = float(pass_time_s(check_bytes, stream)) if check_bytes else 0.0
+    dram_total = call_dram_bytes + lookup_io_bytes(kernel.variant, batch, rb) + pin_bytes + check_bytes
     call_s = kernel_s + KERNEL_LAUNCH_GAP_S + check_s + pin_s
     mean_finish = float(sm_finish.mean()) if sm_finish.size else 0.0
     lat_hist = np.asarray(hist, dtype=np.int64)
