@@ -6,6 +6,7 @@ residency, the analytical timing model and the simulator. Imports no GPU library
 
 from __future__ import annotations
 
+from perfmodel._caches import clear_caches
 from perfmodel._config import (
     IndexDistribution,
     KernelConfig,
@@ -39,6 +40,7 @@ __all__ = [
     "Table",
     "Workload",
     "blocks_per_sm",
+    "clear_caches",
     "get_gpu",
     "gpu_ids",
     "kernel_config_from_mapping",

@@ -40,28 +40,27 @@ and hits that also save latency.
 
 Precomputed per table and batch size (independent of the kernel configuration), then
 interpolated for each configuration: a grid over pinned rows k and capacity C (and G for
-traces). Trace grids are computed lazily, cell by cell, and cached in memory and on disk.
+traces). Trace grids are computed lazily, cell by cell, and cached in memory and on disk
+(:mod:`perfmodel._disk_cache`). The SM's own L1 is estimated in :mod:`perfmodel._l1`.
 """
 
 from __future__ import annotations
 
-import hashlib
 import math
-import os
 import threading
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from perfmodel import _disk_cache
 from perfmodel._config import Table
-from perfmodel._indices import hot_rows, load_trace, row_probabilities, table_call
+from perfmodel._indices import hot_rows, row_probabilities, table_call
 from perfmodel._physics import bracket as _bracket
 from perfmodel._physics import bracket_scalar as _bracket_scalar
 
-__all__ = ["L1_BPB_GRID", "L1_G_GRID", "Residency", "l1_hit_grid", "residency"]
+__all__ = ["Residency", "clear_cache", "rank_bin_edges", "residency"]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -72,17 +71,6 @@ PIN_GRID = np.array([0.0, 0.005, 0.01, 0.02, 0.035, 0.05, 0.075, 0.1, 0.125, 0.1
 G_GRID = np.array([1, 64, 256, 1024, 4096])
 _N_CAP = 56
 _EXACT_RANKS = 1024
-_CACHE_VERSION = "3"
-
-
-def _cache_dir() -> Path | None:
-    root = os.environ.get("RECPERF_CACHE_DIR")
-    base = Path(root) if root else Path.home() / ".cache" / "recperf"
-    try:
-        (base / "residency").mkdir(parents=True, exist_ok=True)
-    except OSError:
-        return None
-    return base / "residency"
 
 
 @dataclass
@@ -179,15 +167,8 @@ class Residency:
             self._save()
 
     def _save(self) -> None:
-        d = _cache_dir()
-        if d is None or not self._key:
-            return
-        tmp = d / f"{self._key}.{os.getpid()}.tmp.npy"
-        try:
-            np.save(tmp, np.stack([self.grid, self.inflight]))
-            os.replace(tmp, d / f"{self._key}.npy")
-        except OSError:
-            pass
+        if self._key:
+            _disk_cache.save(self._key, np.stack([self.grid, self.inflight]))
 
     # ---- evaluation ------------------------------------------------------------------
     def hits(self, pinned_rows: Any, capacity_rows: Any, bags_in_flight: Any) -> Any:
@@ -255,19 +236,25 @@ _LOG_G = np.log(G_GRID.astype(np.float64))
 _LOG_G_LIST = _LOG_G.tolist()
 
 
+def rank_bin_edges(rows: int, extra: IntArray | None = None) -> IntArray:
+    """Edges of the rank bins Che's approximation sums over: every rank of the hottest 1,024
+    rows, log-spaced after (768 points), plus ``extra`` edges; keeps tables of 10^7 rows cheap."""
+    parts = [np.arange(0, min(_EXACT_RANKS, rows) + 1), np.geomspace(max(_EXACT_RANKS, 1), rows, 768).astype(np.int64),
+             np.array([rows], dtype=np.int64)]
+    if extra is not None:
+        parts.append(np.asarray(extra, dtype=np.int64))
+    edges: IntArray = np.unique(np.concatenate(parts))
+    out: IntArray = edges[(edges >= 0) & (edges <= rows)]
+    return out
+
+
 def _che_grid(table: Table, n: int, capacities: FloatArray) -> tuple[FloatArray, FloatArray, IntArray, int]:
     """Che hit counts on the (pin, capacity) grid for an independent-reference table."""
     q = row_probabilities(table)
     assert q is not None
     rows = table.rows
     kgrid = np.floor(PIN_GRID * rows).astype(np.int64)
-    # rank-bin edges: exact hottest ranks, log-spaced after, every pinned-grid point an edge
-    edges = np.unique(np.concatenate([
-        np.arange(0, min(_EXACT_RANKS, rows) + 1),
-        np.unique(np.geomspace(max(_EXACT_RANKS, 1), rows, 768).astype(np.int64)),
-        kgrid, [rows],
-    ]))
-    edges = edges[(edges >= 0) & (edges <= rows)]
+    edges = rank_bin_edges(rows, kgrid)  # every pinned-grid point an edge
     csum = np.concatenate([[0.0], np.cumsum(q)])
     mass = csum[edges[1:]] - csum[edges[:-1]]  # probability of each bin
     count = (edges[1:] - edges[:-1]).astype(np.float64)
@@ -323,6 +310,12 @@ def _capacity_grid(distinct: int) -> FloatArray:
     return np.unique(np.geomspace(1.0, top, _N_CAP))
 
 
+def clear_cache() -> None:
+    """Forget every table's residency data held in memory (the disk cache stays)."""
+    with _RES_LOCK:
+        _RESIDENCY.clear()
+
+
 def residency(table: Table, batch_size: int) -> Residency:
     """The residency data of ``table`` called with ``batch_size`` bags (cached)."""
     key = (table, batch_size)
@@ -357,23 +350,14 @@ def _build(table: Table, batch_size: int) -> Residency:
     pinned = np.searchsorted(ranks_in_call, kgrid, side="left").astype(np.int64)
     distinct = int(np.unique(idx).size)
     caps = _capacity_grid(distinct)
-    assert table.indices.path is not None
-    trace = load_trace(table.indices.path, table.indices.table)
-    h = hashlib.sha256()
-    h.update(np.ascontiguousarray(trace).tobytes())
-    h.update(repr((_CACHE_VERSION, table.rows, table.pooling, table.pooling_mean, table.pooling_dist,
-                   table.indices.seed, batch_size, PIN_GRID.tolist(), G_GRID.tolist(), _N_CAP)).encode())
-    key = h.hexdigest()[:32]
+    key = _disk_cache.trace_key(table, (
+        _disk_cache.CACHE_VERSION, table.rows, table.pooling, table.pooling_mean, table.pooling_dist,
+        table.indices.seed, batch_size, PIN_GRID.tolist(), G_GRID.tolist(), _N_CAP))
     grid = np.full((len(PIN_GRID), len(G_GRID), len(caps)), np.nan)
     inflight = grid.copy()
-    d = _cache_dir()
-    if d is not None and (d / f"{key}.npy").is_file():
-        try:
-            cached = np.load(d / f"{key}.npy")
-            if cached.shape == (2, *grid.shape):
-                grid, inflight = cached[0].copy(), cached[1].copy()
-        except (OSError, ValueError):
-            pass
+    cached = _disk_cache.load(key, (2, *grid.shape))
+    if cached is not None:
+        grid, inflight = cached[0].copy(), cached[1].copy()
     return Residency(table=table, batch_size=batch_size, accesses=int(idx.size), distinct_rows=distinct,
                      pinned_access_counts=pinned, capacities=caps, grid=grid, inflight=inflight,
                      _hot_rank=rank, _key=key)
@@ -400,144 +384,3 @@ def _merged_hits(stream: IntArray, dist: IntArray, caps: IntArray, window: int) 
         last = np.maximum.accumulate(np.where(miss, ar, 0))
         out[i] = np.count_nonzero(~miss & (pos - pos[last] < window))
     return out
-
-
-# ---- the SM's own L1 ---------------------------------------------------------------------------
-
-#: grids of the L1 estimate: bags per block (consecutive bags one block holds) and bags in
-#: flight per SM
-L1_BPB_GRID = np.array([1.0, 2.0, 4.0, 8.0, 16.0, 32.0])
-L1_G_GRID = np.array([1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0])
-#: SMs whose streams are replayed for a trace (evenly spread), averaged
-_L1_SAMPLE_SMS = 4
-
-_L1_CACHE: dict[tuple[Table, int, int, int], FloatArray] = {}
-
-
-def _irm_l1_fraction(q: FloatArray, n_s: float, capacity_rows: float) -> float:
-    """Che's approximation with a cold start for n_s independent references (probabilities q,
-    hottest first) to an LRU of ``capacity_rows`` rows: the share of references that hit."""
-    rows = q.size
-    edges = np.unique(np.concatenate([np.arange(0, min(_EXACT_RANKS, rows) + 1),
-                                      np.geomspace(max(_EXACT_RANKS, 1), rows, 768).astype(np.int64), [rows]]))
-    edges = edges[edges <= rows]
-    csum = np.concatenate([[0.0], np.cumsum(q)])
-    count = (edges[1:] - edges[:-1]).astype(np.float64)
-    qb = (csum[edges[1:]] - csum[edges[:-1]]) / np.maximum(count, 1.0)
-    keep = (count > 0) & (qb > 0)
-    qb, count = qb[keep], count[keep]
-    if n_s <= 0:
-        return 0.0
-    first = -np.expm1(-n_s * qb)  # a row's first reference in the stream misses
-    if capacity_rows >= float((count * first).sum()):
-        return float((count * (n_s * qb - first)).sum() / n_s)  # every reuse hits
-    # Che: a reference hits when its row was referenced within the characteristic time T,
-    # sum m (1 - exp(-q T)) = C (T by bisection in log space). From a cold start, the
-    # reference at time t looks back min(t, T), so row i hits
-    # q int_0^n (1 - exp(-q min(t, T))) dt = q T - (1 - e^{-qT}) + q (n - T)(1 - e^{-qT}) times
-    # (T < n; T >= n: every reuse).
-    lo, hi = math.log(1e-6 / qb.max()), math.log(1e6 / qb.min())
-    for _ in range(100):
-        mid = 0.5 * (lo + hi)
-        if float((count * -np.expm1(-qb * math.exp(mid))).sum()) < capacity_rows:
-            lo = mid
-        else:
-            hi = mid
-    t = min(math.exp(0.5 * (lo + hi)), n_s)
-    e = -np.expm1(-qb * t)
-    hits = qb * t - e + qb * (n_s - t) * e
-    return float((count * hits).sum() / n_s)
-
-
-def _trace_l1_fraction(table: Table, batch_size: int, sm_count: int, capacity_rows: float, bpb: int,
-                       g_sm: int) -> float:
-    """Exact LRU hits of the streams of a few SMs: SM s holds the blocks s, s + S, s + 2S, ...,
-    each ``bpb`` consecutive bags; ``g_sm`` of its bags are in flight at once and advance
-    together (lookup-major within each group, as for the L2)."""
-    from perfmodel._lru import stack_distances
-
-    call = table_call(table, batch_size)
-    lengths = call.lengths
-    bag_of = np.arange(batch_size, dtype=np.int64)
-    hits = total = 0
-    for s in np.unique(np.linspace(0, sm_count - 1, _L1_SAMPLE_SMS).astype(np.int64)):
-        bags = bag_of[(bag_of // bpb) % sm_count == s]
-        if bags.size == 0:
-            continue
-        lens = lengths[bags]
-        starts = call.offsets[bags]
-        slot = np.repeat(np.arange(bags.size, dtype=np.int64), lens)
-        pos = np.arange(int(lens.sum()), dtype=np.int64) - np.repeat(np.cumsum(lens) - lens, lens)
-        order = np.lexsort((slot, pos, slot // g_sm))
-        stream = call.indices[(np.repeat(starts, lens) + pos)[order]]
-        d = stack_distances(stream)
-        hits += int(((d >= 0) & (d < capacity_rows)).sum())
-        total += stream.size
-    return hits / total if total else 0.0
-
-
-def l1_hit_grid(table: Table, batch_size: int, sm_count: int, capacity_rows: float) -> FloatArray:
-    """Share of a call's row loads that hit in the L1 of the SM that issues them, on the grid
-    ``L1_BPB_GRID`` x ``L1_G_GRID`` (interpolate in log of both).
-
-    Global loads are cached in the SM's L1 (sm_70 and later), so a row that one SM read
-    recently is served there; the L1 is taken as an LRU of ``capacity_rows`` rows. Blocks go
-    to the SMs in turn, so an SM sees runs of ``bpb`` consecutive bags from far apart in the
-    call, ``n / min(sm_count, blocks)`` row accesses in all (``blocks = ceil(batch / bpb)``:
-    a small batch leaves SMs idle).
-
-    - independent references (uniform, Zipf): order does not matter; Che's approximation
-      with a cold start over a busy SM's references (the same value along the bags-in-flight
-      axis);
-    - traces: the order matters (a trace's neighbouring bags share rows), so the streams of
-      a few SMs are replayed through an exact LRU for each grid point.
-
-    The simulator models the L1 set by set and checks this (scripts/crosscheck_sim.py).
-    """
-    key = (table, batch_size, sm_count, int(capacity_rows))
-    got = _L1_CACHE.get(key)
-    if got is not None:
-        return got
-    from perfmodel._indices import bag_lengths
-
-    q = row_probabilities(table)
-    if q is not None:
-        # the call's blocks of bpb bags go to min(sm_count, blocks) SMs: a small batch or a
-        # large block leaves SMs idle, and each busy SM's L1 sees that much more of the stream
-        n_all = float(bag_lengths(table, batch_size).sum())
-        qs = np.sort(q)[::-1]
-        busy = [min(sm_count, math.ceil(batch_size / float(bpb))) for bpb in L1_BPB_GRID]
-        by_busy = {s: _irm_l1_fraction(qs, n_all / s, capacity_rows) for s in set(busy)}  # one solve per SM count
-        grid = np.repeat(np.array([by_busy[s] for s in busy])[:, None], L1_G_GRID.size, axis=1)
-    else:  # replayed once per trace, batch, SM count and capacity; kept on disk like the L2 grids
-        assert table.indices.path is not None
-        h = hashlib.sha256()
-        h.update(np.ascontiguousarray(load_trace(table.indices.path, table.indices.table)).tobytes())
-        h.update(repr(("l1", _CACHE_VERSION, table.rows, table.pooling, table.pooling_mean, table.pooling_dist,
-                       table.indices.seed, batch_size, sm_count, int(capacity_rows), L1_BPB_GRID.tolist(),
-                       L1_G_GRID.tolist(), _L1_SAMPLE_SMS)).encode())
-        d = _cache_dir()
-        path = d / f"l1-{h.hexdigest()[:32]}.npy" if d is not None else None
-        loaded = None
-        if path is not None and path.exists():
-            try:
-                loaded = np.load(path)
-            except (OSError, ValueError):
-                loaded = None
-        if loaded is not None and loaded.shape == (L1_BPB_GRID.size, L1_G_GRID.size):
-            grid = loaded
-        else:
-            grid = np.array([[_trace_l1_fraction(table, batch_size, sm_count, capacity_rows, int(b), int(g))
-                              for g in L1_G_GRID] for b in L1_BPB_GRID])
-            if path is not None:
-                tmp = path.with_suffix(f".{os.getpid()}.tmp.npy")
-                try:
-                    np.save(tmp, grid)
-                    os.replace(tmp, path)
-                except OSError:
-                    pass
-    grid.setflags(write=False)
-    if len(_L1_CACHE) > 1024:
-        _L1_CACHE.clear()
-    _L1_CACHE[key] = grid
-    return grid

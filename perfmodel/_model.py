@@ -73,7 +73,8 @@ from perfmodel._kernel import (
     streaming_bandwidth,
     work_mapping,
 )
-from perfmodel._l2 import L1_BPB_GRID, L1_G_GRID, l1_hit_grid, residency
+from perfmodel._l1 import L1_BPB_GRID, L1_G_GRID, l1_hit_grid
+from perfmodel._l2 import residency
 from perfmodel._occupancy import blocks_per_sm
 from perfmodel._physics import bracket, bracket_scalar, model_params
 
@@ -347,7 +348,7 @@ def _table_eval(table: Table, batch: int, c: _Configs, gpu: GPUSpec, blocks: Any
     h = xp.minimum(xp.maximum(hits / n, 0.0), 1.0)  # hits: no DRAM traffic
     hl = xp.minimum(xp.maximum(hits_fast / n, 0.0), 1.0)  # of which not merged into an in-flight miss
     # of those, served by the issuing SM's own L1 (the kernels use no shared memory, so the
-    # whole unified L1/shared array is taken as L1; perfmodel._l2.l1_hit_grid). A block holds
+    # whole unified L1/shared array is taken as L1; perfmodel._l1.l1_hit_grid). A block holds
     # runs of consecutive bags: wpb (warp) or wpb / chunks (pytorch, at least one bag).
     bpb = xp.where(c.warp_variant, 1.0 * wpb, xp.maximum(wpb / chunks, 1.0))
     g_sm = xp.maximum(bags_in_flight / gpu.sm_count, 1.0)
@@ -455,6 +456,12 @@ _BOUND_NAMES = ("latency", "dram-bandwidth", "l2-bandwidth", "issue")
 
 #: resident blocks per (block size, registers), per GPU object (GPUSpec hashing is not free)
 _BLOCKS: dict[int, tuple[GPUSpec, dict[tuple[int, int], int]]] = {}
+
+
+def clear_cache() -> None:
+    """Forget the per-table constants and resident-block counts held in memory."""
+    _CONSTANTS.clear()
+    _BLOCKS.clear()
 
 
 def _blocks_one(gpu: GPUSpec, block_size: int, regs: int) -> int:

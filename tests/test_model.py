@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 
 import perfmodel
 from perfmodel._indices import table_call
-from perfmodel._l2 import L1_BPB_GRID, _merged_hits, l1_hit_grid, residency
+from perfmodel._l1 import L1_BPB_GRID, l1_hit_grid
+from perfmodel._l2 import _merged_hits, residency
 from perfmodel._lru import lru_hit_counts
 
 TRACES = Path(str(resources.files("perfmodel").joinpath("data/traces")))
