@@ -17,7 +17,7 @@ from perfmodel._config import (
     load_workload,
     workload_from_mapping,
 )
-from perfmodel._errors import InputError
+from perfmodel._errors import InputError, check_float, check_int
 from perfmodel._gpu import SUPPORTED_COMPUTE_CAPABILITIES, GPUSpec, get_gpu, gpu_ids, load_gpu_spec
 from perfmodel._kernel import PYTORCH_GRID_BLOCKS, KernelFacts, kernel_facts, kernel_registers, vector_bytes
 from perfmodel._micro import micro_l2_read, micro_pointer_chase, micro_stream_read
@@ -40,6 +40,8 @@ __all__ = [
     "Table",
     "Workload",
     "blocks_per_sm",
+    "check_float",
+    "check_int",
     "clear_caches",
     "get_gpu",
     "gpu_ids",

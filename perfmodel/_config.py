@@ -7,7 +7,6 @@ values of PyTorch's kernel as shipped (the baseline a search reports speedups ag
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 import sys
 from collections.abc import Mapping, Sequence
@@ -15,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from perfmodel._errors import InputError, choices_text
+from perfmodel._errors import InputError, check_float, check_int, choices_text
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -52,25 +51,9 @@ MIN_REGISTER_CAP = 24
 MAX_PREFETCH_DISTANCE = 16
 
 
-def _int(name: str, value: Any, low: int, high: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise InputError(f"`{name}` must be an integer, but got {value!r}")
-    if value < low or (high is not None and value > high):
-        rule = f"{low} <= {name}" + (f" <= {high}" if high is not None else "")
-        raise InputError(f"`{rule}` must hold, but got {name}={value}")
-    return value
-
-
-def _float(name: str, value: Any, low: float, high: float | None = None, *, low_open: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise InputError(f"`{name}` must be a number, but got {value!r}")
-    v = float(value)
-    bad = not math.isfinite(v) or (v <= low if low_open else v < low) or (high is not None and v > high)
-    if bad:
-        op = "<" if low_open else "<="
-        rule = f"{low:g} {op} {name}" + (f" <= {high:g}" if high is not None else "")
-        raise InputError(f"`{rule}` must hold, but got {name}={value!r}")
-    return v
+def _set_int(obj: Any, attr: str, name: str, min_val: int, max_val: int | None = None) -> None:
+    """Check a frozen dataclass's integer field and store it as a Python int."""
+    object.__setattr__(obj, attr, check_int(getattr(obj, attr), name, min_val=min_val, max_val=max_val))
 
 
 def _choice(name: str, value: Any, choices: Sequence[str]) -> str:
@@ -99,18 +82,18 @@ class KernelConfig:
 
     def __post_init__(self) -> None:
         _choice("variant", self.variant, VARIANTS)
-        _int("block_size", self.block_size, 32, 1024)
+        _set_int(self, "block_size", "block_size", 32, 1024)
         if self.block_size % 32:
             raise InputError(f"`block_size` must be a multiple of 32, but got block_size={self.block_size}")
-        _int("register_cap", self.register_cap, 0, 255)
+        _set_int(self, "register_cap", "register_cap", 0, 255)
         if 0 < self.register_cap < MIN_REGISTER_CAP:
             raise InputError(
                 f"`register_cap == 0 or {MIN_REGISTER_CAP} <= register_cap <= 255` must hold (ptxas accepts no "
                 f"smaller cap), but got register_cap={self.register_cap}"
             )
-        _int("prefetch_distance", self.prefetch_distance, 0, MAX_PREFETCH_DISTANCE)
+        _set_int(self, "prefetch_distance", "prefetch_distance", 0, MAX_PREFETCH_DISTANCE)
         object.__setattr__(
-            self, "pinned_row_fraction", _float("pinned_row_fraction", self.pinned_row_fraction, 0.0, 1.0)
+            self, "pinned_row_fraction", check_float(self.pinned_row_fraction, "pinned_row_fraction", min_val=0.0, max_val=1.0)
         )
         _choice("pin_method", self.pin_method, PIN_METHODS)
         _choice("bounds_check", self.bounds_check, BOUNDS_CHECKS)
@@ -138,9 +121,9 @@ class IndexDistribution:
 
     def __post_init__(self) -> None:
         _choice("indices.kind", self.kind, INDEX_KINDS)
-        object.__setattr__(self, "alpha", _float("indices.alpha", self.alpha, 0.0, 10.0, low_open=True))
-        _int("indices.seed", self.seed, 0)
-        _int("indices.table", self.table, 0)
+        object.__setattr__(self, "alpha", check_float(self.alpha, "indices.alpha", min_val=0.0, max_val=10.0, min_open=True))
+        _set_int(self, "seed", "indices.seed", 0)
+        _set_int(self, "table", "indices.table", 0)
         if self.kind == "trace":
             if not isinstance(self.path, str) or not self.path:
                 raise InputError("indices.kind = \"trace\" needs `indices.path`, a trace file, but got none")
@@ -163,10 +146,10 @@ class Table:
     indices: IndexDistribution = field(default_factory=IndexDistribution)
 
     def __post_init__(self) -> None:
-        _int("rows", self.rows, 1)
-        _int("dim", self.dim, 1, 65536)
+        _set_int(self, "rows", "rows", 1)
+        _set_int(self, "dim", "dim", 1, 65536)
         _choice("dtype", self.dtype, list(DTYPES))
-        _int("count", self.count, 1)
+        _set_int(self, "count", "count", 1)
         _choice("pooling_dist", self.pooling_dist, POOLING_DISTS)
         if self.pooling is None and self.pooling_mean is None:
             raise InputError("a table needs `pooling` (lookups per bag) or `pooling_mean`, but got neither")
@@ -175,11 +158,11 @@ class Table:
                 f"give `pooling` or `pooling_mean`, not both, but got pooling={self.pooling}, pooling_mean={self.pooling_mean}"
             )
         if self.pooling is not None:
-            _int("pooling", self.pooling, 1)
+            _set_int(self, "pooling", "pooling", 1)
             if self.pooling_dist != "fixed":
                 raise InputError(f"`pooling` is fixed; use `pooling_mean` with pooling_dist={self.pooling_dist!r}")
         else:
-            object.__setattr__(self, "pooling_mean", _float("pooling_mean", self.pooling_mean, 0.0, low_open=True))
+            object.__setattr__(self, "pooling_mean", check_float(self.pooling_mean, "pooling_mean", min_val=0.0, min_open=True))
         if not isinstance(self.indices, IndexDistribution):
             raise InputError(f"`indices` must be an IndexDistribution, but got {self.indices!r}")
 
@@ -205,7 +188,7 @@ class Workload:
     tables: tuple[Table, ...]
 
     def __post_init__(self) -> None:
-        _int("batch_size", self.batch_size, 1)
+        _set_int(self, "batch_size", "batch_size", 1)
         tables = tuple(self.tables)
         if not tables:
             raise InputError("a workload needs at least one table ([[tables]]), but got none")

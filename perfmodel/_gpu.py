@@ -13,7 +13,6 @@ in SM clock cycles (``_cycles``), as the pointer-chase microbenchmarks measure t
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 import sys
 from collections.abc import Mapping
@@ -23,7 +22,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from perfmodel._errors import InputError, choices_text
+from perfmodel._errors import InputError, check_float, check_int, choices_text
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -200,12 +199,9 @@ def _require(ok: bool, message: str) -> None:
 
 
 def _check_number(name: str, value: Any, kind: str, low: float) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise InputError(f"`{name}` must be a number, but got {value!r}")
-    if kind == "int" and not isinstance(value, int):
-        raise InputError(f"`{name}` must be an integer, but got {value!r}")
-    if not math.isfinite(value) or value < low:
-        raise InputError(f"`{name} >= {low:g}` must hold, but got {name}={value!r}")
+    check_float(value, name, min_val=low)
+    if kind == "int":
+        check_int(value, name)
 
 
 def _parse_spec(doc: Mapping[str, Any], origin: str) -> GPUSpec:

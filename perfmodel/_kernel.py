@@ -34,7 +34,7 @@ import numpy as np
 import numpy.typing as npt
 
 from perfmodel._config import DTYPES, KernelConfig, Table
-from perfmodel._errors import InputError
+from perfmodel._errors import InputError, check_int
 from perfmodel._gpu import GPUSpec
 from perfmodel._indices import hot_rows
 from perfmodel._physics import little_throughput, loop_instructions, model_params
@@ -100,8 +100,9 @@ VECTOR_WIDTHS_BYTES = (16, 8, 4, 2)
 def vector_bytes(dim: int, itemsize: int) -> int:
     """The ``warp`` variant's per-lane load (bytes): the widest vector that divides a row of
     ``dim`` elements of ``itemsize`` bytes, so every row stays aligned; at least one element."""
-    if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1 or itemsize not in (2, 4):
-        raise InputError(f"`dim >= 1 and itemsize in (2, 4)` must hold, but got (dim={dim!r}, itemsize={itemsize!r})")
+    check_int(dim, "dim", min_val=1)
+    if itemsize not in (2, 4):
+        raise InputError(f"`itemsize in (2, 4)` must hold, but got itemsize={itemsize!r}")
     row = dim * itemsize
     for v in VECTOR_WIDTHS_BYTES:
         if v >= itemsize and row % v == 0:

@@ -16,6 +16,7 @@ same physics as the embedding model (:mod:`perfmodel._physics`).
 
 from __future__ import annotations
 
+from perfmodel._errors import check_int
 from perfmodel._gpu import GPUSpec
 from perfmodel._physics import ModelParams, little_throughput, model_params, random_replacement_hit_rate
 
@@ -23,14 +24,6 @@ __all__ = ["micro_l2_read", "micro_pointer_chase", "micro_stream_read"]
 
 _ELEMENT_BYTES = 8  # the benchmarks' double-precision elements / 8-byte pointers
 _L2_READ_BLOCK = 1024  # threads per block of the l2-read benchmark
-
-
-def _positive(name: str, value: int) -> int:
-    from perfmodel._errors import InputError
-
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise InputError(f"`{name} > 0` must hold (an integer), but got {name}={value!r}")
-    return value
 
 
 def micro_stream_read(
@@ -42,8 +35,8 @@ def micro_stream_read(
     """
     from perfmodel._errors import InputError
 
-    _positive("block_size", block_size)
-    _positive("blocks_per_sm", blocks_per_sm)
+    check_int(block_size, "block_size", min_val=1)
+    check_int(blocks_per_sm, "blocks_per_sm", min_val=1)
     if block_size > gpu.max_threads_per_block:
         raise InputError(f"`block_size <= {gpu.max_threads_per_block}` must hold, but got block_size={block_size}")
     p = params or model_params()
@@ -68,7 +61,7 @@ def pointer_chase_hit_rates(
 
 def micro_pointer_chase(gpu: GPUSpec, *, footprint_bytes: int, params: ModelParams | None = None) -> float:
     """Predicted latency per access (SM cycles) of the pointer chase over ``footprint_bytes``."""
-    _positive("footprint_bytes", footprint_bytes)
+    check_int(footprint_bytes, "footprint_bytes", min_val=1)
     h1, hn, ht = pointer_chase_hit_rates(gpu, footprint_bytes, params)
     beyond_l1 = (
         hn * gpu.l2_near_latency_cycles + (ht - hn) * gpu.l2_far_latency_cycles + (1.0 - ht) * gpu.dram_latency_cycles
@@ -78,7 +71,7 @@ def micro_pointer_chase(gpu: GPUSpec, *, footprint_bytes: int, params: ModelPara
 
 def micro_l2_read(gpu: GPUSpec, *, footprint_bytes: int, params: ModelParams | None = None) -> float:
     """Predicted effective bandwidth (bytes/s) of the L2 read benchmark over ``footprint_bytes``."""
-    _positive("footprint_bytes", footprint_bytes)
+    check_int(footprint_bytes, "footprint_bytes", min_val=1)
     p = params or model_params()
     h = float(random_replacement_hit_rate(footprint_bytes / (p.l2_capacity_fraction * gpu.l2_size_bytes)))
     threads = gpu.sm_count * (gpu.max_threads_per_sm // _L2_READ_BLOCK) * _L2_READ_BLOCK

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from perfmodel._errors import InputError
+from perfmodel._errors import check_int
 from perfmodel._gpu import GPUSpec
 
 __all__ = ["Occupancy", "blocks_per_sm", "occupancy"]
@@ -160,16 +160,6 @@ def blocks_per_sm(
     }
 
 
-def _check_int(name: str, value: Any, low: int, high: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise InputError(f"`{name}` must be an integer, but got {value!r}")
-    v = int(value)
-    if v < low or (high is not None and v > high):
-        rule = f"{low} <= {name}" + (f" <= {high}" if high is not None else "")
-        raise InputError(f"`{rule}` must hold, but got {name}={v}")
-    return v
-
-
 def occupancy(
     gpu: GPUSpec,
     *,
@@ -191,10 +181,10 @@ def occupancy(
     Raises:
         ValueError: an argument outside its domain (the message states the rule).
     """
-    b = _check_int("block_size", block_size, 1, gpu.max_threads_per_block)
-    r = _check_int("registers_per_thread", registers_per_thread, 0, gpu.max_registers_per_thread)
-    s = _check_int("shared_mem_bytes", shared_mem_bytes, 0, gpu.shared_mem_per_block_optin_bytes)
-    st = _check_int("static_shared_mem_bytes", static_shared_mem_bytes, 0, gpu.shared_mem_per_block_optin_bytes)
+    b = check_int(block_size, "block_size", min_val=1, max_val=gpu.max_threads_per_block)
+    r = check_int(registers_per_thread, "registers_per_thread", min_val=0, max_val=gpu.max_registers_per_thread)
+    s = check_int(shared_mem_bytes, "shared_mem_bytes", min_val=0, max_val=gpu.shared_mem_per_block_optin_bytes)
+    st = check_int(static_shared_mem_bytes, "static_shared_mem_bytes", min_val=0, max_val=gpu.shared_mem_per_block_optin_bytes)
     return _occupancy_cached(gpu, b, r, s, st)
 
 

@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from perfmodel._config import DTYPES, KernelConfig
-from perfmodel._errors import InputError, choices_text
+from perfmodel._errors import InputError, check_int, choices_text
 
 __all__ = [
     "INDEX_DTYPES",
@@ -78,11 +78,8 @@ class ResourceUsage:
 
     def __post_init__(self) -> None:
         for name in COLUMNS:
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise InputError(f"`{name} >= 0` (an integer) must hold, but got {name}={value!r}")
-        if not 0 < self.registers <= 255:
-            raise InputError(f"`0 < registers <= 255` must hold, but got registers={self.registers}")
+            object.__setattr__(self, name, check_int(getattr(self, name), name, min_val=0))
+        check_int(self.registers, "registers", min_val=1, max_val=255)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

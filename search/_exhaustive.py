@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from perfmodel import GPUSpec, InputError, KernelConfig, Workload
+from perfmodel import GPUSpec, InputError, KernelConfig, Workload, check_int
 from search._evaluate import evaluate_model
 from search._optimize import RankedConfig, _as_gpu, _as_workload, pareto_front
 from search._space import SearchSpace, build_space, check_space
@@ -69,8 +69,7 @@ def exhaustive(
     t0 = time.perf_counter()
     wl, _ = _as_workload(workload)
     g = _as_gpu(gpu)
-    if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
-        raise InputError(f"`top_k >= 1` must hold, but got top_k={top_k!r}")
+    check_int(top_k, "top_k", min_val=1)
     sp = space if space is not None else build_space(wl, g, allow_no_bounds_check=allow_no_bounds_check)
     check_space(sp, wl, g)
     total = sp.grid_size

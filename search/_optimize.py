@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 import perfmodel
-from perfmodel import GPUSpec, InputError, KernelConfig, Workload
+from perfmodel import GPUSpec, InputError, KernelConfig, Workload, check_int
 from search._codec import CapLevelCodec, trial_config
 from search._evaluate import (
     FIDELITIES,
@@ -354,11 +354,6 @@ def _as_gpu(gpu: GPUSpec | str) -> GPUSpec:
     return gpu if isinstance(gpu, GPUSpec) else perfmodel.get_gpu(gpu)
 
 
-def _check_positive(name: str, value: int, low: int = 1) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise InputError(f"`{name} >= {low}` must hold, but got {name}={value!r}")
-
-
 def optimize(
     workload: Workload | str | os.PathLike[str],
     gpu: GPUSpec | str,
@@ -403,13 +398,13 @@ def optimize(
     objs = parse_objectives(objectives)
     if fidelity not in FIDELITIES:
         raise InputError(f"unknown fidelity {fidelity!r}; valid choices: {', '.join(FIDELITIES)}")
-    _check_positive("n_trials", n_trials, 0)
-    _check_positive("workers", workers)
-    _check_positive("ask_batch", ask_batch)
-    _check_positive("top_k", top_k)
-    _check_positive("n_startup_trials", n_startup_trials, 0)
+    check_int(n_trials, "n_trials", min_val=0)
+    check_int(workers, "workers", min_val=1)
+    check_int(ask_batch, "ask_batch", min_val=1)
+    check_int(top_k, "top_k", min_val=1)
+    check_int(n_startup_trials, "n_startup_trials", min_val=0)
     if seed is not None:
-        _check_positive("seed", seed, 0)
+        check_int(seed, "seed", min_val=0)
     if sampler not in SAMPLERS:
         raise InputError(f"unknown sampler {sampler!r}; valid choices: {', '.join(SAMPLERS)}")
     sp = space if space is not None else build_space(wl, g, allow_no_bounds_check=allow_no_bounds_check)

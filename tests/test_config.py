@@ -71,7 +71,7 @@ def test_workload_file_resolves_trace_relative(tmp_path: Path) -> None:
         ("batch_size = 4\n[[tables]]\nrows = 10\ndim = 8\npooling = 2\ndtype = \"int8\"\n", "valid choices: float16, float32"),
         ("batch_size = 4\n[[tables]]\nrows = 10\ndim = 8\npooling = 2\n[tables.indices]\nkind = \"trace\"\npath = \"nope.txt\"\n",
          "does not exist"),
-        ("batch_size = 0\n[[tables]]\nrows = 10\ndim = 8\npooling = 2\n", "1 <= batch_size"),
+        ("batch_size = 0\n[[tables]]\nrows = 10\ndim = 8\npooling = 2\n", "batch_size >= 1"),
     ],
 )
 def test_workload_errors(tmp_path: Path, text: str, needle: str) -> None:

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from perfmodel._errors import InputError, choices_text
+from perfmodel._errors import InputError, check_int, choices_text
 
 __all__ = ["POLICIES", "CacheSimResult", "cache_sim", "read_trace"]
 
@@ -119,10 +119,8 @@ def cache_sim(
         raise InputError(f"row ids must be >= 0, but got {int(keys.min())}")
     for name, v in (("row_bytes", row_bytes), ("capacity_bytes", capacity_bytes), ("line_bytes", line_bytes),
                     ("sector_bytes", sector_bytes)):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-            raise InputError(f"`{name} >= 1` must hold (an integer), but got {name}={v!r}")
-    if isinstance(ways, bool) or not isinstance(ways, (int, np.integer)) or ways < 0:
-        raise InputError(f"`ways >= 0` must hold (0 = fully associative LRU), but got ways={ways!r}")
+        check_int(v, name, min_val=1)
+    check_int(ways, "ways", min_val=0)  # 0: fully associative LRU
     if policy not in POLICIES:
         raise InputError(f"unknown policy {policy!r}; valid choices: {choices_text(list(POLICIES))}")
     n = int(keys.size)
