@@ -29,9 +29,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from perfmodel import InputError, KernelConfig
-from perfmodel._config import DTYPES
-from perfmodel._resources import INDEX_DTYPES, ResourceUsage, load_resource_table
+from perfmodel import DTYPES, INDEX_DTYPES, InputError, KernelConfig, ResourceUsage, load_resource_table
 
 __all__ = [
     "COMPILERS",

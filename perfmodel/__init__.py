@@ -8,6 +8,15 @@ from __future__ import annotations
 
 from perfmodel._caches import clear_caches
 from perfmodel._config import (
+    BOUNDS_CHECKS,
+    DTYPES,
+    INDEX_KINDS,
+    MAX_PREFETCH_DISTANCE,
+    MIN_REGISTER_CAP,
+    PIN_METHODS,
+    POOLING_DISTS,
+    PREFETCH_KINDS,
+    VARIANTS,
     IndexDistribution,
     KernelConfig,
     Table,
@@ -19,17 +28,27 @@ from perfmodel._config import (
 )
 from perfmodel._errors import InputError, check_float, check_int
 from perfmodel._gpu import SUPPORTED_COMPUTE_CAPABILITIES, GPUSpec, get_gpu, gpu_ids, load_gpu_spec
+from perfmodel._indices import TableCall, hot_rows, table_call
 from perfmodel._kernel import PYTORCH_GRID_BLOCKS, KernelFacts, kernel_facts, kernel_registers, vector_bytes
 from perfmodel._micro import micro_l2_read, micro_pointer_chase, micro_stream_read
 from perfmodel._model import Prediction, predict, predict_batch
 from perfmodel._occupancy import Occupancy, blocks_per_sm, occupancy
-from perfmodel._resources import ResourceUsage as ResourceUsage
-from perfmodel._resources import kernel_resources as kernel_resources
+from perfmodel._resources import INDEX_DTYPES, ResourceUsage, kernel_resources, load_resource_table
 from perfmodel.sim import simulate  # the simulator; its numba kernels load only when it runs
 
 __all__ = [
+    "BOUNDS_CHECKS",
+    "DTYPES",
+    "INDEX_DTYPES",
+    "INDEX_KINDS",
+    "MAX_PREFETCH_DISTANCE",
+    "MIN_REGISTER_CAP",
+    "PIN_METHODS",
+    "POOLING_DISTS",
+    "PREFETCH_KINDS",
     "PYTORCH_GRID_BLOCKS",
     "SUPPORTED_COMPUTE_CAPABILITIES",
+    "VARIANTS",
     "GPUSpec",
     "IndexDistribution",
     "InputError",
@@ -37,7 +56,9 @@ __all__ = [
     "KernelFacts",
     "Occupancy",
     "Prediction",
+    "ResourceUsage",
     "Table",
+    "TableCall",
     "Workload",
     "blocks_per_sm",
     "check_float",
@@ -45,11 +66,14 @@ __all__ = [
     "clear_caches",
     "get_gpu",
     "gpu_ids",
+    "hot_rows",
     "kernel_config_from_mapping",
     "kernel_facts",
     "kernel_registers",
+    "kernel_resources",
     "load_gpu_spec",
     "load_kernel_config",
+    "load_resource_table",
     "load_workload",
     "micro_l2_read",
     "micro_pointer_chase",
@@ -58,6 +82,7 @@ __all__ = [
     "predict",
     "predict_batch",
     "simulate",
+    "table_call",
     "vector_bytes",
     "workload_from_mapping",
 ]

@@ -12,10 +12,10 @@ fidelity); studies persist in SQLite, any Optuna storage URL, or a journal file.
 from __future__ import annotations
 
 from search._codec import CapLevelCodec, trial_config
-from search._evaluate import FIDELITIES, OBJECTIVES, Evaluation, evaluate_model, l2_bytes_set_aside
+from search._evaluate import FIDELITIES, OBJECTIVES, Evaluation, Measure, evaluate_model, l2_bytes_set_aside
 from search._exhaustive import ExhaustiveResult, exhaustive
 from search._optimize import SAMPLERS, RankedConfig, SearchResult, known_good_configs, optimize
-from search._report import write_exhaustive_report, write_report
+from search._report import format_config, top_table_rows, write_exhaustive_report, write_report
 from search._space import (
     REGISTER_CAP_CHOICES,
     SearchSpace,
@@ -26,6 +26,7 @@ from search._space import (
     space_from_mapping,
 )
 from search._storage import StorageSpec, resolve_storage
+from search._studies import study_top_k
 
 __all__ = [
     "FIDELITIES",
@@ -35,6 +36,7 @@ __all__ = [
     "CapLevelCodec",
     "Evaluation",
     "ExhaustiveResult",
+    "Measure",
     "RankedConfig",
     "SearchResult",
     "SearchSpace",
@@ -43,6 +45,7 @@ __all__ = [
     "check_space",
     "evaluate_model",
     "exhaustive",
+    "format_config",
     "known_good_configs",
     "l2_bytes_set_aside",
     "load_space",
@@ -50,6 +53,8 @@ __all__ = [
     "optimize",
     "resolve_storage",
     "space_from_mapping",
+    "study_top_k",
+    "top_table_rows",
     "trial_config",
     "write_exhaustive_report",
     "write_report",

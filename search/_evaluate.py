@@ -1,5 +1,6 @@
 """Objective values of kernel configurations: the model (``predict_batch``), the simulator, or
-measurements on a GPU (live through :mod:`validation`, or replayed from a measurement file).
+measurements on a GPU (live through a measuring function the caller passes, such as
+``validation.measure_configs``, or replayed from a measurement file).
 
 The search never models performance itself: times come from :func:`perfmodel.predict_batch`
 (fidelity ``model``), :func:`perfmodel.simulate` (``sim``) or measurements (``gpu``). The
@@ -13,7 +14,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ __all__ = [
     "FIDELITIES",
     "OBJECTIVES",
     "Evaluation",
+    "Measure",
     "evaluate_model",
     "l2_bytes_set_aside",
     "parse_objectives",
@@ -35,6 +37,10 @@ __all__ = [
 
 OBJECTIVES = ("time", "l2-bytes")
 FIDELITIES = ("model", "sim", "gpu")
+
+#: a function that measures configurations on this machine's GPU: (workload, configurations,
+#: gpu) -> one time (s) per configuration, ``inf`` for one whose output was wrong
+Measure = Callable[[Workload, list[KernelConfig], GPUSpec], Sequence[float]]
 
 
 def parse_objectives(objectives: str | Sequence[str]) -> tuple[str, ...]:
@@ -73,13 +79,6 @@ class Evaluation:
         return np.array([r == "" for r in self.infeasible], dtype=bool)
 
 
-def _predict_batch() -> Any:
-    fn = getattr(perfmodel, "predict_batch", None)
-    if fn is None:
-        raise InputError("this installation's perfmodel has no `predict_batch` (issue 4): the model fidelity needs it")
-    return fn
-
-
 def evaluate_model(workload: Workload, gpu: GPUSpec, configs: Sequence[KernelConfig]) -> Evaluation:
     """Predicted times of ``configs`` in one :func:`perfmodel.predict_batch` call.
 
@@ -87,7 +86,7 @@ def evaluate_model(workload: Workload, gpu: GPUSpec, configs: Sequence[KernelCon
     finite positive number, e.g. a block that cannot be resident) is infeasible, never an
     error: the batch is then re-run one configuration at a time to find which.
     """
-    predict_batch = _predict_batch()
+    predict_batch = perfmodel.predict_batch
     configs = list(configs)
     l2 = l2_bytes_set_aside(workload, configs)
     try:
@@ -124,17 +123,11 @@ def _finish(times: npt.NDArray[np.float64], l2: npt.NDArray[np.float64], reasons
 
 
 def simulate_times(workload: Workload, gpu: GPUSpec, configs: Sequence[KernelConfig]) -> list[float]:
-    """Simulated times (:func:`perfmodel.simulate`, issue 5); inf where it rejects a config."""
-    simulate = getattr(perfmodel, "simulate", None)
-    if simulate is None:
-        raise InputError(
-            "fidelity `sim` needs perfmodel.simulate (issue 5), which this installation does not have; "
-            "use --fidelity model"
-        )
+    """Simulated times (:func:`perfmodel.simulate`); inf where it rejects a config."""
     out = []
     for c in configs:
         try:
-            out.append(float(simulate(workload, c, gpu).time_s))
+            out.append(float(perfmodel.simulate(workload, c, gpu).time_s))
         except InputError:
             out.append(math.inf)
     return out
@@ -183,20 +176,19 @@ def replay_times(
     ]
 
 
-def measure_times(workload: Workload, gpu: GPUSpec, configs: Sequence[KernelConfig]) -> list[float]:
-    """Times measured on this machine's GPU through validation's sweep runner (issue 7)."""
-    try:
-        import validation
-    except ImportError as exc:  # pragma: no cover - validation ships with recperf
-        raise InputError(f"fidelity `gpu` needs the validation package: {exc}") from None
-    runner = getattr(validation, "measure_configs", None)
-    if runner is None:
+def measure_times(
+    workload: Workload, gpu: GPUSpec, configs: Sequence[KernelConfig], measure: Measure | None
+) -> list[float]:
+    """Times measured on this machine's GPU by ``measure`` (e.g. ``validation.measure_configs``,
+    which ``recperf search --fidelity gpu`` passes)."""
+    if measure is None:
         raise InputError(
-            "fidelity `gpu` needs validation's sweep runner (validation.measure_configs, issue 7), which this "
-            "installation does not have; replay recorded runs with --measurements FILE, or use --fidelity model"
+            "fidelity `gpu` needs a measuring function (optimize(..., measure=validation.measure_configs), as "
+            "`recperf search --fidelity gpu` passes) or recorded runs (measurements=FILE); "
+            "or use fidelity `model`"
         )
     try:
-        return [float(t) for t in runner(workload, list(configs), gpu)]
+        return [float(t) for t in measure(workload, list(configs), gpu)]
     except (ImportError, RuntimeError, OSError) as exc:  # no CuPy, no driver, no device
         raise InputError(
             f"fidelity `gpu` needs an NVIDIA GPU with CuPy (pip install 'recperf[gpu]'), but measuring failed: "

@@ -31,6 +31,7 @@ from perfmodel import GPUSpec, InputError, KernelConfig, Workload, check_int
 from search._codec import CapLevelCodec, trial_config
 from search._evaluate import (
     FIDELITIES,
+    Measure,
     evaluate_model,
     l2_bytes_set_aside,
     measure_times,
@@ -376,6 +377,7 @@ def optimize(
     measurements: str | os.PathLike[str] | None = None,
     progress: bool = False,
     workload_name: str | None = None,
+    measure: Measure | None = None,
 ) -> SearchResult:
     """Search kernel configurations for ``workload`` on ``gpu`` with an Optuna study.
 
@@ -385,7 +387,9 @@ def optimize(
     ``workers`` local processes share the study (a journal file, SQLite file or server
     storage). ``fidelity``: ``model`` ranks by :func:`perfmodel.predict_batch`; ``sim``
     re-ranks the ``top_k`` with :func:`perfmodel.simulate`; ``gpu`` with measured times,
-    live through :mod:`validation` or replayed from ``measurements`` (CONTRACT.md JSON lines).
+    replayed from ``measurements`` (measurement JSON lines, docs/formats.md) or measured live
+    by ``measure(workload, configs, gpu) -> times`` (``validation.measure_configs`` is one;
+    ``recperf search --fidelity gpu`` passes it).
     With objectives ``time,l2-bytes`` the result's ``pareto`` lists the front and
     ``best_config`` is its fastest point. The default study name is
     ``<workload_name or file stem>-<gpu>-<objectives>-<fingerprint of the inputs>``.
@@ -451,7 +455,8 @@ def optimize(
     top = ranked[:top_k]
     if fidelity != "model":
         candidates = list(dict.fromkeys([r.config for r in top] + [r.config for r in pareto[:top_k]]))
-        top, baseline_time, pareto = _rerank(fidelity, wl, g, candidates, ranked, pareto, measurements, top_k)
+        top, baseline_time, pareto = _rerank(fidelity, wl, g, candidates, ranked, pareto, measurements, top_k,
+                                             measure)
     if not top:
         raise InputError(f"fidelity {fidelity!r} gave no time for any of the top {top_k} configurations")
     best = pareto[0] if pareto else top[0]
@@ -542,7 +547,7 @@ def _run_workers(
 
 def _rerank(
     fidelity: str, wl: Workload, g: GPUSpec, candidates: list[KernelConfig], ranked: list[RankedConfig],
-    pareto: list[RankedConfig], measurements: str | os.PathLike[str] | None, top_k: int,
+    pareto: list[RankedConfig], measurements: str | os.PathLike[str] | None, top_k: int, measure: Measure | None,
 ) -> tuple[list[RankedConfig], float, list[RankedConfig]]:
     baseline = KernelConfig()
     configs = [*candidates, baseline]
@@ -552,7 +557,7 @@ def _rerank(
     elif measurements is not None:
         times = replay_times(measurements, g, configs)
     else:
-        times = list(measure_times(wl, g, configs))
+        times = list(measure_times(wl, g, configs, measure))
     base_t = times[-1]
     if base_t is None or not math.isfinite(base_t):
         raise InputError(

@@ -27,8 +27,16 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from perfmodel import GPUSpec, InputError, KernelConfig, Workload
-from perfmodel._config import BOUNDS_CHECKS, PIN_METHODS, PREFETCH_KINDS, VARIANTS
+from perfmodel import (
+    BOUNDS_CHECKS,
+    PIN_METHODS,
+    PREFETCH_KINDS,
+    VARIANTS,
+    GPUSpec,
+    InputError,
+    KernelConfig,
+    Workload,
+)
 
 if sys.version_info >= (3, 11):
     import tomllib

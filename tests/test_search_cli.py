@@ -15,10 +15,6 @@ import perfmodel
 import search
 from perfmodel import KernelConfig
 
-pytestmark = pytest.mark.skipif(
-    not hasattr(perfmodel, "predict_batch"), reason="perfmodel.predict_batch (issue 4) is not available yet"
-)
-
 WORKLOAD_TOML = """
 batch_size = 512
 [[tables]]
@@ -164,8 +160,6 @@ def test_space_file_beyond_the_gpu_is_refused(tmp_path: Path, files: tuple[Path,
 
 @pytest.mark.slow
 def test_sim_fidelity_reranks_the_top_k_with_the_simulator(files: tuple[Path, Path]) -> None:
-    if not hasattr(perfmodel, "simulate"):
-        pytest.skip("perfmodel.simulate (issue 5) is not available")
     w, s = files
     wl = perfmodel.load_workload(w)
     gpu = perfmodel.get_gpu("a100-80gb")

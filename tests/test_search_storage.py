@@ -18,13 +18,8 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-import perfmodel
 import search
 from search._storage import resolve_storage
-
-needs_model = pytest.mark.skipif(
-    not hasattr(perfmodel, "predict_batch"), reason="perfmodel.predict_batch (issue 4) is not available yet"
-)
 
 WORKLOAD_TOML = """
 batch_size = 512
@@ -70,7 +65,6 @@ def test_resolve_storage_kinds(tmp_path: Path) -> None:
         resolve_storage("", "x")
 
 
-@needs_model
 def test_sigkilled_search_keeps_completed_trials_and_resumes(tmp_path: Path, workload_file: Path) -> None:
     db = f"sqlite:///{tmp_path / 'kill.db'}"
     cmd = [sys.executable, "-m", "recperf", "search", "--gpu", "a100-80gb", "--workload", str(workload_file),
@@ -110,7 +104,6 @@ def test_sigkilled_search_keeps_completed_trials_and_resumes(tmp_path: Path, wor
     assert all("worker" not in t.user_attrs for t in study.get_trials(states=(TrialState.RUNNING,)))
 
 
-@needs_model
 def test_same_study_name_continues_and_counts_all_trials(tmp_path: Path, workload_file: Path) -> None:
     db = str(tmp_path / "c.db")
     first = search.optimize(workload_file, "a100-80gb", n_trials=12, seed=0, storage=db, study_name="c")
@@ -120,7 +113,6 @@ def test_same_study_name_continues_and_counts_all_trials(tmp_path: Path, workloa
     assert second.best_time_s <= first.best_time_s
 
 
-@needs_model
 def test_default_storage_is_sqlite_under_out(tmp_path: Path, workload_file: Path) -> None:
     r = search.optimize(workload_file, "a100-80gb", n_trials=5, seed=0, out_dir=tmp_path)
     files = list((tmp_path / "studies").glob("*.db"))
@@ -129,7 +121,6 @@ def test_default_storage_is_sqlite_under_out(tmp_path: Path, workload_file: Path
     assert again.study_name == r.study_name and again.n_trials_completed == 10
 
 
-@needs_model
 def test_study_of_another_workload_is_refused(tmp_path: Path, workload_file: Path) -> None:
     db = str(tmp_path / "m.db")
     search.optimize(workload_file, "a100-80gb", n_trials=3, storage=db, study_name="m")
@@ -143,7 +134,6 @@ def _assert_no_loss_or_duplicate(trials: list[optuna.trial.FrozenTrial], n: int)
     assert len({t._trial_id for t in trials}) == n
 
 
-@needs_model
 @pytest.mark.slow
 def test_journal_file_workers_complete_n_trials(tmp_path: Path, workload_file: Path) -> None:
     journal = str(tmp_path / "study.log")
@@ -159,7 +149,6 @@ def test_journal_file_workers_complete_n_trials(tmp_path: Path, workload_file: P
 POSTGRES = os.environ.get("RECPERF_TEST_POSTGRES_URL")
 
 
-@needs_model
 @pytest.mark.postgres
 @pytest.mark.slow
 @pytest.mark.skipif(not POSTGRES, reason="RECPERF_TEST_POSTGRES_URL is unset: no PostgreSQL server (.ci/run starts one as root)")
@@ -194,7 +183,6 @@ def test_four_processes_on_one_postgres_server(tmp_path: Path, workload_file: Pa
         optuna.delete_study(study_name=name, storage=POSTGRES)
 
 
-@needs_model
 @pytest.mark.postgres
 @pytest.mark.slow
 @pytest.mark.skipif(not POSTGRES, reason="RECPERF_TEST_POSTGRES_URL is unset: no PostgreSQL server (.ci/run starts one as root)")
@@ -227,7 +215,6 @@ def test_workers_starting_together_on_an_empty_postgres_database(tmp_path: Path,
             conn.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
-@needs_model
 def test_running_trials_of_dead_local_processes_are_failed(tmp_path: Path, workload_file: Path) -> None:
     import socket
 

@@ -14,9 +14,6 @@ import perfmodel
 from validation import MicroData, MicroModel, calibrate, compare_published, published_datasets
 from validation.published import parse_latency
 
-HAS_MICRO = all(hasattr(perfmodel, n) for n in ("micro_stream_read", "micro_pointer_chase", "micro_l2_read", "predict"))
-needs_model = pytest.mark.skipif(not HAS_MICRO, reason="perfmodel's micro_* / predict are not in this build yet")
-
 
 def test_manifest_covers_the_a100_stream_and_chase_curves_with_provenance() -> None:
     ds = published_datasets()
@@ -77,7 +74,6 @@ def test_calibration_recovers_known_parameters_from_synthetic_curves(tmp_path: P
     assert spec.sm_count == base.sm_count and spec.source("sm_count") == base.source("sm_count")
 
 
-@needs_model
 def test_cli_published_reports_an_error_per_dataset() -> None:
     kinds = ["--kind", "stream-read", "--kind", "pointer-chase", "--kind", "l2-read"]  # the ledger: its own tests
     out = subprocess.run([sys.executable, "-m", "recperf", "validate", "published", *kinds, "--json"],
@@ -91,7 +87,6 @@ def test_cli_published_reports_an_error_per_dataset() -> None:
     assert all(d["error"] < 0.5 for d in stream), stream  # a sane model is within 50% on average
 
 
-@needs_model
 def test_calibrating_a100_latencies_from_the_published_chase_does_not_raise_its_error() -> None:
     base = perfmodel.get_gpu("a100-80gb")
     bench = Path(perfmodel.__file__).parent / "data" / "gpu-benches"
@@ -103,7 +98,6 @@ def test_calibrating_a100_latencies_from_the_published_chase_does_not_raise_its_
     assert cmp[0].error == pytest.approx(r["mape_after"])
 
 
-@needs_model
 def test_cli_calibrate_writes_a_spec_that_predict_accepts(tmp_path: Path) -> None:
     spec = tmp_path / "cal.toml"
     out = subprocess.run([sys.executable, "-m", "recperf", "validate", "calibrate", "--gpu", "a100-40gb", "--published",

@@ -26,7 +26,6 @@ from validation import (
     scatter_info,
 )
 
-HAS_PREDICT = hasattr(perfmodel, "predict")
 WORKLOAD = 'batch_size = 256\n[[tables]]\nrows = 100000\ndim = 64\npooling = 20\n[tables.indices]\nkind = "uniform"\n'
 INLINE = {"batch_size": 128, "tables": [{"rows": 5000, "dim": 32, "pooling": 4, "indices": {"kind": "zipf", "alpha": 1.1}}]}
 
@@ -130,12 +129,11 @@ def test_append_and_resume_keys(tmp_path: Path) -> None:
     assert len(f.read_text().splitlines()) == 3
 
 
-@pytest.mark.skipif(not HAS_PREDICT, reason="perfmodel.predict is not in this build yet")
 def test_cli_report_agrees_with_predict_per_record(tmp_path: Path) -> None:
     kernels = [{"variant": v, "block_size": b, "register_cap": r} for v in ("pytorch", "warp") for b in (128, 256)
                for r in (0, 40)]
     w = perfmodel.load_workload(_file(tmp_path, []).parent / "w.toml")
-    pred = np.array([perfmodel.predict(w, perfmodel.kernel_config_from_mapping(k), perfmodel.get_gpu("h100-sxm")).time_s  # type: ignore[attr-defined]
+    pred = np.array([perfmodel.predict(w, perfmodel.kernel_config_from_mapping(k), perfmodel.get_gpu("h100-sxm")).time_s
                      for k in kernels])
     meas = pred * np.linspace(0.7, 1.3, len(pred))[::-1]
     meas[3] = meas[5]  # a tie in the measurements

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import perfmodel
 from perfmodel import GPUSpec
@@ -26,28 +25,10 @@ class MicroModel:
     l2_read: Callable[[GPUSpec, int], float]  # (gpu, footprint_bytes) -> B/s
 
 
-def _value(result: Any, *names: str) -> float:
-    """A float, or the first of ``names`` found on a result object or mapping."""
-    if isinstance(result, (int, float)):
-        return float(result)
-    for n in names:
-        if isinstance(result, dict) and n in result:
-            return float(result[n])
-        if hasattr(result, n):
-            return float(getattr(result, n))
-    raise TypeError(f"cannot read {names} from the model's result {result!r}")
-
-
 def perfmodel_micro_model() -> MicroModel:
-    """The project's model (``perfmodel.micro_*``); a clear error if this build lacks them."""
-    missing = [n for n in ("micro_stream_read", "micro_pointer_chase", "micro_l2_read") if not hasattr(perfmodel, n)]
-    if missing:
-        raise RuntimeError(f"perfmodel lacks {', '.join(missing)}: the microbenchmark model is not available")
-    stream: Any = perfmodel.micro_stream_read  # type: ignore[attr-defined]
-    chase: Any = perfmodel.micro_pointer_chase  # type: ignore[attr-defined]
-    l2: Any = perfmodel.micro_l2_read  # type: ignore[attr-defined]
+    """The project's model: ``perfmodel.micro_stream_read``, ``micro_pointer_chase``, ``micro_l2_read``."""
     return MicroModel(
-        stream_read=lambda g, b, k: _value(stream(g, block_size=b, blocks_per_sm=k), "bandwidth_bytes_per_s"),
-        pointer_chase=lambda g, f: _value(chase(g, footprint_bytes=f), "latency_cycles"),
-        l2_read=lambda g, f: _value(l2(g, footprint_bytes=f), "bandwidth_bytes_per_s"),
+        stream_read=lambda g, b, k: perfmodel.micro_stream_read(g, block_size=b, blocks_per_sm=k),
+        pointer_chase=lambda g, f: perfmodel.micro_pointer_chase(g, footprint_bytes=f),
+        l2_read=lambda g, f: perfmodel.micro_l2_read(g, footprint_bytes=f),
     )

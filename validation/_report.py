@@ -39,21 +39,11 @@ Predictor = Callable[[Workload, Sequence[KernelConfig], GPUSpec], npt.NDArray[np
 
 
 def default_predictor() -> Predictor:
-    """``perfmodel.predict_batch``, or ``predict`` per kernel where there is no batch API."""
-    batch = getattr(perfmodel, "predict_batch", None)
-    if batch is not None:
-        def run_batch(w: Workload, ks: Sequence[KernelConfig], g: GPUSpec) -> npt.NDArray[np.float64]:
-            return np.asarray(batch(w, list(ks), g), dtype=np.float64)
+    """:func:`perfmodel.predict_batch`."""
+    def run_batch(w: Workload, ks: Sequence[KernelConfig], g: GPUSpec) -> npt.NDArray[np.float64]:
+        return np.asarray(perfmodel.predict_batch(w, list(ks), g), dtype=np.float64)
 
-        return run_batch
-    single = getattr(perfmodel, "predict", None)
-    if single is None:
-        raise RuntimeError("perfmodel has neither predict_batch nor predict: this installation cannot predict")
-
-    def run_each(w: Workload, ks: Sequence[KernelConfig], g: GPUSpec) -> npt.NDArray[np.float64]:
-        return np.array([float(single(w, k, g).time_s) for k in ks], dtype=np.float64)
-
-    return run_each
+    return run_batch
 
 
 def predict_records(

@@ -217,13 +217,8 @@ def _predict(workload: Workload, kernel: KernelConfig, gpu: GPUSpec) -> dict[str
 
 @lru_cache(maxsize=4096)
 def _predict_cached(workload: Workload, kernel: KernelConfig, gpu: GPUSpec) -> dict[str, Any]:
-    predict = getattr(perfmodel, "predict", None)
-    if predict is None:
-        raise InputError(
-            "the GPU embedding stage needs perfmodel.predict (the embedding-stage model), which this installation lacks"
-        )
-    p = predict(workload, kernel, gpu)
-    return {"time_s": p.time_s, "occupancy": getattr(p, "occupancy", None), "dram_bytes": getattr(p, "dram_bytes", None)}
+    p = perfmodel.predict(workload, kernel, gpu)
+    return {"time_s": p.time_s, "occupancy": p.occupancy, "dram_bytes": p.dram_bytes}
 
 
 # ---- CPU ------------------------------------------------------------------------------------

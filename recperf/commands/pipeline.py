@@ -194,8 +194,8 @@ def run_pipeline(args: argparse.Namespace) -> int:
 
 
 def run_sweep(args: argparse.Namespace) -> int:
+    from perfmodel import InputError
     from perfmodel import pipeline as pp
-    from perfmodel._errors import InputError
 
     devices = [d.strip() for d in args.devices.split(",") if d.strip()]
     try:

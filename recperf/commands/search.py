@@ -52,7 +52,7 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     import perfmodel
     import search
-    from search._report import format_config, top_table_rows
+    from search import format_config, top_table_rows
 
     gpu = perfmodel.get_gpu(args.gpu)
     workload = perfmodel.load_workload(args.workload)
@@ -86,12 +86,20 @@ def run(args: argparse.Namespace) -> int:
 
         return emit(args, payload, ex_text)
 
+    measure: search.Measure | None = None
+    if args.fidelity == "gpu" and args.measurements is None:
+        # live measurements: search takes the measuring function, validation provides it (the
+        # two packages meet here; neither imports the other)
+        from validation import measure_configs
+
+        measure = measure_configs
     result = search.optimize(
         workload, gpu, n_trials=args.trials, seed=args.seed, storage=args.storage, fidelity=args.fidelity,
         study_name=args.study_name or None, objectives=args.objectives, space=space,
         allow_no_bounds_check=args.allow_no_bounds_check,
         sampler=args.sampler, top_k=args.top_k, workers=args.workers, ask_batch=args.ask_batch, out_dir=args.out,
         measurements=args.measurements, progress=progress, workload_name=stem,
+        measure=measure,
     )
     report = None
     if not args.no_report:
@@ -124,3 +132,4 @@ def run(args: argparse.Namespace) -> int:
 
 def _safe(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+

@@ -298,7 +298,8 @@ def run_micro(args: argparse.Namespace) -> int:
 
 def run_sweep(args: argparse.Namespace) -> int:
     import perfmodel
-    from validation.runners import LiveRunner, kernel_grid, read_kernel_list, study_top_k
+    from search import study_top_k
+    from validation.runners import LiveRunner, kernel_grid, read_kernel_list
 
     workload = perfmodel.load_workload(args.workload)
     if args.kernels:

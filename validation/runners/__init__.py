@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from validation.runners._grid import kernel_grid, read_kernel_list, study_top_k
+from validation.runners._grid import kernel_grid, read_kernel_list
 from validation.runners._live import LiveRunner, measure_configs, reference_embedding_bag, table_inputs
 from validation.runners._replay import ReplayRunner
 
@@ -14,6 +14,5 @@ __all__ = [
     "measure_configs",
     "read_kernel_list",
     "reference_embedding_bag",
-    "study_top_k",
     "table_inputs",
 ]

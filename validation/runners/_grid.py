@@ -1,10 +1,10 @@
-"""Sets of kernel configurations for a sweep: a grid, a seeded sample of it, or a list."""
+"""Sets of kernel configurations for a sweep: a grid, a seeded sample of it, or a list (a
+search study's best ones come from ``search.study_top_k``; the CLI joins the two)."""
 
 from __future__ import annotations
 
 import itertools
 import json
-import math
 import os
 import random
 from collections.abc import Mapping, Sequence
@@ -14,7 +14,7 @@ from typing import Any
 import perfmodel
 from perfmodel import InputError, KernelConfig
 
-__all__ = ["kernel_grid", "read_kernel_list", "study_top_k"]
+__all__ = ["kernel_grid", "read_kernel_list"]
 
 
 def kernel_grid(grid: Mapping[str, Sequence[Any]], *, sample: int = 0, seed: int = 0) -> list[KernelConfig]:
@@ -74,44 +74,4 @@ def read_kernel_list(path: str | os.PathLike[str]) -> list[KernelConfig]:
         if not isinstance(doc, dict):
             raise InputError(f"{p}:{i}: each line must be a JSON object of kernel config keys, but got {doc!r}")
         out.append(perfmodel.kernel_config_from_mapping(doc, f"{p}:{i}"))
-    return out
-
-
-def study_top_k(storage: str, study_name: str, k: int) -> list[KernelConfig]:
-    """The ``k`` best distinct configurations of a search study (first objective, completed trials).
-
-    ``storage`` is what ``recperf search --storage`` takes (a URL or a file path); the
-    study's search space is read from its ``space`` attribute (written by :mod:`search`).
-    """
-    import optuna
-
-    import search
-
-    if k < 1:
-        raise InputError(f"`k >= 1` must hold, but got k={k}")
-    spec = search.resolve_storage(storage, study_name)
-    store: Any = spec.url
-    if spec.kind == "journal":
-        store = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(spec.url))
-    try:
-        study = optuna.load_study(study_name=study_name, storage=store)
-    except KeyError:
-        raise InputError(f"no study named {study_name!r} in {spec.describe()}") from None
-    space_doc = study.user_attrs.get("space")
-    if not isinstance(space_doc, Mapping):
-        raise InputError(f"study {study_name!r} has no `space` attribute: it was not written by recperf search")
-    # search writes SearchSpace.to_dict() (field names); space_from_mapping reads plural keys
-    fields = {f for f in KernelConfig.__dataclass_fields__}
-    doc = {(k + "s" if k in fields else k): v for k, v in space_doc.items()}
-    space = search.space_from_mapping(doc)
-    done = [t for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-            if t.values and all(math.isfinite(v) for v in t.values)]
-    done.sort(key=lambda t: t.values[0])
-    out: list[KernelConfig] = []
-    for t in done:
-        c = search.trial_config(space, t)
-        if c not in out:
-            out.append(c)
-        if len(out) == k:
-            break
     return out
