@@ -40,7 +40,7 @@ import numpy as np
 import numpy.typing as npt
 
 import perfmodel
-from perfmodel import InputError
+from perfmodel import InputError, check_int
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -214,9 +214,8 @@ class TimedCalls:
     count: int
 
     def __post_init__(self) -> None:
-        for name, value, low in (("calls.first", self.first, 0), ("calls.count", self.count, 1)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise InputError(f"`{name} >= {low}` must hold (an integer), but got {name}={value!r}")
+        check_int(self.first, "calls.first", min_val=0)
+        check_int(self.count, "calls.count", min_val=1)
 
     def sample(self, n: int) -> tuple[int, ...]:
         """``n`` calls spread evenly over the timed ones, first and last included (``n = 1``: the first)."""

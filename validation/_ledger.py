@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 import perfmodel
-from perfmodel import InputError
+from perfmodel import InputError, check_int
 from validation._harness import (
     HarnessCost,
     IntArray,
@@ -489,8 +489,7 @@ def compare_ledger(
         costs: host-term costs (default: the shipped ``harness.toml``).
         sources: only these source ids.
     """
-    if isinstance(windows, bool) or not isinstance(windows, int) or windows < 1:
-        raise InputError(f"`windows >= 1` must hold (an integer), but got windows={windows!r}")
+    check_int(windows, "windows", min_val=1)
     led = ledger if ledger is not None else load_ledger()
     if sources is not None:
         known = {s.id for s in led.sources}
