@@ -17,15 +17,28 @@ from kernels._compile import (
     source_hash,
 )
 from kernels._cpu import CpuResult, cpu_compiler, embedding_bag_cpu, run_cpu
-from kernels._gpu import EmbeddingBagLauncher, embedding_bag_gpu, gpu_available, persisting_l2_window
+from kernels._gpu import (
+    CupyDevice,
+    EmbeddingBagLauncher,
+    KernelLaunch,
+    PreparedLookup,
+    embedding_bag_gpu,
+    gpu_available,
+    nvrtc_problem,
+    persisting_l2_window,
+    toolchain_problems,
+)
 from kernels._launch import LaunchGeometry, frequency_remap, launch_geometry, vec_bytes_for
 
 __all__ = [
     "PINNED_NVRTC",
     "CompileKey",
     "CpuResult",
+    "CupyDevice",
     "EmbeddingBagLauncher",
+    "KernelLaunch",
     "LaunchGeometry",
+    "PreparedLookup",
     "available_compiler",
     "compile_key",
     "cpu_compiler",
@@ -34,11 +47,13 @@ __all__ = [
     "frequency_remap",
     "gpu_available",
     "launch_geometry",
+    "nvrtc_problem",
     "parse_cubin",
     "parse_ptxas_log",
     "persisting_l2_window",
     "resource_usage",
     "run_cpu",
     "source_hash",
+    "toolchain_problems",
     "vec_bytes_for",
 ]

@@ -7,6 +7,7 @@ Notation: B bags, N indices, E table rows, D embedding dim.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -111,11 +112,21 @@ class LookupArgs:
 
 
 def check_lookup_args(
-    weight: Any, indices: Any, offsets: Any, mode: str, per_sample_weights: Any | None, xp: Any = np
+    weight: Any,
+    indices: Any,
+    offsets: Any,
+    mode: str,
+    per_sample_weights: Any | None,
+    xp: Any = np,
+    to_host: Callable[[Any], np.ndarray] | None = None,
 ) -> LookupArgs:
     """Check dtypes, shapes and contiguity as the kernels need them (torch.nn.functional.embedding_bag
     rules, include_last_offset=False); ``xp`` is numpy or cupy. Offsets are cast to the index
-    dtype; nothing else is converted silently."""
+    dtype; nothing else is converted silently.
+
+    The offsets' values (first, last, non-decreasing) are checked on the host: device arrays
+    need ``to_host`` (one explicit copy of the offsets; no implicit device-to-host transfer).
+    """
     if mode not in MODES:
         raise InputError(f"unknown mode {mode!r}; valid choices: {', '.join(MODES)} (max is not implemented)")
     if getattr(weight, "ndim", None) != 2:
@@ -141,12 +152,13 @@ def check_lookup_args(
     offsets = xp.ascontiguousarray(offsets.astype(indices.dtype, copy=False))
     n, b = int(indices.shape[0]), int(offsets.shape[0])
     if b > 0:
-        first, last = int(offsets[0]), int(offsets[-1])
+        host = np.asarray(offsets if to_host is None else to_host(offsets))
+        first, last = int(host[0]), int(host[-1])
         if first != 0:
             raise InputError(f"`offsets[0] == 0` must hold (include_last_offset=False), but got offsets[0]={first}")
         if last > n:
             raise InputError(f"`offsets[-1] <= len(indices)` must hold, but got offsets[-1]={last}, len(indices)={n}")
-        if b > 1 and bool((offsets[1:] < offsets[:-1]).any()):
+        if b > 1 and bool((host[1:] < host[:-1]).any()):
             raise InputError("`offsets` must be non-decreasing, but it decreases somewhere")
     if per_sample_weights is not None:
         if mode != "sum":

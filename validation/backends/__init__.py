@@ -6,11 +6,21 @@ Every GPU library is imported inside the functions that need it, never at import
 from __future__ import annotations
 
 from validation.backends._cupy import (
+    INSTRUMENT_SOURCE,
     CupyBackend,
-    cuda_python_runtime,
+    device_clocks_khz,
     gpu_available,
     match_gpu_id,
+    nvml_snapshot,
     software_versions,
 )
 
-__all__ = ["CupyBackend", "cuda_python_runtime", "gpu_available", "match_gpu_id", "software_versions"]
+__all__ = [
+    "INSTRUMENT_SOURCE",
+    "CupyBackend",
+    "device_clocks_khz",
+    "gpu_available",
+    "match_gpu_id",
+    "nvml_snapshot",
+    "software_versions",
+]

@@ -10,8 +10,11 @@ from __future__ import annotations
 from validation.micro._bench import KINDS, run_microbenchmarks
 from validation.micro._plan import (
     CHASE_SLOT_BYTES,
+    QUICK_CHASE_MAX_STEPS,
     chase_footprints,
+    chase_max_bytes,
     chase_next_slots,
+    chase_order,
     chase_steps,
     l2_footprints,
     spoiler_shared_mem_bytes,
@@ -20,8 +23,11 @@ from validation.micro._plan import (
 __all__ = [
     "CHASE_SLOT_BYTES",
     "KINDS",
+    "QUICK_CHASE_MAX_STEPS",
     "chase_footprints",
+    "chase_max_bytes",
     "chase_next_slots",
+    "chase_order",
     "chase_steps",
     "l2_footprints",
     "run_microbenchmarks",

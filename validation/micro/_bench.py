@@ -30,8 +30,11 @@ from validation._records import append_record
 from validation.micro import _sources as src
 from validation.micro._plan import (
     CHASE_SLOT_BYTES,
+    QUICK_CHASE_MAX_STEPS,
     chase_footprints,
+    chase_max_bytes,
     chase_next_slots,
+    chase_order,
     chase_steps,
     l2_footprints,
     result_record,
@@ -51,9 +54,9 @@ def _spec_for(backend: Any, gpu: str | None) -> perfmodel.GPUSpec:
 
 
 def run_pointer_chase(backend: Any, footprints: Sequence[int], *, gpu_id: str | None, emit: Callable[[dict[str, Any]], None],
-                      deadline: float = float("inf")) -> None:
+                      deadline: float = float("inf"), max_steps: int = 1 << 20) -> None:
     cp = backend.cp
-    kernel = backend.compile(src.CHASE, "chase")
+    kernel = backend.compile_kernel(src.CHASE, "chase")
     sink = cp.zeros(1, dtype=cp.uint64)
     cycles = cp.zeros(1, dtype=cp.int64)
     start_ev, end_ev = cp.cuda.Event(), cp.cuda.Event()
@@ -66,7 +69,7 @@ def run_pointer_chase(backend: Any, footprints: Sequence[int], *, gpu_id: str | 
         host = np.zeros(n_slots * (CHASE_SLOT_BYTES // 8), dtype=np.uint64)
         host[:: CHASE_SLOT_BYTES // 8] = np.uint64(buf.data.ptr) + nxt.astype(np.uint64) * np.uint64(CHASE_SLOT_BYTES)
         buf.set(host)
-        steps = chase_steps(n_slots)
+        steps = chase_steps(n_slots, max_steps=max_steps)
         start = buf[0:1]  # slot 0 is on the cycle like every slot
         args = (start, np.int64(steps), sink, cycles)
         backend.launch(kernel, (1,), (64,), (start, np.int64(min(steps, 2 * n_slots + 16)), sink, cycles))  # warm
@@ -91,7 +94,7 @@ def run_stream_read(backend: Any, spec: perfmodel.GPUSpec, block_sizes: Sequence
     from validation.observers import time_with_events
 
     cp = backend.cp
-    kernel = backend.compile(src.STREAM_READ, "stream_read")
+    kernel = backend.compile_kernel(src.STREAM_READ, "stream_read")
     n = buffer_bytes // 8
     a = cp.ones(n, dtype=cp.float64)
     sink = cp.zeros(1, dtype=cp.float64)
@@ -103,7 +106,7 @@ def run_stream_read(backend: Any, spec: perfmodel.GPUSpec, block_sizes: Sequence
         def run(_i: int, b: int = b, grid: int = grid) -> None:
             backend.launch(kernel, (grid,), (b,), (a, sink, np.int64(n)), shared_mem=smem)
 
-        t = time_with_events(run, repeats=repeats, warmup=2)
+        t = time_with_events(run, device=backend, repeats=repeats, warmup=2)
         occ = perfmodel.occupancy(spec, block_size=b, registers_per_thread=32, shared_mem_bytes=smem)
         emit(result_record("stream-read", gpu_id, block_size=int(b), blocks_per_sm=blocks_per_sm,
                            bandwidth_bytes_per_s=n * 8 / t.median_s, shared_mem_bytes=smem,
@@ -116,7 +119,7 @@ def run_l2_read(backend: Any, footprints: Sequence[int], *, gpu_id: str | None, 
     from validation.observers import time_with_events
 
     cp = backend.cp
-    kernel = backend.compile(src.L2_READ, "l2_read")
+    kernel = backend.compile_kernel(src.L2_READ, "l2_read")
     chunk_bytes = src.L2_READ_BLOCK * src.L2_READ_PER_THREAD * 8
     sink = cp.zeros(1, dtype=cp.float64)
     for fp in footprints:
@@ -129,7 +132,7 @@ def run_l2_read(backend: Any, footprints: Sequence[int], *, gpu_id: str | None, 
         def run(_i: int, blocks: int = blocks, buf: Any = buf, chunks: int = chunks) -> None:
             backend.launch(kernel, (blocks,), (src.L2_READ_BLOCK,), (buf, sink, np.int64(chunks)))
 
-        t = time_with_events(run, repeats=repeats, warmup=1)
+        t = time_with_events(run, device=backend, repeats=repeats, warmup=1)
         emit(result_record("l2-read", gpu_id, footprint_bytes=int(chunks * chunk_bytes),
                            bandwidth_bytes_per_s=blocks * chunk_bytes / t.median_s, blocks=int(blocks), **t.to_dict()))
         del buf
@@ -145,7 +148,7 @@ def run_persisting_l2(backend: Any, *, gpu_id: str | None, emit: Callable[[dict[
     if limit <= 0:
         emit(result_record("persisting-l2", gpu_id, skipped="persistingL2CacheMaxSize is 0 (MIG, or not supported)"))
         return
-    kernel = backend.compile(src.STREAM_READ, "stream_read")
+    kernel = backend.compile_kernel(src.STREAM_READ, "stream_read")
     cold = cp.ones(4 * backend.l2_size_bytes // 8, dtype=cp.float64)
     sink = cp.zeros(1, dtype=cp.float64)
     n_cold = np.int64(cold.size)
@@ -170,7 +173,8 @@ def run_persisting_l2(backend: Any, *, gpu_id: str | None, emit: Callable[[dict[
                     def read_hot(_i: int, hot: Any = hot, n_hot: Any = n_hot) -> None:
                         backend.launch(kernel, ((hot.size + 255) // 256,), (256,), (hot, sink, n_hot), stream=stream)
 
-                    t = time_with_events(read_hot, repeats=repeats, warmup=1, before_each=evict, stream=stream)
+                    t = time_with_events(read_hot, device=backend, repeats=repeats, warmup=1, before_each=evict,
+                                         stream=stream)
                 emit(result_record("persisting-l2", gpu_id, hot_bytes=hot_bytes, window=window, hit_ratio=hit_ratio,
                                    persisting_limit_bytes=limit, bandwidth_bytes_per_s=hot_bytes / t.median_s,
                                    time_s=t.median_s, **t.to_dict()))
@@ -200,7 +204,7 @@ def run_microbenchmarks(out: str | Path, *, gpu: str | None = None, quick: bool 
 
     def emit(rec: dict[str, Any]) -> None:
         counts[rec["benchmark"]] = counts.get(rec["benchmark"], 0) + 1
-        append_record(out, rec)
+        append_record(out, {**rec, "clocks": be.clocks()})
 
     env = be.environment()
     append_record(out, {"benchmark": "env", "gpu": gpu_id, "env": env})
@@ -212,8 +216,10 @@ def run_microbenchmarks(out: str | Path, *, gpu: str | None = None, quick: bool 
             continue
         phase_deadline = min(deadline, time.monotonic() + share[kind]) if budget_s else deadline
         if kind == "pointer-chase":
-            fps = chase_footprints(max(4 * spec.l2_size_bytes, 256 << 20), factor=1.6 if quick else 1.25)
-            run_pointer_chase(be, fps, gpu_id=gpu_id, emit=emit, deadline=phase_deadline)
+            fps = chase_order(chase_footprints(chase_max_bytes(be.l2_size_bytes or spec.l2_size_bytes),
+                                               factor=1.6 if quick else 1.25))
+            run_pointer_chase(be, fps, gpu_id=gpu_id, emit=emit, deadline=phase_deadline,
+                              max_steps=QUICK_CHASE_MAX_STEPS if quick else 1 << 20)
         elif kind == "stream-read":
             sizes = list(range(64, 1025, 128)) if quick else list(range(32, 1025, 32))
             run_stream_read(be, spec, sizes, gpu_id=gpu_id, emit=emit, deadline=phase_deadline)

@@ -11,9 +11,13 @@ import numpy.typing as npt
 from perfmodel import GPUSpec, InputError
 
 __all__ = [
+    "CHASE_MIN_MAX_BYTES",
     "CHASE_SLOT_BYTES",
+    "QUICK_CHASE_MAX_STEPS",
     "chase_footprints",
+    "chase_max_bytes",
     "chase_next_slots",
+    "chase_order",
     "chase_steps",
     "l2_footprints",
     "spoiler_shared_mem_bytes",
@@ -40,7 +44,8 @@ def chase_steps(n_slots: int, *, min_steps: int = 1 << 16, max_steps: int = 1 <<
 
 
 def chase_footprints(max_bytes: int, *, min_bytes: int = 4 << 10, factor: float = 1.25) -> list[int]:
-    """Geometric footprints (multiples of the slot size) from ``min_bytes`` to ``max_bytes``."""
+    """Geometric footprints (multiples of the slot size) from ``min_bytes`` to ``max_bytes``,
+    both ends included, whatever the factor."""
     if not (CHASE_SLOT_BYTES * 2 <= min_bytes <= max_bytes) or factor <= 1:
         raise InputError(f"`128 <= min_bytes <= max_bytes and factor > 1` must hold, but got "
                          f"(min_bytes={min_bytes}, max_bytes={max_bytes}, factor={factor})")
@@ -51,7 +56,30 @@ def chase_footprints(max_bytes: int, *, min_bytes: int = 4 << 10, factor: float 
         if not out or b > out[-1]:
             out.append(b)
         f *= factor
+    last = max_bytes // CHASE_SLOT_BYTES * CHASE_SLOT_BYTES
+    if last > out[-1]:
+        out.append(last)
     return out
+
+
+#: the largest chase footprint is at least this, and at least 4x the L2 (well into DRAM latency)
+CHASE_MIN_MAX_BYTES = 256 << 20
+#: quick mode's cap on timed steps: a DRAM-bound chase of 2^18 steps takes ~0.2 s
+QUICK_CHASE_MAX_STEPS = 1 << 18
+
+
+def chase_max_bytes(l2_size_bytes: int) -> int:
+    """The largest footprint of a chase sweep: ``max(4 x L2, 256 MiB)``."""
+    return max(4 * int(l2_size_bytes), CHASE_MIN_MAX_BYTES)
+
+
+def chase_order(footprints: list[int]) -> list[int]:
+    """Run order of a chase sweep: the smallest (L1), the largest (DRAM), then the rest in
+    increasing order, so a deadline cuts the middle of the curve, never its two ends."""
+    if len(footprints) <= 2:
+        return list(footprints)
+    fps = sorted(footprints)
+    return [fps[0], fps[-1], *fps[1:-1]]
 
 
 def l2_footprints(l2_size_bytes: int, *, quick: bool = False) -> list[int]:

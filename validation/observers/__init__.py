@@ -1,7 +1,7 @@
-"""What to measure: CUDA-event timing with warm-up and medians (and its pure statistics)."""
+"""What to measure: CUDA-event timing with warm-up until settled, medians and spread."""
 
 from __future__ import annotations
 
-from validation.observers._timing import TimingResult, summarize, time_with_events
+from validation.observers._timing import TimingResult, summarize, time_with_events, warmup_settled
 
-__all__ = ["TimingResult", "summarize", "time_with_events"]
+__all__ = ["TimingResult", "summarize", "time_with_events", "warmup_settled"]

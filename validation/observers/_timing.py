@@ -1,7 +1,18 @@
-"""CUDA-event timing: warm-up, then N repetitions, each bracketed by events; the median counts.
+"""CUDA-event timing: warm-up until the timings settle, then N repetitions; median and spread.
 
-Work that must not be timed (an L2 flush, picking the next index buffer) runs in
-``before_each`` on the same stream *before* the start event is recorded.
+One timed call ``i``:
+
+1. ``before_each(i)`` enqueues what must not be timed on the stream (an L2 flush, a hold
+   kernel that keeps the stream busy while the host enqueues the next steps);
+2. the start event is recorded, ``run(i)`` enqueues the call (kernel launches only), the stop
+   event is recorded;
+3. the host waits for the stop event and reads the elapsed time.
+
+Warm-up: at least ``warmup`` calls, then rounds of ``warmup_round`` timed calls until the
+medians of two successive rounds agree within ``settle_rel`` (2%: caches of the driver and
+the clocks ramped up), at most ``max_warmup`` calls. Every event, launch and wait goes
+through ``device`` (:class:`kernels.CupyDevice` or a stand-in), so the order of operations
+can be checked.
 """
 
 from __future__ import annotations
@@ -12,12 +23,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-__all__ = ["TimingResult", "summarize", "time_with_events"]
+__all__ = ["TimingResult", "summarize", "time_with_events", "warmup_settled"]
 
 
 @dataclass(frozen=True, kw_only=True)
 class TimingResult:
-    """Repetition times in seconds and their summary."""
+    """Repetition times in seconds, their summary, and how the warm-up went."""
 
     times_s: tuple[float, ...]
     median_s: float
@@ -26,15 +37,23 @@ class TimingResult:
     max_s: float
     #: interquartile range over the median (a robust relative spread)
     iqr_over_median: float
+    #: sample standard deviation (0 for one repetition)
+    stdev_s: float = 0.0
+    warmup_calls: int = 0
+    #: medians of the warm-up rounds, in order
+    warmup_medians_s: tuple[float, ...] = ()
+    #: whether the last two warm-up rounds agreed within the tolerance
+    warmup_settled: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["times_s"] = list(self.times_s)
+        d["warmup_medians_s"] = list(self.warmup_medians_s)
         return d
 
 
-def summarize(times_s: Sequence[float]) -> TimingResult:
-    """Median, mean, extremes and relative IQR of repetition times."""
+def summarize(times_s: Sequence[float], **warmup: Any) -> TimingResult:
+    """Median, mean, extremes, relative IQR and standard deviation of repetition times."""
     from perfmodel import InputError
 
     t = [float(x) for x in times_s]
@@ -49,38 +68,58 @@ def summarize(times_s: Sequence[float]) -> TimingResult:
     else:
         iqr = max(t) - min(t)
     return TimingResult(times_s=tuple(t), median_s=med, mean_s=statistics.fmean(t), min_s=min(t), max_s=max(t),
-                        iqr_over_median=iqr / med if med > 0 else math.nan)
+                        iqr_over_median=iqr / med if med > 0 else math.nan,
+                        stdev_s=statistics.stdev(t) if len(t) > 1 else 0.0, **warmup)
+
+
+def warmup_settled(medians_s: Sequence[float], rel: float) -> bool:
+    """Whether the last two warm-up medians agree within ``rel`` of the earlier one."""
+    if len(medians_s) < 2:
+        return False
+    a, b = float(medians_s[-2]), float(medians_s[-1])
+    return a > 0 and abs(b - a) <= rel * a
 
 
 def time_with_events(
     run: Callable[[int], None],
     *,
+    device: Any,
     repeats: int,
     warmup: int = 3,
     before_each: Callable[[int], None] | None = None,
     stream: Any = None,
+    settle_rel: float = 0.02,
+    warmup_round: int = 5,
+    max_warmup: int = 60,
 ) -> TimingResult:
-    """Time ``run(i)`` with CUDA events on ``stream`` (CuPy), ``repeats`` times after ``warmup`` calls."""
-    import cupy
-
+    """Time ``run(i)`` with CUDA events on ``stream``: warm-up until settled, then ``repeats`` calls."""
     from perfmodel import InputError
 
-    if repeats < 1 or warmup < 0:
-        raise InputError(f"`repeats >= 1 and warmup >= 0` must hold, but got (repeats={repeats}, warmup={warmup})")
-    s = stream if stream is not None else cupy.cuda.get_current_stream()
-    for i in range(warmup):
+    if repeats < 1 or warmup < 0 or warmup_round < 1 or max_warmup < warmup or not 0 < settle_rel < 1:
+        raise InputError(f"`repeats >= 1, 0 <= warmup <= max_warmup, warmup_round >= 1, 0 < settle_rel < 1` must hold, "
+                         f"but got (repeats={repeats}, warmup={warmup}, max_warmup={max_warmup}, "
+                         f"warmup_round={warmup_round}, settle_rel={settle_rel})")
+    s = stream if stream is not None else device.current_stream()
+    start, stop = device.event(), device.event()
+    calls = 0
+
+    def timed_call() -> float:
+        nonlocal calls
         if before_each is not None:
-            before_each(i)
-        run(i)
-    s.synchronize()
-    times = []
-    start, end = cupy.cuda.Event(), cupy.cuda.Event()
-    for i in range(repeats):
-        if before_each is not None:
-            before_each(warmup + i)
-        start.record(s)
-        run(warmup + i)
-        end.record(s)
-        end.synchronize()
-        times.append(cupy.cuda.get_elapsed_time(start, end) / 1e3)  # ms -> s
-    return summarize(times)
+            before_each(calls)
+        device.record(start, s)
+        run(calls)
+        device.record(stop, s)
+        device.wait_event(stop)
+        calls += 1
+        return float(device.elapsed_s(start, stop))
+
+    for _ in range(warmup):
+        timed_call()
+    medians: list[float] = []
+    while calls + warmup_round <= max_warmup and not warmup_settled(medians, settle_rel):
+        medians.append(statistics.median(timed_call() for _ in range(warmup_round)))
+    warm = calls
+    times = [timed_call() for _ in range(repeats)]
+    return summarize(times, warmup_calls=warm, warmup_medians_s=tuple(medians),
+                     warmup_settled=warmup_settled(medians, settle_rel))
