@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import json
 import shutil
+import statistics
 import subprocess
 from pathlib import Path
 
@@ -15,17 +16,26 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import perfmodel
-from validation.backends import gpu_available, match_gpu_id
+from validation.backends import (
+    INSTRUMENT_SOURCE,
+    device_clocks_khz,
+    gpu_available,
+    match_gpu_id,
+    nvml_snapshot,
+)
 from validation.micro import (
     CHASE_SLOT_BYTES,
+    QUICK_CHASE_MAX_STEPS,
     chase_footprints,
+    chase_max_bytes,
     chase_next_slots,
+    chase_order,
     chase_steps,
     l2_footprints,
     spoiler_shared_mem_bytes,
 )
 from validation.micro import _sources as sources
-from validation.observers import summarize
+from validation.observers import summarize, time_with_events, warmup_settled
 from validation.runners import ReplayRunner, kernel_grid, read_kernel_list, reference_embedding_bag
 from validation.runners._live import workload_mapping
 
@@ -45,8 +55,14 @@ def test_chase_chain_is_one_cycle_through_every_slot(n: int, seed: int) -> None:
 
 def test_chase_plan() -> None:
     fps = chase_footprints(64 << 20)
-    assert fps[0] == 4096 and fps[-1] <= 64 << 20 and all(f % CHASE_SLOT_BYTES == 0 for f in fps)
+    assert fps[0] == 4096 and fps[-1] == 64 << 20 and all(f % CHASE_SLOT_BYTES == 0 for f in fps)
     assert all(b > a for a, b in itertools.pairwise(fps))
+    # quick mode (factor 1.6) reaches the DRAM end of the curve on every GPU, L2 up to 64 MiB
+    for l2 in [perfmodel.get_gpu(g).l2_size_bytes for g in perfmodel.gpu_ids()] + [64 << 20]:
+        quick = chase_order(chase_footprints(chase_max_bytes(l2), factor=1.6))
+        assert quick[1] == max(quick) >= 4 * l2 and quick[0] == min(quick) <= 16 << 10, (l2, quick[:3])
+        assert sorted(quick) == chase_footprints(chase_max_bytes(l2), factor=1.6)
+    assert chase_steps(1 << 22, max_steps=QUICK_CHASE_MAX_STEPS) == QUICK_CHASE_MAX_STEPS
     assert chase_steps(10) == 1 << 16 and chase_steps(10**9) == 1 << 20 and chase_steps(40_000) % 16 == 0
     with pytest.raises(perfmodel.InputError, match="factor > 1"):
         chase_footprints(1 << 20, factor=1.0)
@@ -79,8 +95,81 @@ def test_match_gpu_id_from_device_names() -> None:
 def test_timing_summary() -> None:
     t = summarize([3.0, 1.0, 2.0, 100.0])
     assert t.median_s == 2.5 and t.min_s == 1.0 and t.max_s == 100.0
+    assert t.stdev_s == pytest.approx(statistics.stdev([3.0, 1.0, 2.0, 100.0]))
     with pytest.raises(perfmodel.InputError):
         summarize([])
+    assert warmup_settled([1.0, 1.019], 0.02) and not warmup_settled([1.0, 1.03], 0.02)
+    assert not warmup_settled([1.0], 0.02) and warmup_settled([5.0, 1.0, 0.99], 0.02)
+
+
+class _DriftingTimer:
+    """Events whose elapsed times fall 10% a call, then hold: clocks ramping up under load."""
+
+    def __init__(self, settle_after: int) -> None:
+        self.settle_after, self.calls, self.log = settle_after, 0, []
+
+    def current_stream(self) -> str:
+        return "s"
+
+    def event(self) -> list[float]:
+        return [0.0]
+
+    def record(self, event: list[float], stream: object) -> None:
+        self.log.append("record")
+        event[0] = float(self.calls)
+
+    def wait_event(self, event: object) -> None:
+        self.log.append("wait")
+
+    def elapsed_s(self, start: list[float], stop: list[float]) -> float:
+        return 1e-4 * 0.9 ** min(self.calls - 1, self.settle_after)
+
+
+def test_warm_up_runs_until_two_medians_agree_within_two_percent() -> None:
+    timer = _DriftingTimer(settle_after=23)
+
+    def run(i: int) -> None:
+        timer.calls += 1
+
+    t = time_with_events(run, device=timer, repeats=5, warmup=2, warmup_round=5, settle_rel=0.02)
+    assert t.warmup_settled and t.warmup_calls == 2 + 5 * 6  # rounds of 5 until the medians hold
+    assert t.median_s == pytest.approx(1e-4 * 0.9**23) and t.iqr_over_median == 0.0
+    assert all(abs(b - a) > 0.02 * a for a, b in itertools.pairwise(t.warmup_medians_s[:-1]))
+    capped = time_with_events(lambda i: None, device=_DriftingTimer(10**6), repeats=3, warmup=0, max_warmup=20)
+    assert not capped.warmup_settled or capped.warmup_calls <= 20
+    with pytest.raises(perfmodel.InputError, match="settle_rel"):
+        time_with_events(run, device=timer, repeats=1, settle_rel=0.0)
+
+
+def test_device_clocks_from_cuda_12_and_cuda_13_properties() -> None:
+    attrs = {"ClockRate": 1980000, "MemoryClockRate": 2619000}
+    # CUDA 12's cudaDeviceProp has the clocks; CUDA 13's has neither field: the attributes answer
+    assert device_clocks_khz({"clockRate": 1410000, "memoryClockRate": 1593000}, attrs) == {
+        "sm_clock_khz_max": 1410000, "memory_clock_khz_max": 1593000}
+    assert device_clocks_khz({"name": b"NVIDIA H200"}, attrs) == {
+        "sm_clock_khz_max": 1980000, "memory_clock_khz_max": 2619000}
+    assert device_clocks_khz({"clockRate": 0}, {}) == {"sm_clock_khz_max": 0, "memory_clock_khz_max": 0}
+
+
+def test_nvml_snapshot_reads_clocks_power_and_reasons() -> None:
+    import types
+
+    class NotSupported(Exception):
+        pass
+
+    def temperature(handle: object, sensor: int) -> int:
+        raise NotSupported
+
+    nvml = types.SimpleNamespace(
+        NVML_CLOCK_SM=1, NVML_CLOCK_MEM=2, NVML_TEMPERATURE_GPU=0,
+        nvmlDeviceGetClockInfo=lambda h, c: {1: 1755, 2: 2619}[c],
+        nvmlDeviceGetMaxClockInfo=lambda h, c: {1: 1980, 2: 2619}[c],
+        nvmlDeviceGetEnforcedPowerLimit=lambda h: 700000, nvmlDeviceGetPowerUsage=lambda h: 412345,
+        nvmlDeviceGetTemperature=temperature, nvmlDeviceGetCurrentClocksEventReasons=lambda h: 4)
+    snap = nvml_snapshot(nvml, "handle")
+    assert snap == {"source": "nvml", "sm_clock_mhz": 1755, "memory_clock_mhz": 2619, "sm_clock_max_mhz": 1980,
+                    "memory_clock_max_mhz": 2619, "power_limit_w": 700.0, "power_draw_w": pytest.approx(412.345),
+                    "clock_event_reasons": 4}
 
 
 def test_reference_embedding_bag_against_a_plain_loop() -> None:
@@ -129,13 +218,13 @@ def test_replay_answers_recorded_configurations(tmp_path: Path) -> None:
     assert rp.kernels(w, "h100-sxm") == [perfmodel.KernelConfig(block_size=128)]
 
 
-@pytest.mark.parametrize("name", ["CHASE", "STREAM_READ", "L2_READ"])
+@pytest.mark.parametrize("name", ["CHASE", "STREAM_READ", "L2_READ", "INSTRUMENTS"])
 def test_microbenchmark_sources_compile_for_sm80_and_sm90(name: str, tmp_path: Path) -> None:
     nvcc = shutil.which("nvcc")
     if nvcc is None:
         pytest.skip("nvcc not found: cannot compile the CUDA sources offline")
     src = tmp_path / f"{name}.cu"
-    src.write_text(getattr(sources, name))
+    src.write_text(INSTRUMENT_SOURCE if name == "INSTRUMENTS" else getattr(sources, name))
     for arch in ("sm_80", "sm_90"):
         out = subprocess.run([nvcc, f"-arch={arch}", "-cubin", "-o", str(tmp_path / f"{name}.{arch}.cubin"), str(src)],
                              capture_output=True, text=True, check=False)
@@ -146,14 +235,16 @@ def test_microbenchmark_sources_compile_for_sm80_and_sm90(name: str, tmp_path: P
 @pytest.mark.gpu
 def test_micro_quick_run_on_the_gpu(tmp_path: Path) -> None:
     from validation import read_micro_results
+    from validation.backends import CupyBackend
     from validation.micro import run_microbenchmarks
 
     out = tmp_path / "micro.jsonl"
-    summary = run_microbenchmarks(out, quick=True, kinds=["pointer-chase", "stream-read"], budget_s=60)
+    be = CupyBackend(0)
+    summary = run_microbenchmarks(out, quick=True, kinds=["pointer-chase", "stream-read"], budget_s=60, backend=be)
     data = read_micro_results(out)
     assert summary["points"]["pointer-chase"] == len(data.pointer_chase) > 5
     small = [c for f, c in data.pointer_chase if f <= 16 << 10]
-    big = [c for f, c in data.pointer_chase if f >= 200 << 20]
+    big = [c for f, c in data.pointer_chase if f >= 4 * be.l2_size_bytes]  # run second (chase_order)
     assert small and big and max(small) < min(big), (small, big)  # L1 hits beat DRAM
     bw = [b for _, _, b in data.stream_read]
     assert bw[-1] > bw[0]  # more occupancy, more bandwidth
@@ -187,11 +278,94 @@ class _NoGpuBackend:
 def test_run_all_records_each_failing_phase_and_keeps_going(tmp_path: Path) -> None:
     from validation.run_all import run_all
 
-    summary = run_all(tmp_path / "run", budget_s=60, backend=_NoGpuBackend())
+    summary = run_all(tmp_path / "run", budget_s=100, backend=_NoGpuBackend(),
+                      grid={"block_size": [128], "register_cap": [0], "prefetch_distance": [0], "bounds_check": ["inline"]})
     assert summary["gpu"] == "h100-sxm" and summary["uuid"] == "GPU-test"
-    assert {"micro", "calibrate", "sweep"} <= set(summary["errors"]), summary["errors"]
+    assert set(summary["errors"]) == {"smoke", "micro", "calibrate", "sweep", "report"}, summary["errors"]
+    assert "measured 0 configurations, 7 failed" in summary["errors"]["sweep"]  # 2 variants x 3 pinnings + PyTorch's
     written = json.loads((tmp_path / "run" / "summary.json").read_text())
-    assert written["errors"] == summary["errors"]
+    assert written["errors"] == summary["errors"] and written["plan_s"]["smoke"] <= 60
     assert json.loads((tmp_path / "run" / "env.json").read_text())["device_uuid"] == "GPU-test"
-    w = perfmodel.load_workload(tmp_path / "run" / "workload.toml")
+    w = perfmodel.load_workload(tmp_path / "run" / "workload.toml")  # staged with its trace, to replay anywhere
     assert w.batch_size == 2048 and w.tables[0].rows == 500000 and w.tables[0].pooling == 150
+    assert w.tables[0].indices.path == str((tmp_path / "run" / "traces" / "reuse_low_500K.txt").resolve())
+    with pytest.raises(perfmodel.InputError, match="budget-s >= 80"):
+        run_all(tmp_path / "run2", budget_s=60, backend=_NoGpuBackend())
+
+
+def test_run_all_end_to_end_on_the_recording_device_then_replayed_from_its_archive(tmp_path: Path) -> None:
+    """Every phase but the microbenchmarks (the stand-in has no clock to chase) runs on the CPU
+    stand-in; the run is packed as gpu_validate.sh packs it and reported from the archive. The
+    times are the stand-in's, not measurements: only the path is checked."""
+    import datetime as dt
+
+    from kernels import cpu_compiler
+    from validation import accuracy_report
+    from validation._lease import pack_run
+    from validation.run_all import run_all
+
+    if cpu_compiler() is None:
+        pytest.skip("the recording device runs the CUDA sources on the CPU: needs g++")
+    from _recording_device import RecordingDevice, timed_regions
+
+    wl = tmp_path / "w.toml"
+    wl.write_text('batch_size = 32\n[[tables]]\nrows = 2000\ndim = 32\npooling = 4\n'
+                  '[tables.indices]\nkind = "zipf"\nalpha = 1.1\n')
+    dev = RecordingDevice()
+    run = tmp_path / "run"
+    lines: list[str] = []
+    summary = run_all(run, budget_s=400, workload=str(wl), backend=dev, log=lines.append,
+                      grid={"block_size": [256], "register_cap": [0], "prefetch_distance": [0, 2],
+                            "bounds_check": ["separate"]})
+    assert set(summary["errors"]) == {"micro", "calibrate"}, summary["errors"]
+    assert summary["phases"]["smoke"]["status"] == "ok" and summary["phases"]["report"]["status"] == "ok"
+    smoke = json.loads((run / "smoke.json").read_text())
+    # toolchain, two configurations of each variant verified, one timed, one access-policy window
+    assert [c["ok"] for c in smoke["checks"]] == [True] * (1 + 2 * 2 + 1 + 1)
+    assert summary["phases"]["sweep"]["result"]["measured"] == 1 + 2 * 3 * 2  # PyTorch's, 2 variants x 3 pins x 2
+    assert any("sweep: ok" in line for line in lines) and timed_regions(dev.log)
+    archive = pack_run(run, tmp_path, gpu=summary["gpu"], when=dt.datetime(2026, 3, 4, tzinfo=dt.timezone.utc))
+    rep = accuracy_report(archive)
+    assert rep.metrics.n == 13 and rep.archive is not None and rep.archive["gpu"] == "h100-sxm"
+    assert all(r.raw["env"]["device_uuid"] == "GPU-recording-stand-in" for r in rep.records)
+
+
+def test_sweep_order_reaches_every_variant_and_pin_method_early() -> None:
+    from validation.run_all import PIN_OPTIONS, interleave, sweep_configs, variants
+
+    configs = sweep_configs(seed=3)
+    assert configs[0] == perfmodel.KernelConfig() and len(set(configs)) == len(configs)
+    strata = {(k.variant, k.pin_method if k.pinned_row_fraction else "none") for k in configs}
+    assert len(strata) == len(variants()) * len(PIN_OPTIONS)
+    head = configs[1:1 + len(strata)]
+    assert {(k.variant, k.pin_method if k.pinned_row_fraction else "none") for k in head} == strata
+    assert sweep_configs(seed=3) == configs and sweep_configs(seed=4) != configs
+    assert {k.pin_method for k in configs if k.pinned_row_fraction} == {"evict-last-prefetch", "access-policy-window"}
+    a, b = perfmodel.KernelConfig(block_size=128), perfmodel.KernelConfig(variant="warp")
+    assert interleave([a, perfmodel.KernelConfig(block_size=512), b]) == [a, b, perfmodel.KernelConfig(block_size=512)]
+
+
+def test_study_top_k_reads_the_best_distinct_configurations(tmp_path: Path) -> None:
+    optuna = pytest.importorskip("optuna")
+    import search
+    from validation.runners import study_top_k
+
+    w = perfmodel.Workload(batch_size=64, tables=(perfmodel.Table(rows=1000, dim=16, pooling=4),))
+    space = search.build_space(w, perfmodel.get_gpu("h100-sxm"))
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(study_name="t", storage=url, sampler=optuna.samplers.RandomSampler(seed=0))
+    study.set_user_attr("space", space.to_dict())
+    scores: dict[perfmodel.KernelConfig, float] = {}
+
+    def objective(trial: Any) -> float:
+        c = space.suggest(trial)
+        scores[c] = c.block_size + c.prefetch_distance  # a known ranking
+        return float(scores[c])
+
+    study.optimize(objective, n_trials=12)
+    top = study_top_k(url, "t", 3)
+    want = sorted(scores, key=lambda c: scores[c])[:3]
+    assert [scores[c] for c in top] == [scores[c] for c in want]
+    with pytest.raises(perfmodel.InputError, match="no study named"):
+        study_top_k(url, "nope", 3)

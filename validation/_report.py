@@ -20,6 +20,7 @@ import numpy.typing as npt
 
 import perfmodel
 from perfmodel import GPUSpec, KernelConfig, Workload
+from validation._archive import is_archive, open_run_archive
 from validation._metrics import AccuracyMetrics, accuracy_metrics
 from validation._records import MeasurementRecord, read_measurements
 
@@ -87,6 +88,8 @@ class AccuracyReport:
     metrics: AccuracyMetrics
     groups: tuple[GroupReport, ...]
     synthetic: bool
+    #: the run archive the records came from (its manifest's summary), or None
+    archive: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -94,6 +97,7 @@ class AccuracyReport:
             "source": self.source,
             "gpu_override": self.gpu_override,
             "synthetic": self.synthetic,
+            "archive": self.archive,
             "groups": [
                 {"gpu": g.gpu, "workload": g.workload, **g.metrics.to_dict()} for g in self.groups
             ],
@@ -106,8 +110,18 @@ def accuracy_report(
     gpu: str | os.PathLike[str] | GPUSpec | None = None,
     predictor: Predictor | None = None,
 ) -> AccuracyReport:
-    """Read (or take) records, predict them, and compute the metrics overall and per group."""
-    if isinstance(measurements, (str, os.PathLike)):
+    """Read (or take) records, predict them, and compute the metrics overall and per group.
+
+    ``measurements`` may be a JSON-lines file or a hardware-run archive (``.tar.gz``, its
+    ``measurements.jsonl``); an archive marked synthetic makes the report synthetic.
+    """
+    archive = None
+    if isinstance(measurements, (str, os.PathLike)) and is_archive(measurements):
+        run = open_run_archive(measurements)
+        archive = run.summary()
+        records = read_measurements(run.file("measurements.jsonl"))
+        source = os.fspath(measurements)
+    elif isinstance(measurements, (str, os.PathLike)):
         records = read_measurements(measurements)
         source = os.fspath(measurements)
     else:
@@ -126,9 +140,10 @@ def accuracy_report(
     if gpu is not None:
         override = gpu.id if isinstance(gpu, GPUSpec) else os.fspath(gpu)
     synthetic = any("synthetic" in str(r.raw.get("note", "")).lower() for r in records)
+    synthetic = synthetic or bool(archive and archive.get("synthetic"))
     return AccuracyReport(
         source=source, gpu_override=override, records=tuple(records), predicted_s=pred, measured_s=meas,
-        metrics=accuracy_metrics(pred, meas), groups=group_reports, synthetic=synthetic,
+        metrics=accuracy_metrics(pred, meas), groups=group_reports, synthetic=synthetic, archive=archive,
     )
 
 

@@ -5,10 +5,12 @@
 - ``published``: the model against published data: the microbenchmark curves (MAPE) and the
   ledger of kernel times, each predicted as its source timed it (the fidelity table).
 - ``calibrate``: fit the GPU spec's latencies and bandwidths to microbenchmark curves
-  (recorded ones from a GPU run, or the published files) and write a spec file ``--gpu`` accepts.
+  (recorded ones from a GPU run or its archive, or the published files) and write a spec file
+  ``--gpu`` accepts.
 - ``micro``: run the microbenchmarks on this machine's GPU (CuPy).
 - ``sweep``: verify, then time kernel configurations on this machine's GPU; appends records.
-- ``run-all``: microbenchmarks, calibration, a sweep and the reports in one command.
+- ``preflight``: is there a GPU, and do this CuPy, its NVRTC and the driver go together?
+- ``run-all``: smoke test, microbenchmarks, calibration, a sweep and the reports in one command.
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ def register(sub: Any) -> None:
     vsub = p.add_subparsers(dest="validate_command", metavar="SUBCOMMAND")
 
     r = vsub.add_parser("report", help="predictions vs a measurement file: MAPE, Spearman, Kendall, top-1 regret")
-    r.add_argument("--measurements", required=True, help="measurement file (JSON lines, CONTRACT.md format)")
+    r.add_argument("--measurements", required=True,
+                   help="measurement file (JSON lines, CONTRACT.md format) or a hardware-run archive (.tar.gz)")
     r.add_argument("--gpu-spec", default=None,
                    help="GPU id or spec file (e.g. a calibrated one) to predict every record with, instead of its own gpu")
     r.add_argument("--plot", default=None, help="write a predicted-vs-measured scatter PNG here (e.g. out/report.png)")
@@ -51,7 +54,8 @@ def register(sub: Any) -> None:
     pub.set_defaults(func=run_published)
 
     c = vsub.add_parser("calibrate", help="fit the spec's latencies and bandwidths to microbenchmark curves")
-    c.add_argument("--gpu", required=True, help="GPU id or spec file to start from")
+    c.add_argument("--gpu", default=None, help="GPU id or spec file to start from (default with --archive: the archive's GPU)")
+    c.add_argument("--archive", default=None, help="a hardware-run archive (.tar.gz): its microbenchmarks and GPU id")
     c.add_argument("--micro", default=None, help="microbenchmark results (JSON lines from `validate micro`)")
     c.add_argument("--latency", default=None, help="a gpu-benches latency_*.txt file (pointer chase)")
     c.add_argument("--stream", default=None, help="a gpu-benches stream_*.txt file (read column, 2 blocks/SM)")
@@ -85,14 +89,19 @@ def register(sub: Any) -> None:
     s.add_argument("--out", required=True, help="measurement file (JSON lines); a re-run skips records already there")
     s.add_argument("--repeats", type=int, default=20, help="timed repetitions per configuration (median reported)")
     s.add_argument("--warmup", type=int, default=3)
-    s.add_argument("--warm-cache", action="store_true", help="no L2 flush and no index rotation between repetitions")
+    s.add_argument("--warm-cache", action="store_true",
+                   help="no L2 flush between repetitions and one index buffer (no rotation)")
     add_json_flag(s)
     s.set_defaults(func=run_sweep)
 
-    a = vsub.add_parser("run-all", help="one command on a GPU: microbenchmarks, calibration, sweep, reports")
+    f = vsub.add_parser("preflight", help="is a GPU usable here: device, driver, CuPy, NVRTC (exit 2 if not)")
+    add_json_flag(f)
+    f.set_defaults(func=run_preflight)
+
+    a = vsub.add_parser("run-all", help="one command on a GPU: smoke test, microbenchmarks, calibration, sweep, reports")
     a.add_argument("--out", required=True, help="folder for every result")
     a.add_argument("--gpu", default=None, help="GPU id of this device (default: matched from the device name)")
-    a.add_argument("--budget-s", type=float, default=540.0, help="wall-clock budget in seconds (default 540)")
+    a.add_argument("--budget-s", type=float, default=420.0, help="wall-clock budget in seconds (default 420)")
     a.add_argument("--workload", default=None, help="workload for the sweep (default: the seed paper's reuse_low table)")
     add_json_flag(a)
     a.set_defaults(func=run_all)
@@ -130,7 +139,7 @@ def run_report(args: argparse.Namespace) -> int:
 
     def text() -> str:
         lines = [
-            f"{rep.source}: {m.n} records" + (" (synthetic)" if rep.synthetic else ""),
+            f"{rep.source}: {m.n} records" + (" (SYNTHETIC data: not a measurement)" if rep.synthetic else ""),
             f"  MAPE          {m.mape:.2%}",
             f"  Spearman      {_f(m.spearman)}",
             f"  Kendall tau-b {_f(m.kendall)}",
@@ -233,11 +242,20 @@ def run_published(args: argparse.Namespace) -> int:
 def run_calibrate(args: argparse.Namespace) -> int:
     import perfmodel
     from validation import MicroData, calibrate, read_micro_results
+    from validation._archive import open_run_archive
     from validation.published import data_dir, parse_l2, parse_latency, parse_stream
 
-    base = perfmodel.get_gpu(args.gpu)
+    run = open_run_archive(args.archive) if args.archive else None
+    gpu = args.gpu or (run.gpu if run is not None else None)
+    if gpu is None:
+        raise perfmodel.InputError("calibrate needs --gpu, or --archive whose manifest names a recperf GPU"
+                                   + (f" (this one names none: device {run.manifest.get('device_name')!r})" if run else ""))
+    base = perfmodel.get_gpu(gpu)
     data = MicroData()
     sources: list[str] = []
+    if run is not None:
+        data = data.merged(read_micro_results(run.file("micro.jsonl")))
+        sources.append(f"{args.archive}:micro.jsonl")
     if args.micro:
         data = data.merged(read_micro_results(args.micro))
         sources.append(args.micro)
@@ -260,18 +278,23 @@ def run_calibrate(args: argparse.Namespace) -> int:
         data = data.merged(MicroData(l2_read=tuple(parse_l2(files["l2"]))))
     sources += [f for f in files.values() if f]
     if not sources:
-        raise perfmodel.InputError("calibrate needs data: --micro FILE, --latency/--stream/--l2 FILES, or --published")
+        raise perfmodel.InputError("calibrate needs data: --archive A.tar.gz, --micro FILE, --latency/--stream/--l2 "
+                                   "FILES, or --published")
     result = calibrate(base, data)
     out = Path(args.out or f"out/{base.id}-calibrated.toml")
     result.write_spec(out, source_files=sources)
     payload = {**result.to_dict(points=args.points), "spec_file": str(out), "data": sources}
+    if run is not None:
+        payload["archive"] = run.summary()
+        payload["synthetic"] = run.synthetic
 
     def text() -> str:
         rows = [[k, f"{result.initial[k]:.4g}", f"{v:.4g}"] for k, v in result.params.items()]
         res = [[k, v["n"], f"{v['mape_before']:.1%}", f"{v['mape_after']:.1%}", f"{v['max_after']:.1%}"]
                for k, v in result.residuals.items()]
         return "\n".join([
-            f"Calibrated {base.id} from {', '.join(sources)}",
+            f"Calibrated {base.id} from {', '.join(sources)}"
+            + (" (SYNTHETIC data: the fit exercises the path, it calibrates nothing)" if run and run.synthetic else ""),
             format_table(["parameter", "before", "after"], rows), "",
             format_table(["data", "n", "MAPE before", "MAPE after", "max after"], res), "",
             f"spec file: {out} (use it as --gpu {out})",
@@ -281,11 +304,29 @@ def run_calibrate(args: argparse.Namespace) -> int:
 
 
 def _require_gpu() -> None:
-    from validation.backends import gpu_available
+    from kernels import gpu_available
 
-    if not gpu_available():
-        fail("this command runs on a GPU, but no usable CUDA GPU answers through CuPy here "
-             "(install the gpu extra: pip install -e '.[gpu]'); replay recorded files with `validate report`")
+    ok, why = gpu_available()
+    if not ok:
+        fail(f"this command runs on a GPU, but CuPy finds none here: {why}; install the extra of the driver's CUDA "
+             "major (pip install -e '.[gpu-cuda12]' or '.[gpu-cuda13]'), or replay recorded files with `validate report`")
+
+
+def run_preflight(args: argparse.Namespace) -> int:
+    from kernels import toolchain_problems
+    from validation.backends import CupyBackend
+
+    _require_gpu()
+    be = CupyBackend(0)
+    nvrtc = be.nvrtc_version()
+    problems = toolchain_problems(driver_version=be.driver_version(), runtime_version=be.runtime_version(),
+                                  nvrtc_version=nvrtc)
+    if problems:
+        fail("no usable CUDA here: " + "; ".join(problems))
+    payload = {"device_name": be.name, "gpu_id": be.gpu_id(), "driver_version": be.driver_version(),
+               "cuda_runtime_version": be.runtime_version(), "nvrtc_version": f"{nvrtc[0]}.{nvrtc[1]}",
+               "l2_size_bytes": be.l2_size_bytes, "persisting_l2_max_bytes": be.persisting_l2_max_bytes}
+    return emit(args, payload, lambda: "\n".join(f"{k}: {v}" for k, v in payload.items()))
 
 
 def run_micro(args: argparse.Namespace) -> int:
@@ -323,8 +364,21 @@ def run_sweep(args: argparse.Namespace) -> int:
 
 
 def run_all(args: argparse.Namespace) -> int:
+    import sys
+
     from validation.run_all import run_all as run
 
     _require_gpu()
-    summary = run(args.out, gpu=args.gpu, budget_s=args.budget_s, workload=args.workload)
-    return emit(args, summary, lambda: json.dumps(summary, indent=2))
+    summary = run(args.out, gpu=args.gpu, budget_s=args.budget_s, workload=args.workload,
+                  log=None if args.json else (lambda line: print(line, flush=True)))
+
+    def text() -> str:
+        rows = [[name, p.get("status"), p.get("seconds"), summary["plan_s"].get(name, "")]
+                for name, p in summary["phases"].items()]
+        return f"GPU run of {summary.get('device')} ({summary.get('gpu')}) in {summary['out']}\n" + format_table(
+            ["phase", "status", "seconds", "planned s"], rows)
+
+    emit(args, summary, text)
+    for name, err in summary["errors"].items():
+        print(f"phase {name} failed: {' '.join(err.split())}", file=sys.stderr)
+    return 1 if summary["errors"] else 0
