@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import subprocess
 import sys
@@ -169,3 +170,71 @@ def test_shipped_synthetic_file_replays_and_says_it_is_synthetic() -> None:
     assert rp.time_s(recs[0].workload, k, "h100-sxm") == pytest.approx(1e-4 * 0.8)  # README.md formula
     rep = accuracy_report(f, predictor=stand_in)
     assert rep.synthetic and rep.metrics.n == 24
+
+
+# ---- hardware-run archives (the committed example is SYNTHETIC: it tests the path, not the model) ----
+
+SYNTHETIC_DIR = Path(__file__).resolve().parent.parent / "validation" / "data" / "synthetic"
+ARCHIVE = SYNTHETIC_DIR / "gpu-validate-synthetic-h100-sxm-20260101T000000Z.tar.gz"
+
+
+def _recperf(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "recperf", *args], capture_output=True, text=True, check=False, cwd=cwd)
+
+
+def test_the_committed_synthetic_archive_is_what_its_script_makes(tmp_path: Path) -> None:
+    out = subprocess.run([sys.executable, str(SYNTHETIC_DIR / "make_synthetic_archive.py"), str(tmp_path)],
+                         capture_output=True, text=True, check=True)
+    made = Path(out.stdout.strip())
+    assert made.name == ARCHIVE.name and made.read_bytes() == ARCHIVE.read_bytes()
+    assert ARCHIVE.stat().st_size < 64 << 10
+
+
+def test_report_reads_an_archive_and_says_it_is_synthetic(tmp_path: Path) -> None:
+    from validation._lease import read_manifest
+
+    manifest = read_manifest(ARCHIVE)
+    assert manifest["synthetic"] is True and "synthetic" in manifest["name"] and manifest["rule"]
+    out = _recperf("validate", "report", "--measurements", str(ARCHIVE), "--json")
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(out.stdout)
+    assert doc["n"] == 144 and doc["synthetic"] is True and doc["archive"]["gpu"] == "h100-sxm"
+    assert {"mape", "spearman", "kendall", "top1_regret"} <= set(doc)  # numbers of a made-up rule: not checked
+    text = _recperf("validate", "report", "--measurements", str(ARCHIVE))
+    assert "SYNTHETIC data: not a measurement" in text.stdout.splitlines()[0]
+    rep = accuracy_report(ARCHIVE, predictor=stand_in)  # the library reads it too
+    assert rep.synthetic and rep.metrics.n == 144 and all(r.gpu == "h100-sxm" for r in rep.records)
+
+
+def test_calibrate_reads_the_gpu_and_the_microbenchmarks_from_an_archive(tmp_path: Path) -> None:
+    spec = tmp_path / "cal.toml"
+    out = _recperf("validate", "calibrate", "--archive", str(ARCHIVE), "--out", str(spec), "--json")
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(out.stdout)
+    assert doc["gpu"] == "h100-sxm" and doc["synthetic"] is True and doc["spec_file"] == str(spec)
+    assert set(doc["residuals"]) == {"pointer-chase", "stream-read", "l2-read"}
+    assert perfmodel.get_gpu(str(spec)).id == "h100-sxm-calibrated"
+    assert "(SYNTHETIC data" in _recperf("validate", "calibrate", "--archive", str(ARCHIVE), "--out",
+                                         str(tmp_path / "c2.toml")).stdout
+
+
+def _one_error(out: subprocess.CompletedProcess[str], *needles: str) -> None:
+    assert out.returncode == 2 and out.stdout == "", (out.returncode, out.stdout, out.stderr)
+    assert out.stderr.startswith("error:") and len(out.stderr.strip().splitlines()) == 1, out.stderr
+    assert all(n in out.stderr for n in needles), out.stderr
+
+
+def test_archive_errors_exit_2_with_one_line(tmp_path: Path) -> None:
+    from validation._lease import pack_run
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "env.json").write_text('{"gpu_id": "h200"}\n')
+    bare = pack_run(run, tmp_path, gpu="h200", when=dt.datetime(2026, 2, 3, tzinfo=dt.timezone.utc),
+                    manifest={"phases_failed": ["micro", "sweep"]})
+    _one_error(_recperf("validate", "calibrate", "--archive", str(bare), "--json"), "micro.jsonl", "micro, sweep")
+    _one_error(_recperf("validate", "report", "--measurements", str(bare), "--json"), "measurements.jsonl")
+    junk = tmp_path / "junk.tar.gz"
+    junk.write_bytes(b"not gzip")
+    _one_error(_recperf("validate", "report", "--measurements", str(junk)), "not a readable")
+    _one_error(_recperf("validate", "calibrate", "--json"), "--gpu", "--archive")
