@@ -212,13 +212,7 @@ class RecordingDevice:
         self.log.append(("compile", ",".join(names)))
         if self.compile_error_on and self.compile_error_on in options:
             raise _CompileException(f"nvrtc: error: invalid option in {self.compile_error_on}")
-        d = dict(o[2:].split("=", 1) for o in options if o.startswith("-D") and "=" in o)
-        key = _ShimKey(dtype="float16" if d.get("RECPERF_DTYPE_F16") == "1" else "float32",
-                       index_dtype="int32" if d.get("RECPERF_INDEX_I32") == "1" else "int64",
-                       ring_distance=int(d.get("RECPERF_PREFETCH_DISTANCE", 0)),
-                       l2_hint=d.get("RECPERF_PREFETCH_L2HINT") == "1",
-                       bounds_inline=d.get("RECPERF_BOUNDS_INLINE", "1") == "1",
-                       vec_bytes=int(d.get("RECPERF_VEC_BYTES", 16)))
+        key = shim_key(options)
         idx = np.dtype(np.int32 if key.index_dtype == "int32" else np.int64)
         sca = np.dtype(np.float16 if key.dtype == "float16" else np.float32)
         return {n: FakeFunction(n, key, idx, sca) for n in names}
@@ -251,24 +245,8 @@ class RecordingDevice:
         self._check_args(function, args)
         if function.name not in _SOURCES:
             return
-        lib = _library(function.key)
-        c = [None if isinstance(a, np.uint64) and int(a) == 0 and not isinstance(a, np.ndarray)
-             else (a.ctypes.data if isinstance(a, np.ndarray) else int(a)) for a in args]
-        first_bad, failed = ctypes.c_longlong(-1), ctypes.c_char_p()
-        name = function.name
-        if name == "recperf_embedding_bag_pytorch":
-            status = lib.recperf_cpu_pytorch(grid[0], block[0], block[1], *c, ctypes.byref(first_bad), ctypes.byref(failed))
-        elif name == "recperf_embedding_bag_warp":
-            status = lib.recperf_cpu_warp(grid[0], block[0], *c, ctypes.byref(first_bad), ctypes.byref(failed))
-        elif name == "recperf_check_indices":
-            status = lib.recperf_cpu_check_indices(grid[0], block[0], *c)
-        elif name == "recperf_remap_indices":
-            status = lib.recperf_cpu_remap_indices(grid[0], block[0], *c)
-        else:
-            status = lib.recperf_cpu_pin_rows(grid[0], block[0], *c)
-        if status or first_bad.value >= 0:
-            raise RuntimeError("CUDARuntimeError: cudaErrorAssert: device-side assert triggered")
-        if name in self.corrupt:
+        run_on_cpu(function.name, function.key, grid, block, args)
+        if function.name in self.corrupt:
             out = args[3].view(np.ndarray)
             out += 1.0
 
@@ -316,6 +294,40 @@ class RecordingDevice:
         self.launch(FakeFunction("recperf_hold", _ShimKey(dtype="float32", index_dtype="int64", ring_distance=0,
                                                           l2_hint=False, bounds_inline=True, vec_bytes=16),
                                  np.dtype(np.int64), np.dtype(np.float32)), (1,), (1,), (np.int64(seconds * 1e9),))
+
+
+def shim_key(options: Sequence[str]) -> _ShimKey:
+    """The CPU shim's build key for a compilation's ``-D`` options."""
+    d = dict(o[2:].split("=", 1) for o in options if o.startswith("-D") and "=" in o)
+    return _ShimKey(dtype="float16" if d.get("RECPERF_DTYPE_F16") == "1" else "float32",
+                    index_dtype="int32" if d.get("RECPERF_INDEX_I32") == "1" else "int64",
+                    ring_distance=int(d.get("RECPERF_PREFETCH_DISTANCE", 0)),
+                    l2_hint=d.get("RECPERF_PREFETCH_L2HINT") == "1",
+                    bounds_inline=d.get("RECPERF_BOUNDS_INLINE", "1") == "1",
+                    vec_bytes=int(d.get("RECPERF_VEC_BYTES", 16)))
+
+
+def run_on_cpu(name: str, key: _ShimKey, grid: Sequence[int], block: Sequence[int], args: Sequence[Any]) -> None:
+    """One launch of a lookup kernel or pass, run by the CPU shim with the launch's arguments
+    (arrays by address, a null pointer as np.uint64(0), scalars by value)."""
+    lib = _library(key)
+    c = [None if isinstance(a, np.uint64) and int(a) == 0 and not isinstance(a, np.ndarray)
+         else (a.ctypes.data if isinstance(a, np.ndarray) else int(a)) for a in args]
+    first_bad, failed = ctypes.c_longlong(-1), ctypes.c_char_p()
+    if name == "recperf_embedding_bag_pytorch":
+        status = lib.recperf_cpu_pytorch(grid[0], block[0], block[1], *c, ctypes.byref(first_bad), ctypes.byref(failed))
+    elif name == "recperf_embedding_bag_warp":
+        status = lib.recperf_cpu_warp(grid[0], block[0], *c, ctypes.byref(first_bad), ctypes.byref(failed))
+    elif name == "recperf_check_indices":
+        status = lib.recperf_cpu_check_indices(grid[0], block[0], *c)
+    elif name == "recperf_remap_indices":
+        status = lib.recperf_cpu_remap_indices(grid[0], block[0], *c)
+    elif name == "recperf_pin_rows_evict_last":
+        status = lib.recperf_cpu_pin_rows(grid[0], block[0], *c)
+    else:
+        raise AssertionError(f"no CPU version of kernel {name!r}")
+    if status or first_bad.value >= 0:
+        raise RuntimeError("CUDARuntimeError: cudaErrorAssert: device-side assert triggered")
 
 
 class _CompileException(Exception):

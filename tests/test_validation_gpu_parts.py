@@ -369,3 +369,87 @@ def test_study_top_k_reads_the_best_distinct_configurations(tmp_path: Path) -> N
     assert [scores[c] for c in top] == [scores[c] for c in want]
     with pytest.raises(perfmodel.InputError, match="no study named"):
         study_top_k(url, "nope", 3)
+
+
+# ---- the CuPy glue on a stand-in CuPy (tests/_fake_cupy.py): what the first GPU run goes through ----
+
+
+@pytest.fixture
+def fake_cupy(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[Any]]:
+    pytest.importorskip("cuda.bindings.runtime", reason="the stand-in keeps cuda-bindings' own types (compile extra)")
+    from kernels import cpu_compiler
+
+    if cpu_compiler() is None:
+        pytest.skip("the stand-in runs the CUDA sources on the CPU: needs g++")
+    from _fake_cupy import install
+
+    return install(monkeypatch)
+
+
+def test_backend_environment_on_a_cuda_13_device(fake_cupy: dict[str, list[Any]]) -> None:
+    from validation.backends import CupyBackend
+
+    be = CupyBackend(0)
+    env = be.environment()
+    assert env["device_name"] == "NVIDIA H200" and env["gpu_id"] == "h200" and env["compute_capability"] == "9.0"
+    assert env["device_uuid"] == "GPU-00010203-0405-0607-0809-0a0b0c0d0e0f"
+    # CUDA 13's properties have no clockRate/memoryClockRate: the attributes answer
+    assert (env["sm_clock_khz_max"], env["memory_clock_khz_max"]) == (1980000, 2619000)
+    assert (env["driver_version"], env["cuda_runtime_version"], env["nvrtc_version"]) == (13000, 13000, "13.0")
+    assert env["l2_size_bytes"] == 60 << 20 and env["persisting_l2_max_bytes"] == 45 << 20
+    assert "numpy" in env["software"] and env["recperf_source"]["kernel_source_hash"]
+    assert env["clocks"]["source"] in {"nvml", "unavailable"}
+    json.dumps(env)  # every record carries it
+    be.flush_l2()
+    be.hold(be.current_stream(), 1e-4)
+    assert fake_cupy["launches"] == ["recperf_flush_read", "recperf_hold"]
+    assert be._flush_buf.nbytes == 2 * (60 << 20)  # a read of twice the L2
+    assert be.max_active_blocks(be.compile_kernel(sources.STREAM_READ, "stream_read"), 256, 0) == 2
+
+
+def test_embedding_bag_gpu_through_the_cupy_glue(fake_cupy: dict[str, list[Any]]) -> None:
+    import kernels
+
+    rng = np.random.default_rng(4)
+    w = rng.standard_normal((300, 40)).astype(np.float32)
+    idx = rng.integers(0, 300, 500)
+    off = np.arange(0, 500, 25)
+    for k in (perfmodel.KernelConfig(), perfmodel.KernelConfig(variant="warp", bounds_check="separate"),
+              perfmodel.KernelConfig(pinned_row_fraction=0.2, pin_method="evict-last-prefetch"),
+              perfmodel.KernelConfig(variant="warp", pinned_row_fraction=0.2, pin_method="access-policy-window")):
+        got = kernels.embedding_bag_gpu(k, w, idx, off)
+        np.testing.assert_allclose(got, kernels.embedding_bag_cpu(k, w, idx, off), rtol=1e-6, atol=1e-6)
+    calls = [name for name, _ in fake_cupy["runtime"]]
+    # the window: limit read, set-aside, window set, then window cleared, lines reset, limit restored
+    assert calls == ["cudaDeviceGetLimit", "cudaDeviceSetLimit", "cudaStreamSetAttribute", "cudaStreamSetAttribute",
+                     "cudaCtxResetPersistingL2Cache", "cudaDeviceSetLimit"]
+    window = fake_cupy["runtime"][2][1][2].accessPolicyWindow
+    assert window.num_bytes == 60 * 40 * 4 and window.hitRatio == 1.0
+    with pytest.raises(IndexError, match="position 3"):
+        kernels.embedding_bag_gpu(perfmodel.KernelConfig(bounds_check="separate"), w, np.array([1, 2, 3, 300]),
+                                  np.array([0]))
+
+
+def test_live_runner_and_micro_through_the_cupy_glue(fake_cupy: dict[str, list[Any]], tmp_path: Path) -> None:
+    from validation.backends import CupyBackend
+    from validation.micro._bench import run_l2_read, run_persisting_l2, run_pointer_chase, run_stream_read
+    from validation.runners import LiveRunner
+
+    be = CupyBackend(0)
+    w = perfmodel.Workload(batch_size=16, tables=(perfmodel.Table(rows=400, dim=32, pooling=3, count=2),))
+    runner = LiveRunner(repeats=3, warmup=1, backend=be, hold_s=0.0)
+    for k in (perfmodel.KernelConfig(bounds_check="separate", pinned_row_fraction=0.1, pin_method="evict-last-prefetch"),
+              perfmodel.KernelConfig(variant="warp", pinned_row_fraction=0.1, pin_method="access-policy-window")):
+        fields = runner.measure(w, k)
+        assert fields["verified"] is True and fields["time_s"] > 0, fields
+        assert fields["table_timings"][0]["warmup_calls"] >= 1
+    records: list[dict[str, Any]] = []
+    spec = perfmodel.get_gpu("h200")
+    run_pointer_chase(be, [4096, 65536], gpu_id="h200", emit=records.append, max_steps=1 << 16)
+    run_stream_read(be, spec, [64, 128], gpu_id="h200", emit=records.append, buffer_bytes=1 << 20, repeats=2)
+    run_l2_read(be, [1 << 20, 3 << 20], gpu_id="h200", emit=records.append, repeats=2, bytes_per_run=4 << 20)
+    run_persisting_l2(be, gpu_id="h200", emit=records.append, repeats=2)
+    kinds = [r["benchmark"] for r in records]
+    assert kinds.count("pointer-chase") == 2 and kinds.count("stream-read") == 2 and kinds.count("l2-read") == 2
+    assert kinds.count("persisting-l2") == 10  # 5 hot sizes, with and without the window
+    assert all(r["driver_blocks_per_sm"] == 2 for r in records if r["benchmark"] == "stream-read")

@@ -86,6 +86,27 @@ def software_versions() -> dict[str, str]:
     return dict(sorted(out.items()))
 
 
+def source_revision() -> dict[str, str]:
+    """Which recperf code measured: the checkout's git commit (when it is a git checkout) and
+    the hash of the kernel sources (what was compiled, also without git)."""
+    from pathlib import Path
+
+    from kernels import source_hash
+
+    out = {"kernel_source_hash": source_hash()}
+    root = Path(__file__).resolve().parents[2]
+    git = shutil.which("git")
+    if git and (root / ".git").exists():
+        try:
+            proc = subprocess.run([git, "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
+                                  timeout=10, check=False)
+            if proc.returncode == 0:
+                out["git_commit"] = proc.stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            pass
+    return out
+
+
 def device_clocks_khz(props: Mapping[str, Any], attributes: Mapping[str, Any]) -> dict[str, int]:
     """Peak SM and memory clocks (kHz) from ``cudaGetDeviceProperties`` or, where the
     properties lack them (CUDA 13's ``cudaDeviceProp`` has no ``clockRate`` or
@@ -256,6 +277,7 @@ class CupyBackend(CupyDevice):
             "cuda_runtime_version": self.runtime_version(),
             "nvrtc_version": f"{nvrtc[0]}.{nvrtc[1]}",
             "software": software_versions(),
+            "recperf_source": source_revision(),
             "host": platform.node(),
             "os": platform.platform(),
             "python_executable": sys.executable,

@@ -53,6 +53,18 @@ def _spec_for(backend: Any, gpu: str | None) -> perfmodel.GPUSpec:
     return perfmodel.get_gpu(gid)
 
 
+#: the hold before each timed microbenchmark call: the stream stays busy while the host records
+#: the start event and launches, so host launch overhead never falls inside the events
+HOLD_S = 50e-6
+
+
+def _hold(backend: Any, stream: Any = None) -> Callable[[int], None]:
+    def before(_i: int) -> None:
+        backend.hold(stream if stream is not None else backend.current_stream(), HOLD_S)
+
+    return before
+
+
 def run_pointer_chase(backend: Any, footprints: Sequence[int], *, gpu_id: str | None, emit: Callable[[dict[str, Any]], None],
                       deadline: float = float("inf"), max_steps: int = 1 << 20) -> None:
     cp = backend.cp
@@ -106,7 +118,7 @@ def run_stream_read(backend: Any, spec: perfmodel.GPUSpec, block_sizes: Sequence
         def run(_i: int, b: int = b, grid: int = grid) -> None:
             backend.launch(kernel, (grid,), (b,), (a, sink, np.int64(n)), shared_mem=smem)
 
-        t = time_with_events(run, device=backend, repeats=repeats, warmup=2)
+        t = time_with_events(run, device=backend, repeats=repeats, warmup=2, before_each=_hold(backend))
         occ = perfmodel.occupancy(spec, block_size=b, registers_per_thread=32, shared_mem_bytes=smem)
         emit(result_record("stream-read", gpu_id, block_size=int(b), blocks_per_sm=blocks_per_sm,
                            bandwidth_bytes_per_s=n * 8 / t.median_s, shared_mem_bytes=smem,
@@ -132,7 +144,7 @@ def run_l2_read(backend: Any, footprints: Sequence[int], *, gpu_id: str | None, 
         def run(_i: int, blocks: int = blocks, buf: Any = buf, chunks: int = chunks) -> None:
             backend.launch(kernel, (blocks,), (src.L2_READ_BLOCK,), (buf, sink, np.int64(chunks)))
 
-        t = time_with_events(run, device=backend, repeats=repeats, warmup=1)
+        t = time_with_events(run, device=backend, repeats=repeats, warmup=1, before_each=_hold(backend))
         emit(result_record("l2-read", gpu_id, footprint_bytes=int(chunks * chunk_bytes),
                            bandwidth_bytes_per_s=blocks * chunk_bytes / t.median_s, blocks=int(blocks), **t.to_dict()))
         del buf
@@ -169,6 +181,7 @@ def run_persisting_l2(backend: Any, *, gpu_id: str | None, emit: Callable[[dict[
 
                     def evict(_i: int) -> None:
                         backend.launch(kernel, ((cold.size + 255) // 256,), (256,), (cold, sink, n_cold), stream=stream)
+                        backend.hold(stream, HOLD_S)
 
                     def read_hot(_i: int, hot: Any = hot, n_hot: Any = n_hot) -> None:
                         backend.launch(kernel, ((hot.size + 255) // 256,), (256,), (hot, sink, n_hot), stream=stream)
