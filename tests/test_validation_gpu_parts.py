@@ -453,3 +453,15 @@ def test_live_runner_and_micro_through_the_cupy_glue(fake_cupy: dict[str, list[A
     assert kinds.count("pointer-chase") == 2 and kinds.count("stream-read") == 2 and kinds.count("l2-read") == 2
     assert kinds.count("persisting-l2") == 10  # 5 hot sizes, with and without the window
     assert all(r["driver_blocks_per_sm"] == 2 for r in records if r["benchmark"] == "stream-read")
+
+
+def test_calibration_drops_points_a_failed_run_recorded_as_zero() -> None:
+    from validation import MicroData, calibrate
+
+    gpu = perfmodel.get_gpu("h100-sxm")
+    good = tuple((b, 2, 2e12 * (1 - np.exp(-b / 200))) for b in range(64, 1025, 128))
+    res = calibrate(gpu, MicroData(stream_read=(*good, (96, 2, 0.0), (160, 2, float("nan")))))
+    assert res.residuals["stream-read"]["n"] == len(good) and res.residuals["stream-read"]["dropped"] == 2
+    assert np.isfinite(res.params["dram_bandwidth_bytes_per_s"])
+    with pytest.raises(perfmodel.InputError, match="finite and > 0"):
+        calibrate(gpu, MicroData(pointer_chase=((4096, 0.0), (8192, 0.0))))

@@ -230,6 +230,21 @@ def _curves(data: MicroData, model: MicroModel) -> dict[str, tuple[list[float], 
     return curves
 
 
+def _usable(data: MicroData) -> tuple[MicroData, dict[str, int]]:
+    """The points whose measured value is finite and positive (a failed run can record 0), and
+    how many of each curve were dropped."""
+    def ok(v: float) -> bool:
+        return math.isfinite(v) and v > 0
+
+    kept = MicroData(pointer_chase=tuple(p for p in data.pointer_chase if ok(p[1])),
+                     stream_read=tuple(p for p in data.stream_read if ok(p[2])),
+                     l2_read=tuple(p for p in data.l2_read if ok(p[1])))
+    dropped = {"pointer-chase": len(data.pointer_chase) - len(kept.pointer_chase),
+               "stream-read": len(data.stream_read) - len(kept.stream_read),
+               "l2-read": len(data.l2_read) - len(kept.l2_read)}
+    return kept, {k: v for k, v in dropped.items() if v}
+
+
 def calibrate(
     base: GPUSpec,
     data: MicroData,
@@ -246,6 +261,10 @@ def calibrate(
 
     if not data:
         raise InputError("calibration needs at least one microbenchmark curve, but got none")
+    data, dropped = _usable(data)
+    if not data:
+        raise InputError(f"calibration needs measured values that are finite and > 0, but none is ({dropped} points "
+                         "dropped): the microbenchmark run failed")
     model = model or perfmodel_micro_model()
     if fields is None:
         chosen: list[str] = []
@@ -298,7 +317,7 @@ def calibrate(
         before = np.asarray(pred(base), dtype=np.float64)
         after = np.asarray(pred(spec), dtype=np.float64)
         eb, ea = np.abs(before - meas) / meas, np.abs(after - meas) / meas
-        report[k] = {"n": len(xs), "mape_before": float(eb.mean()), "mape_after": float(ea.mean()),
+        report[k] = {"n": len(xs), "dropped": dropped.get(k, 0), "mape_before": float(eb.mean()), "mape_after": float(ea.mean()),
                      "max_after": float(ea.max()),
                      "points": [[x, float(m), float(b), float(a)] for x, m, b, a in zip(xs, meas, before, after, strict=True)]}
     return CalibrationResult(base=base, spec=spec, initial=initial, params=_decode(q, fields), residuals=report,
