@@ -66,9 +66,12 @@ WANT="$EXTRA reuse=$REUSE $(sha256sum pyproject.toml | cut -c1-16)"
 CHECK='import numpy, scipy, matplotlib, numba, cupy, cuda.bindings.runtime, perfmodel, kernels, validation'
 if [ ! -x "$ENV_DIR/bin/python" ] || [ "$(cat "$ENV_DIR/.recperf-stamp" 2>/dev/null)" != "$WANT" ]; then
   rm -rf "$ENV_DIR"
-  "$PY3" -m venv "$ENV_DIR" >>"$LOG" 2>&1 \
+  # without pip where ensurepip is missing (a Python without python3-venv): pip then comes from
+  # the system Python, installing into the environment (pip --python)
+  "$PY3" -m venv "$ENV_DIR" >>"$LOG" 2>&1 || { rm -rf "$ENV_DIR"; "$PY3" -m venv --without-pip "$ENV_DIR" >>"$LOG" 2>&1; } \
     || die "cannot create a virtual environment with $PY3 -m venv (on Debian/Ubuntu: apt-get install python3-venv); see $LOG"
   PYENV="$ENV_DIR/bin/python"
+  if "$PYENV" -m pip --version >/dev/null 2>&1; then PIP=("$PYENV" -m pip); else PIP=("$PY3" -m pip --python "$PYENV"); fi
   SITE=$("$PYENV" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
   ok=0
   if [ "$REUSE" = True ]; then
@@ -80,10 +83,10 @@ if [ ! -x "$ENV_DIR/bin/python" ] || [ "$(cat "$ENV_DIR/.recperf-stamp" 2>/dev/n
     if "$PYENV" -c "$CHECK" >>"$LOG" 2>&1; then ok=1; echo "environment: the system's packages and this checkout" >>"$LOG"; fi
   fi
   if [ $ok = 0 ] && [ -n "$WHEELS" ]; then
-    "$PYENV" -m pip install -q --no-index --no-build-isolation --find-links "$WHEELS" -e ".[$EXTRA]" >>"$LOG" 2>&1 && ok=1
+    "${PIP[@]}" install -q --no-index --no-build-isolation --find-links "$WHEELS" -e ".[$EXTRA]" >>"$LOG" 2>&1 && ok=1
   fi
   if [ $ok = 0 ]; then
-    "$PYENV" -m pip install -q --retries 1 --timeout 20 -e ".[$EXTRA]" >>"$LOG" 2>&1 && ok=1
+    "${PIP[@]}" install -q --retries 1 --timeout 20 -e ".[$EXTRA]" >>"$LOG" 2>&1 && ok=1
   fi
   [ $ok = 1 ] || die "cannot install recperf[$EXTRA] into $ENV_DIR: $(grep -m1 -i 'error' "$LOG" || tail -n 1 "$LOG") (full log: $LOG)"
   echo "$WANT" >"$ENV_DIR/.recperf-stamp"
@@ -93,7 +96,7 @@ PYENV="$ENV_DIR/bin/python"
   || die "$(sed 's/^error: //' "$RUN/preflight.err" | head -n 1)"
 
 # ---- 3. the phases, in what is left of the budget -----------------------------------------
-LEFT=$(( ${BUDGET%.*} - ($(date +%s) - START) ))
+LEFT=$("$PY3" -c 'import sys; print(round(float(sys.argv[1]) - float(sys.argv[2]), 1))' "$BUDGET" "$(( $(date +%s) - START ))")
 GPU_ARGS=()
 [ -n "$GPU" ] && GPU_ARGS=(--gpu "$GPU")
 PYTHONUNBUFFERED=1 "$PYENV" -m recperf validate run-all --out "$RUN" --budget-s "$LEFT" ${GPU_ARGS[@]+"${GPU_ARGS[@]}"} \

@@ -282,7 +282,10 @@ def test_run_all_records_each_failing_phase_and_keeps_going(tmp_path: Path) -> N
                       grid={"block_size": [128], "register_cap": [0], "prefetch_distance": [0], "bounds_check": ["inline"]})
     assert summary["gpu"] == "h100-sxm" and summary["uuid"] == "GPU-test"
     assert set(summary["errors"]) == {"smoke", "micro", "calibrate", "sweep", "report"}, summary["errors"]
-    assert "measured 0 configurations, 7 failed" in summary["errors"]["sweep"]  # 2 variants x 3 pinnings + PyTorch's
+    from validation.run_all import variants
+
+    failed = 1 + len(variants()) * 3  # PyTorch's kernel, then each variant x 3 pinnings
+    assert f"measured 0 configurations, {failed} failed" in summary["errors"]["sweep"]
     written = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert written["errors"] == summary["errors"] and written["plan_s"]["smoke"] <= 60
     assert json.loads((tmp_path / "run" / "env.json").read_text())["device_uuid"] == "GPU-test"
@@ -302,7 +305,7 @@ def test_run_all_end_to_end_on_the_recording_device_then_replayed_from_its_archi
     from kernels import cpu_compiler
     from validation import accuracy_report
     from validation._lease import pack_run
-    from validation.run_all import run_all
+    from validation.run_all import _smoke_configs, run_all, variants
 
     if cpu_compiler() is None:
         pytest.skip("the recording device runs the CUDA sources on the CPU: needs g++")
@@ -320,13 +323,15 @@ def test_run_all_end_to_end_on_the_recording_device_then_replayed_from_its_archi
     assert set(summary["errors"]) == {"micro", "calibrate"}, summary["errors"]
     assert summary["phases"]["smoke"]["status"] == "ok" and summary["phases"]["report"]["status"] == "ok"
     smoke = json.loads((run / "smoke.json").read_text())
-    # toolchain, two configurations of each variant verified, one timed, one access-policy window
-    assert [c["ok"] for c in smoke["checks"]] == [True] * (1 + 2 * 2 + 1 + 1)
-    assert summary["phases"]["sweep"]["result"]["measured"] == 1 + 2 * 3 * 2  # PyTorch's, 2 variants x 3 pins x 2
+    # toolchain, each variant's configurations verified, one timed, one access-policy window
+    verified = sum(len(_smoke_configs(v)) for v in variants())
+    assert [c["ok"] for c in smoke["checks"]] == [True] * (1 + verified + 1 + 1) and verified >= 2 * 2
+    # PyTorch's kernel, then each variant x 3 pinnings x 2 prefetch distances
+    assert summary["phases"]["sweep"]["result"]["measured"] == 1 + len(variants()) * 3 * 2
     assert any("sweep: ok" in line for line in lines) and timed_regions(dev.log)
     archive = pack_run(run, tmp_path, gpu=summary["gpu"], when=dt.datetime(2026, 3, 4, tzinfo=dt.timezone.utc))
     rep = accuracy_report(archive)
-    assert rep.metrics.n == 13 and rep.archive is not None and rep.archive["gpu"] == "h100-sxm"
+    assert rep.metrics.n == 1 + len(variants()) * 3 * 2 and rep.archive is not None and rep.archive["gpu"] == "h100-sxm"
     assert all(r.raw["env"]["device_uuid"] == "GPU-recording-stand-in" for r in rep.records)
 
 
