@@ -61,10 +61,32 @@ printf '%s\n' "$SMI" >"$RUN/nvidia-smi.txt"
 echo "plan: $(field reason); extra $EXTRA; environment $ENV_DIR"
 
 # ---- 2. the environment -------------------------------------------------------------------
+# Where the system Python has a CuPy for a CUDA major the driver runs, the environment is that
+# Python with this checkout on its path (a wrapper, $ENV_DIR/bin/python), and nothing is
+# installed when that is all it needs (a machine with no package index). It must be the Python
+# itself, not a virtual environment on top: CuPy finds PyPI's NVRTC through cuda-pathfinder,
+# which looks in site.getsitepackages() only. Else: a virtual environment with the extra.
 LOG="$RUN/install.log"
-WANT="$EXTRA reuse=$REUSE $(sha256sum pyproject.toml | cut -c1-16)"
 CHECK='import numpy, scipy, matplotlib, numba, cupy, cuda.bindings.runtime, perfmodel, kernels, validation'
-if [ ! -x "$ENV_DIR/bin/python" ] || [ "$(cat "$ENV_DIR/.recperf-stamp" 2>/dev/null)" != "$WANT" ]; then
+stamp_of() { echo "$EXTRA reuse=$1 $(sha256sum pyproject.toml | cut -c1-16)"; }
+fresh() { [ ! -x "$1/bin/python" ] || [ "$(cat "$1/.recperf-stamp" 2>/dev/null)" != "$2" ]; }
+if [ "$REUSE" = True ] && fresh "$ENV_DIR" "$(stamp_of True)"; then
+  rm -rf "$ENV_DIR"
+  mkdir -p "$ENV_DIR/bin"
+  PY3_ABS=$(command -v "$PY3")
+  printf '#!/bin/sh\nPYTHONPATH="%s${PYTHONPATH:+:$PYTHONPATH}" exec "%s" "$@"\n' "$(pwd)" "$PY3_ABS" >"$ENV_DIR/bin/python"
+  chmod +x "$ENV_DIR/bin/python"
+  if "$ENV_DIR/bin/python" -c "$CHECK" >>"$LOG" 2>&1; then
+    echo "environment: $PY3_ABS with this checkout on its path (nothing installed)" >>"$LOG"
+    stamp_of True >"$ENV_DIR/.recperf-stamp"
+  else
+    echo "environment: the system Python lacks a dependency; an isolated environment instead" >>"$LOG"
+    rm -rf "$ENV_DIR"
+    REUSE=False
+    ENV_DIR="$OUT/gpu-env-$EXTRA"
+  fi
+fi
+if [ "$REUSE" != True ] && fresh "$ENV_DIR" "$(stamp_of False)"; then
   rm -rf "$ENV_DIR"
   # without pip where ensurepip is missing (a Python without python3-venv): pip then comes from
   # the system Python, installing into the environment (pip --python)
@@ -72,24 +94,15 @@ if [ ! -x "$ENV_DIR/bin/python" ] || [ "$(cat "$ENV_DIR/.recperf-stamp" 2>/dev/n
     || die "cannot create a virtual environment with $PY3 -m venv (on Debian/Ubuntu: apt-get install python3-venv); see $LOG"
   PYENV="$ENV_DIR/bin/python"
   if "$PYENV" -m pip --version >/dev/null 2>&1; then PIP=("$PYENV" -m pip); else PIP=("$PY3" -m pip --python "$PYENV"); fi
-  SITE=$("$PYENV" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
   ok=0
-  if [ "$REUSE" = True ]; then
-    # The system Python has CuPy: the environment sees its packages (python3 may itself be a
-    # virtual environment, whose packages --system-site-packages would not show) and this
-    # checkout, and installs nothing when that is all it needs (a machine with no package index).
-    "$PY3" -c 'import site; print("\n".join(site.getsitepackages()))' >"$SITE/recperf-system.pth"
-    printf '%s\n' "$(pwd)" >"$SITE/recperf-source.pth"
-    if "$PYENV" -c "$CHECK" >>"$LOG" 2>&1; then ok=1; echo "environment: the system's packages and this checkout" >>"$LOG"; fi
-  fi
-  if [ $ok = 0 ] && [ -n "$WHEELS" ]; then
-    "${PIP[@]}" install -q --no-index --no-build-isolation --find-links "$WHEELS" -e ".[$EXTRA]" >>"$LOG" 2>&1 && ok=1
+  if [ -n "$WHEELS" ]; then
+    "${PIP[@]}" install -q --no-index --find-links "$WHEELS" -e ".[$EXTRA]" >>"$LOG" 2>&1 && ok=1
   fi
   if [ $ok = 0 ]; then
     "${PIP[@]}" install -q --retries 1 --timeout 20 -e ".[$EXTRA]" >>"$LOG" 2>&1 && ok=1
   fi
   [ $ok = 1 ] || die "cannot install recperf[$EXTRA] into $ENV_DIR: $(grep -m1 -i 'error' "$LOG" || tail -n 1 "$LOG") (full log: $LOG)"
-  echo "$WANT" >"$ENV_DIR/.recperf-stamp"
+  stamp_of False >"$ENV_DIR/.recperf-stamp"
 fi
 PYENV="$ENV_DIR/bin/python"
 "$PYENV" -m recperf validate preflight >"$RUN/preflight.txt" 2>"$RUN/preflight.err" \

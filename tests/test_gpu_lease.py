@@ -243,3 +243,36 @@ def test_script_plan_picks_the_extra_from_the_driver(tmp_path: Path, smi: str, e
     plan = json.loads(out.stdout.strip().splitlines()[-1])
     assert plan["extra"] == extra and plan["env"] == f"{tmp_path / 'out'}/gpu-env-{extra}"
     assert sum(plan["phases"].values()) <= 300.5 and not (tmp_path / "out").exists()
+
+
+def test_script_reuses_a_system_cupy_and_installs_nothing(tmp_path: Path) -> None:
+    """A system Python that already has a CuPy wheel (here: this interpreter, a stand-in CuPy
+    package and its distribution record on PYTHONPATH) gets the environment without pip: the
+    Python itself with the checkout on its path. With no GPU the preflight then stops it."""
+    pytest.importorskip("cuda.bindings.runtime", reason="the environment check imports cuda-bindings")
+    stub = tmp_path / "site"
+    (stub / "cupy").mkdir(parents=True)
+    (stub / "cupy" / "__init__.py").write_text('"""a stand-in: no device."""\n')
+    info = stub / "cupy_cuda13x-14.2.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: cupy-cuda13x\nVersion: 14.2.0\n")
+    py = tmp_path / "pybin"
+    py.mkdir()
+    (py / "python3").write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')  # this environment's Python
+    (py / "python3").chmod(0o755)
+    path = _path_without_nvidia_smi(_fake_smi(tmp_path, SMI_580)).replace(
+        str(tmp_path / "bin"), f"{tmp_path / 'bin'}{os.pathsep}{py}")
+    env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"} | {
+        "PATH": path, "PYTHONPATH": str(stub), "PIP_NO_INDEX": "1"}
+    out = subprocess.run(["bash", str(SCRIPT), "--out", str(tmp_path / "out")], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=300, check=False)
+    assert out.returncode == 2 and out.stderr.startswith("error:") and len(out.stderr.strip().splitlines()) == 1
+    assert "CuPy finds none" in out.stderr, out.stderr
+    wrapper = tmp_path / "out" / "gpu-env-gpu-cuda13-system" / "bin" / "python"
+    assert str(ROOT) in wrapper.read_text() and "exec" in wrapper.read_text()
+    # the Python itself (its site.getsitepackages(), where cuda-pathfinder finds NVRTC), not a venv on top
+    probe = subprocess.run([str(wrapper), "-c", "import site, sys, kernels; print(sys.prefix); print(kernels.__file__)"],
+                           capture_output=True, text=True, check=True, env=env).stdout.split()
+    assert probe == [sys.prefix, str(ROOT / "kernels" / "__init__.py")]
+    (log,) = (tmp_path / "out").glob("gpu-validate-*/install.log")
+    assert "nothing installed" in log.read_text()
