@@ -232,6 +232,11 @@ class CupyDevice:
     def current_stream(self) -> Any:
         return self.cp.cuda.get_current_stream()
 
+    def new_stream(self) -> Any:
+        """A created stream (not the legacy default stream: the access-policy window is set on
+        it), ordered after work on the default stream, such as the uploads."""
+        return self.cp.cuda.Stream()
+
     def synchronize(self, stream: Any = None) -> None:
         (stream or self.current_stream()).synchronize()
 
@@ -416,8 +421,9 @@ class PreparedLookup:
         """One call, whole, with the host in the loop: the validation pass alone first, whose
         verdict is read back (IndexError, and no lookup reads out of bounds), then the rest
         inside the window; the output. (:meth:`enqueue` instead runs the whole sequence with
-        no host round trip, for timing calls whose indices are known to be valid.)"""
-        stream = stream or self.device.current_stream()
+        no host round trip, for timing calls whose indices are known to be valid.) Without
+        ``stream``, a created one (the window is never set on the legacy default stream)."""
+        stream = stream or self.device.new_stream()
         rest = self.launches
         if self._first_bad is not None and rest and rest[0].name == "recperf_check_indices":
             k = rest[0]
@@ -584,5 +590,7 @@ def embedding_bag_gpu(
             hot = dev.upload(row_map.astype(host_idx.dtype))
         else:
             hot = dev.upload(hot_rows(host_idx, args.num_rows).astype(host_idx.dtype))
-    out = launcher(w, args.indices, args.offsets, mode=mode, per_sample_weights=args.per_sample_weights, hot_rows=hot)
-    return dev.to_host(out)
+    stream = dev.new_stream()
+    out = launcher(w, args.indices, args.offsets, mode=mode, per_sample_weights=args.per_sample_weights, hot_rows=hot,
+                   stream=stream)
+    return dev.to_host(out, stream)

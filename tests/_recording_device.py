@@ -254,6 +254,10 @@ class RecordingDevice:
     def current_stream(self) -> str:
         return "stream"
 
+    def new_stream(self) -> str:
+        self.log.append(("new-stream", ""))
+        return "stream"
+
     def synchronize(self, stream: Any = None) -> None:
         self.log.append(("sync", ""))
 

@@ -178,10 +178,10 @@ def test_gpu_prepared_call_repeats_into_the_same_buffers_and_the_window_resets()
     prepared = launcher.prepare(dev.upload(case["weight"][order]), dev.upload(case["indices"]),
                                 dev.upload(case["offsets"]), hot_rows=dev.upload(row_map))
     limit = dev.persisting_l2_limit()
-    stream = dev.current_stream()
+    stream = dev.new_stream()  # the window is set on a created stream, never the legacy default one
     with prepared.window(stream):
         for _ in range(3):
             prepared.enqueue(stream)
         dev.synchronize(stream)
-    assert prepared.bad_position() is None and dev.persisting_l2_limit() == limit
-    assert_matches(dev.to_host(prepared.output), case, "sum", k)
+    assert prepared.bad_position(stream) is None and dev.persisting_l2_limit() == limit
+    assert_matches(dev.to_host(prepared.output, stream), case, "sum", k)

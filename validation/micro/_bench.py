@@ -164,7 +164,7 @@ def run_persisting_l2(backend: Any, *, gpu_id: str | None, emit: Callable[[dict[
     cold = cp.ones(4 * backend.l2_size_bytes // 8, dtype=cp.float64)
     sink = cp.zeros(1, dtype=cp.float64)
     n_cold = np.int64(cold.size)
-    stream = cp.cuda.Stream(non_blocking=True)
+    stream = backend.new_stream()  # ordered after the buffers' fills on the default stream
     backend.set_persisting_l2_limit(limit)
     try:
         for frac in (0.25, 0.5, 0.75, 1.0, 1.5):

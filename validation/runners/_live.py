@@ -163,6 +163,7 @@ class LiveRunner:
         self.settle_rel = settle_rel
         self.max_warmup = max_warmup
         self._backend = backend
+        self._stream: Any = None
         self._tables: dict[tuple[Table, int], _TableData] = {}
 
     # ---- set-up -----------------------------------------------------------------------------
@@ -173,6 +174,13 @@ class LiveRunner:
 
             self._backend = CupyBackend(0)
         return self._backend
+
+    @property
+    def stream(self) -> Any:
+        """The created stream every verified and timed call runs on."""
+        if self._stream is None:
+            self._stream = self.backend.new_stream()
+        return self._stream
 
     def _gpu_id(self) -> str:
         gid = self.gpu or self.backend.gpu_id()
@@ -243,7 +251,7 @@ class LiveRunner:
     def _verify(self, table: Table, data: _TableData, prepared: Sequence[Any]) -> float:
         """Run each prepared call once and compare with NumPy; the largest |error|."""
         dev = self.backend
-        stream = dev.current_stream()
+        stream = self.stream
         worst = 0.0
         ref = data.reference
         rtol, atol = _tolerance(table.dtype, table.mean_pooling)
@@ -270,7 +278,7 @@ class LiveRunner:
         from validation.observers import time_with_events
 
         dev = self.backend
-        stream = dev.current_stream()
+        stream = self.stream
         evict_last = kernel.pinned_row_fraction > 0 and kernel.pin_method == "evict-last-prefetch"
 
         def before(_i: int) -> None:
