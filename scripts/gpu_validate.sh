@@ -115,9 +115,13 @@ GPU_ARGS=()
 PYTHONUNBUFFERED=1 "$PYENV" -m recperf validate run-all --out "$RUN" --budget-s "$LEFT" ${GPU_ARGS[@]+"${GPU_ARGS[@]}"} \
   2>"$RUN/run-all.err" | tee "$RUN/run-all.log"
 RC=${PIPESTATUS[0]}
-grep -E '^(phase |error:)' "$RUN/run-all.err" >&2
-case $RC in 0|1) ;; 2) exit 2 ;;
-  *) echo "phase run-all stopped with status $RC: $(tail -n 1 "$RUN/run-all.err")" >&2; RC=1 ;; esac
+LINES=$(grep -E '^(phase |error:)' "$RUN/run-all.err")
+if [ -n "$LINES" ]; then
+  printf '%s\n' "$LINES" >&2
+elif [ "$RC" != 0 ]; then  # a crash outside the phases (its traceback is in run-all.err)
+  echo "phase run-all failed with status $RC: $(tail -n 1 "$RUN/run-all.err")" >&2
+fi
+case $RC in 0|1) ;; 2) exit 2 ;; *) RC=1 ;; esac
 
 # ---- 4. one archive -------------------------------------------------------------------------
 PACKED=$("$PY3" validation/_lease.py pack "$RUN" "$OUT" "$STAMP") || exit 2

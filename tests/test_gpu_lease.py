@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from perfmodel import KernelConfig
 from validation import _lease
 from validation._lease import (
     LeaseError,
@@ -276,3 +277,48 @@ def test_script_reuses_a_system_cupy_and_installs_nothing(tmp_path: Path) -> Non
     assert probe == [sys.prefix, str(ROOT / "kernels" / "__init__.py")]
     (log,) = (tmp_path / "out").glob("gpu-validate-*/install.log")
     assert "nothing installed" in log.read_text()
+
+
+@pytest.mark.slow
+def test_the_whole_script_on_a_stand_in_gpu(tmp_path: Path) -> None:
+    """scripts/gpu_validate.sh end to end, every phase's real code, on the stand-in CuPy
+    (tests/_fake_cupy.py, loaded into each Python the script starts through sitecustomize): the
+    CUDA sources run on the CPU, so the times are CPU times, and the microbenchmarks record
+    nothing real (calibration fails on them: exit 1). Checks the exit status, the one line per
+    failed phase, the archive printed last, and its replay."""
+    pytest.importorskip("cuda.bindings.runtime", reason="the stand-in keeps cuda-bindings' own types")
+    from kernels import cpu_compiler
+
+    if cpu_compiler() is None:
+        pytest.skip("the stand-in runs the CUDA sources on the CPU: needs g++")
+    site = tmp_path / "site"
+    info = site / "cupy_cuda13x-14.2.0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: cupy-cuda13x\nVersion: 14.2.0\n")
+    (site / "sitecustomize.py").write_text(
+        f"import sys\nsys.path.insert(0, {str(ROOT / 'tests')!r})\nimport pytest\nfrom _fake_cupy import install\n"
+        "install(pytest.MonkeyPatch())\n")
+    py = tmp_path / "pybin"
+    py.mkdir()
+    (py / "python3").write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
+    (py / "python3").chmod(0o755)
+    path = _path_without_nvidia_smi(_fake_smi(tmp_path, SMI_580)).replace(
+        str(tmp_path / "bin"), f"{tmp_path / 'bin'}{os.pathsep}{py}")
+    env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"} | {
+        "PATH": path, "PYTHONPATH": str(site), "PIP_NO_INDEX": "1"}
+    out = subprocess.run(["bash", str(SCRIPT), "--out", str(tmp_path / "out"), "--budget-s", "100"], cwd=ROOT,
+                         env=env, capture_output=True, text=True, timeout=900, check=False)
+    assert out.returncode == 1, (out.returncode, out.stderr[-2000:])
+    failed = out.stderr.strip().splitlines()
+    assert failed and all(line.startswith("phase ") for line in failed), out.stderr[-2000:]
+    assert any(line.startswith("phase calibrate failed") for line in failed)
+    archive = Path(out.stdout.strip().splitlines()[-1])
+    assert archive.parent == tmp_path / "out" and archive.name.startswith("gpu-validate-h200-") and archive.is_file()
+    manifest = read_manifest(archive)
+    assert manifest["gpu"] == "h200" and manifest["synthetic"] is False and "calibrate" in manifest["phases_failed"]
+    assert {"env.json", "smoke.json", "micro.jsonl", "measurements.jsonl", "summary.json", "nvidia-smi.txt",
+            "workload.toml", "traces/reuse_low_500K.txt"} <= set(manifest["files"])
+    from validation import accuracy_report
+
+    rep = accuracy_report(archive)
+    assert rep.metrics.n >= 1 and rep.records[0].kernel == KernelConfig()  # PyTorch's kernel first
