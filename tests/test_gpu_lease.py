@@ -322,3 +322,14 @@ def test_the_whole_script_on_a_stand_in_gpu(tmp_path: Path) -> None:
 
     rep = accuracy_report(archive)
     assert rep.metrics.n >= 1 and rep.records[0].kernel == KernelConfig()  # PyTorch's kernel first
+
+
+def test_preflight_without_a_gpu_exits_2_with_one_line() -> None:
+    from kernels import gpu_available
+
+    if gpu_available()[0]:
+        pytest.skip("a GPU is present: preflight would pass")
+    out = subprocess.run([sys.executable, "-m", "recperf", "validate", "preflight", "--json"], capture_output=True,
+                         text=True, check=False)
+    assert out.returncode == 2 and out.stdout == "" and out.stderr.startswith("error:")
+    assert len(out.stderr.strip().splitlines()) == 1 and "GPU" in out.stderr
