@@ -31,7 +31,7 @@ while [ $# -gt 0 ]; do
     --gpu) [ $# -ge 2 ] || die "--gpu needs a GPU id (see recperf gpus)"; GPU=$2; shift 2 ;;
     --wheels) [ $# -ge 2 ] || die "--wheels needs a folder of wheels"; WHEELS=$2; shift 2 ;;
     --plan-only) PLAN_ONLY=1; shift ;;
-    -h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
     *) die "unknown option '$1'; valid options: --budget-s, --out, --gpu, --wheels, --plan-only, --help" ;;
   esac
 done
