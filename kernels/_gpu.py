@@ -371,6 +371,11 @@ LOOKUP_ARGS: dict[str, Callable[[LookupBuffers], tuple[Any, ...]]] = {"pytorch":
 SIDE_OUTPUT_VARIANTS = frozenset({"pytorch"})
 
 
+def launchable_variants() -> tuple[str, ...]:
+    """Kernel variants the GPU launcher can run (those with an argument builder in ``LOOKUP_ARGS``)."""
+    return tuple(LOOKUP_ARGS)
+
+
 class PreparedLookup:
     """One lookup call with its arguments checked and its buffers allocated: :meth:`enqueue`
     only launches kernels, as often as asked, into the same buffers."""
@@ -567,7 +572,8 @@ def embedding_bag_gpu(
     semantics, result as a NumPy array. Out-of-range indices raise IndexError naming the first bad
     position before any lookup runs (the validation pass for ``separate``, a CuPy check otherwise,
     so the device assert never fires here)."""
-    from kernels._launch import frequency_remap, hot_rows
+    from kernels._launch import frequency_remap
+    from kernels._launch import hot_rows as hot_row_ids
 
     dev = CupyDevice()
     cp = dev.cp
@@ -589,7 +595,7 @@ def embedding_bag_gpu(
             w = dev.take_rows(w, dev.upload(order))
             hot = dev.upload(row_map.astype(host_idx.dtype))
         else:
-            hot = dev.upload(hot_rows(host_idx, args.num_rows).astype(host_idx.dtype))
+            hot = dev.upload(hot_row_ids(host_idx, args.num_rows).astype(host_idx.dtype))
     stream = dev.new_stream()
     out = launcher(w, args.indices, args.offsets, mode=mode, per_sample_weights=args.per_sample_weights, hot_rows=hot,
                    stream=stream)

@@ -284,8 +284,8 @@ def test_the_whole_script_on_a_stand_in_gpu(tmp_path: Path) -> None:
     """scripts/gpu_validate.sh end to end, every phase's real code, on the stand-in CuPy
     (tests/_fake_cupy.py, loaded into each Python the script starts through sitecustomize): the
     CUDA sources run on the CPU, so the times are CPU times, and the microbenchmarks record
-    nothing real (calibration fails on them: exit 1). Checks the exit status, the one line per
-    failed phase, the archive printed last, and its replay."""
+    nothing real (calibration may or may not fit them). Checks that the exit status, the one line
+    per failed phase and the manifest agree, the archive printed last, and its replay."""
     pytest.importorskip("cuda.bindings.runtime", reason="the stand-in keeps cuda-bindings' own types")
     from kernels import cpu_compiler
 
@@ -308,14 +308,18 @@ def test_the_whole_script_on_a_stand_in_gpu(tmp_path: Path) -> None:
         "PATH": path, "PYTHONPATH": str(site), "PIP_NO_INDEX": "1"}
     out = subprocess.run(["bash", str(SCRIPT), "--out", str(tmp_path / "out"), "--budget-s", "100"], cwd=ROOT,
                          env=env, capture_output=True, text=True, timeout=900, check=False)
-    assert out.returncode == 1, (out.returncode, out.stderr[-2000:])
+    # the stand-in's microbenchmarks time CPU code: whether calibration can fit them depends on this
+    # machine, so the check is that the exit status, the failure lines and the manifest agree
+    assert out.returncode in (0, 1), (out.returncode, out.stderr[-2000:])
     failed = out.stderr.strip().splitlines()
-    assert failed and all(line.startswith("phase ") for line in failed), out.stderr[-2000:]
-    assert any(line.startswith("phase calibrate failed") for line in failed)
+    assert all(line.startswith("phase ") and " failed" in line for line in failed), out.stderr[-2000:]
+    assert (out.returncode == 1) == bool(failed)
     archive = Path(out.stdout.strip().splitlines()[-1])
     assert archive.parent == tmp_path / "out" and archive.name.startswith("gpu-validate-h200-") and archive.is_file()
     manifest = read_manifest(archive)
-    assert manifest["gpu"] == "h200" and manifest["synthetic"] is False and "calibrate" in manifest["phases_failed"]
+    assert manifest["gpu"] == "h200" and manifest["synthetic"] is False
+    assert sorted(manifest["phases_failed"]) == sorted(line.split()[1] for line in failed)
+    assert not {"smoke", "sweep", "report"} & set(manifest["phases_failed"]), manifest["phases_failed"]
     assert {"env.json", "smoke.json", "micro.jsonl", "measurements.jsonl", "summary.json", "nvidia-smi.txt",
             "workload.toml", "traces/reuse_low_500K.txt"} <= set(manifest["files"])
     from validation import accuracy_report

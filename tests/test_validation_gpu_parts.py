@@ -9,6 +9,7 @@ import shutil
 import statistics
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -348,32 +349,6 @@ def test_sweep_order_reaches_every_variant_and_pin_method_early() -> None:
     assert {k.pin_method for k in configs if k.pinned_row_fraction} == {"evict-last-prefetch", "access-policy-window"}
     a, b = perfmodel.KernelConfig(block_size=128), perfmodel.KernelConfig(variant="warp")
     assert interleave([a, perfmodel.KernelConfig(block_size=512), b]) == [a, b, perfmodel.KernelConfig(block_size=512)]
-
-
-def test_study_top_k_reads_the_best_distinct_configurations(tmp_path: Path) -> None:
-    optuna = pytest.importorskip("optuna")
-    import search
-    from validation.runners import study_top_k
-
-    w = perfmodel.Workload(batch_size=64, tables=(perfmodel.Table(rows=1000, dim=16, pooling=4),))
-    space = search.build_space(w, perfmodel.get_gpu("h100-sxm"))
-    url = f"sqlite:///{tmp_path / 's.db'}"
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(study_name="t", storage=url, sampler=optuna.samplers.RandomSampler(seed=0))
-    study.set_user_attr("space", space.to_dict())
-    scores: dict[perfmodel.KernelConfig, float] = {}
-
-    def objective(trial: Any) -> float:
-        c = space.suggest(trial)
-        scores[c] = c.block_size + c.prefetch_distance  # a known ranking
-        return float(scores[c])
-
-    study.optimize(objective, n_trials=12)
-    top = study_top_k(url, "t", 3)
-    want = sorted(scores, key=lambda c: scores[c])[:3]
-    assert [scores[c] for c in top] == [scores[c] for c in want]
-    with pytest.raises(perfmodel.InputError, match="no study named"):
-        study_top_k(url, "nope", 3)
 
 
 # ---- the CuPy glue on a stand-in CuPy (tests/_fake_cupy.py): what the first GPU run goes through ----

@@ -28,7 +28,7 @@ if kernels.cpu_compiler() is None:
     pytest.skip("the recording device runs the CUDA sources on the CPU: needs a host C++ compiler (g++)",
                 allow_module_level=True)
 
-from _recording_device import LOOKUP_KERNELS, RecordingDevice, timed_regions  # noqa: E402
+from _recording_device import LOOKUP_KERNELS, RecordingDevice, timed_regions
 
 WORKLOAD = ('batch_size = 48\n[[tables]]\nrows = 3000\ndim = 32\npooling = 6\ncount = 3\n'
             '[tables.indices]\nkind = "zipf"\nalpha = 1.1\n')

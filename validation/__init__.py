@@ -17,6 +17,7 @@ Nothing here imports a GPU library at import time.
 
 from __future__ import annotations
 
+from validation._archive import RunArchive, open_run_archive
 from validation._calibrate import CalibrationResult, MicroData, calibrate, read_micro_results, spec_toml
 from validation._metrics import (
     AccuracyMetrics,
@@ -83,6 +84,7 @@ __all__ = [
     "PublishedDataset",
     "RatioResult",
     "ReplayRunner",
+    "RunArchive",
     "ScatterInfo",
     "accuracy_metrics",
     "accuracy_report",
@@ -96,6 +98,7 @@ __all__ = [
     "load_ledger",
     "mape",
     "measure_configs",
+    "open_run_archive",
     "parse_l2",
     "parse_latency",
     "parse_stream",

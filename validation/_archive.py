@@ -61,7 +61,7 @@ class RunArchive:
 
 def open_run_archive(path: str | os.PathLike[str]) -> RunArchive:
     """Check and unpack a run archive (once per content) into the cache."""
-    from kernels._compile import cache_dir
+    from kernels import cache_dir
     from validation._lease import LeaseError, extract_archive
 
     try:

@@ -59,10 +59,11 @@ TRACE = "reuse_low_500K.txt"
 
 def variants() -> list[str]:
     """Kernel variants the model knows and the GPU launcher can run (new ones join by themselves)."""
-    from kernels._gpu import LOOKUP_ARGS
-    from perfmodel._config import VARIANTS
+    from kernels import launchable_variants
+    from perfmodel import VARIANTS
 
-    return [v for v in VARIANTS if v in LOOKUP_ARGS]
+    launchable = launchable_variants()
+    return [v for v in VARIANTS if v in launchable]
 
 
 def interleave(configs: Sequence[KernelConfig]) -> list[KernelConfig]:

@@ -241,8 +241,7 @@ def run_published(args: argparse.Namespace) -> int:
 
 def run_calibrate(args: argparse.Namespace) -> int:
     import perfmodel
-    from validation import MicroData, calibrate, read_micro_results
-    from validation._archive import open_run_archive
+    from validation import MicroData, calibrate, open_run_archive, read_micro_results
     from validation.published import data_dir, parse_l2, parse_latency, parse_stream
 
     run = open_run_archive(args.archive) if args.archive else None
