@@ -311,8 +311,7 @@ class CPUSpec:
     clock_hz: float
     fma_units_per_core: int
     vector_bits: int
-    l1d_bytes_per_core: int
-    l2_bytes_per_core: int
+    stores_per_cycle: int
     llc_bytes: int
     dram_bandwidth_bytes_per_s: float
     dram_efficiency: float
@@ -356,8 +355,8 @@ class CPUSpec:
 
 
 _CPU_FIELDS = [f.name for f in dataclasses.fields(CPUSpec) if f.name not in ("id", "name", "sources", "estimates")]
-_INT_FIELDS = {"cores", "fma_units_per_core", "vector_bits", "l1d_bytes_per_core", "l2_bytes_per_core", "llc_bytes",
-               "fill_buffers_per_core", "dram_capacity_bytes"}
+_INT_FIELDS = {"cores", "fma_units_per_core", "vector_bits", "stores_per_cycle", "llc_bytes", "fill_buffers_per_core",
+               "dram_capacity_bytes"}
 
 
 def _sourced(doc: Mapping[str, Any], names: list[str], origin: str) -> tuple[dict[str, Any], dict[str, str], dict[str, str]]:
@@ -431,6 +430,9 @@ class LaunchCosts:
     host_link_efficiency: float
     gemm_efficiency: float
     stream_efficiency: float
+    simt_saturating_tile: float
+    tensor_core_gemm_efficiency: float
+    tensor_core_saturating_tile: float
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, hash=False, repr=False)
 
     @property
