@@ -52,23 +52,36 @@ def test_rmc1_on_one_stream_ties_a_sapphire_rapids_socket_at_batch_1024() -> Non
     assert gpu.stages["transfer"] > 0.25 * gpu.time_s
 
 
-@pytest.mark.parametrize("model", DEEPRECSYS)
-def test_four_streams_never_slower_than_one(model: str) -> None:
-    one = pp.run_pipeline(model, GPU, 256, streams=1)
-    four = pp.run_pipeline(model, GPU, 256, streams=4)
-    assert four.time_s <= one.time_s * (1 + 1e-12)
-    assert four.streams_used <= 4
+def test_streams_are_a_measured_figure_not_a_guarantee() -> None:
+    # The scheduler is one list schedule on K streams (no best-of-1..K): measured at batch 256 on the A100,
+    # 4 streams cut RMC1/RMC2 by more than half, and leave the host-bound WnD (27 one-lookup tables, each
+    # shorter than its launch) where it was, within its extra sync points.
+    ratio = {m: pp.run_pipeline(m, GPU, 256, streams=4).time_s / pp.run_pipeline(m, GPU, 256).time_s
+             for m in ("rmc1", "rmc2", "wnd")}
+    assert ratio["rmc1"] < 0.5 and ratio["rmc2"] < 0.5, ratio
+    assert 0.98 < ratio["wnd"] < 1.02, ratio
 
 
 def test_streams_pay_where_features_are_independent_and_kernels_long() -> None:
-    # RMC1/RMC2: long latency-bound lookups that fill a sliver of the GPU overlap on streams
     for m in ("rmc1", "rmc2"):
         one = pp.run_pipeline(m, GPU, 256, streams=1)
         four = pp.run_pipeline(m, GPU, 256, streams=4)
         assert four.time_s < 0.75 * one.time_s and four.streams_used > 1
-    # WnD: 27 one-lookup tables, each shorter than its launch: host-bound, streams cannot help
-    wnd = pp.run_pipeline("wnd", GPU, 256, streams=4)
-    assert wnd.streams_used == 1
+
+
+@pytest.mark.parametrize("model", DEEPRECSYS)
+def test_pipelined_batches_serve_more_than_batch_over_latency(model: str) -> None:
+    # the copies of batch b+1 run on the copy engine while batch b computes
+    r = pp.run_pipeline(model, GPU, 1024)
+    assert r.throughput_samples_per_s > 1.1 * 1024 / r.time_s
+    assert r.period_s < r.time_s
+
+
+def test_cpu_embedding_share_rises_with_batch() -> None:
+    # DeepRecSys / IISWC'20 on Skylake-class CPUs: the embedding share grows with batch for RMC1/RMC2
+    for m in ("rmc1", "rmc2"):
+        shares = [pp.run_pipeline(m, "xeon-8280", b).embedding_share for b in (1, 16, 256, 1024)]
+        assert shares == sorted(shares), (m, shares)
 
 
 @pytest.mark.slow  # ~45 s: 52 Criteo tables through perfmodel.predict on two GPUs
