@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+
+import perfmodel
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
@@ -46,8 +50,89 @@ def test_pipeline_representation_choice() -> None:
     out = run("pipeline", "--model", "criteo-kaggle", "--device", "xeon-8280", "--batch-size", "64",
               "--memory-budget-gb", "0.5", "--json")
     assert out.returncode == 0, out.stderr
-    ch = json.loads(out.stdout)["representation_choice"]
-    assert ch["feasible"] and ch["embedding_bytes"] <= 0.5e9 and ch["counts"]["dhe"] > 0
+    d = json.loads(out.stdout)
+    ch = d["representation_choice"]
+    assert ch["feasible"] and ch["embedding_bytes"] <= 0.5e9 and ch["counts"]["table"] < 26
+    assert ch["time_s"] == d["time_s"] and d["memory"]["table_bytes"] == ch["embedding_bytes"]
+
+
+@pytest.mark.parametrize(("rep", "ratio"), [("hybrid", (1.0, 1.1)), ("dhe", (0.0, 0.05)), ("int8", (0.37, 0.38)),
+                                            ("fp16", (0.5, 0.5))])
+def test_pipeline_representation_memory(rep: str, ratio: tuple[float, float]) -> None:
+    base = json.loads(run("pipeline", "--model", "criteo-kaggle", "--device", "xeon-8280", "--batch-size", "8",
+                          "--json").stdout)["memory"]["table_bytes"]
+    out = run("pipeline", "--model", "criteo-kaggle", "--device", "xeon-8280", "--batch-size", "8", "--representation",
+              rep, "--json")
+    assert out.returncode == 0, out.stderr
+    got = json.loads(out.stdout)["memory"]["table_bytes"] / base
+    assert ratio[0] <= got <= ratio[1] and (rep != "hybrid" or got > 1)
+
+
+def test_pipeline_throughput_is_the_pipelined_steady_state() -> None:
+    # before: throughput was batch / latency; the copies now overlap the previous batch's compute
+    out = run("pipeline", "--model", "rmc1", "--device", "a100-80gb", "--batch-size", "1024", "--json")
+    d = json.loads(out.stdout)
+    assert d["throughput_samples_per_s"] > 1.1 * d["batch_over_latency_samples_per_s"]
+    assert d["throughput_samples_per_s"] == pytest.approx(1024 / d["period_s"])
+
+
+def test_pipeline_cpu_reports_both_modes() -> None:
+    d = json.loads(run("pipeline", "--model", "rmc1", "--device", "xeon-8280", "--batch-size", "16", "--json").stdout)
+    modes = d["cpu_modes"]
+    assert set(modes) == {"socket", "core-per-query"}
+    assert modes["core-per-query"]["throughput_samples_per_s"] > modes["socket"]["throughput_samples_per_s"]
+    assert modes["core-per-query"]["time_s"] > modes["socket"]["time_s"]
+
+
+def test_plots_are_written(tmp_path: Path) -> None:
+    for args in (["pipeline", "--model", "rmc1", "--device", "a100-80gb", "--batch-size", "64", "--streams", "2"],
+                 ["pipeline-sweep", "--model", "rmc1", "--devices", "a100-80gb,xeon-8280", "--batch-sizes", "1,64"]):
+        png = tmp_path / f"{args[0]}.png"
+        out = run(*args, "--plot", str(png), "--json")
+        assert out.returncode == 0, out.stderr
+        assert json.loads(out.stdout)["plot"] == str(png)
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_help_texts_name_no_issue_numbers() -> None:
+    for sub in ("gpus", "occupancy", "resources", "predict", "simulate", "cache-sim", "micro", "search", "validate",
+                "models", "cpus", "pipeline", "pipeline-sweep"):
+        out = run(sub, "--help")
+        assert not re.search(r"\bissue \d", out.stdout, re.I), sub
+
+
+def test_latency_bounded_throughput_in_the_sweep() -> None:
+    out = run("pipeline-sweep", "--model", "rmc1", "--devices", "xeon-8280", "--batch-sizes", "16,64",
+              "--latency-target-ms", "25", "--json")
+    assert out.returncode == 0, out.stderr
+    d = json.loads(out.stdout)
+    lb = d["latency_bounded"]
+    assert lb["best"]["meets_target"] and lb["best"]["tail_latency_s"] <= 0.025
+    assert {c["mode"] for c in lb["configs"]} == {"socket", "core-per-query"}
+    assert sum(d["routing"]["share"].values()) == pytest.approx(1.0)
+
+
+TBE = "tbe" in perfmodel._config.VARIANTS
+
+
+@pytest.mark.xfail(not TBE, strict=True, reason="the embedding model has no table-batched (tbe) kernel variant yet")
+def test_tbe_is_one_launch_and_beats_per_table_launches_at_batch_1() -> None:
+    pt = json.loads(run("pipeline", "--model", "rmc1", "--device", "a100-80gb", "--batch-size", "1", "--embedding-kernel",
+                        "pytorch", "--ops", "--json").stdout)
+    out = run("pipeline", "--model", "rmc1", "--device", "a100-80gb", "--batch-size", "1", "--embedding-kernel", "tbe",
+              "--ops", "--json")
+    assert out.returncode == 0, out.stderr
+    tb = json.loads(out.stdout)
+    assert [o["name"] for o in tb["ops"] if o["stage"] == "embedding"] == ["emb.tbe"]
+    assert tb["embedding_time_s"] < 0.5 * pt["embedding_time_s"]
+
+
+@pytest.mark.skipif(TBE, reason="the embedding model has the tbe variant: the fused path runs (test above)")
+def test_tbe_without_the_core_variant_is_a_clear_error() -> None:
+    out = run("pipeline", "--model", "rmc1", "--device", "a100-80gb", "--batch-size", "1", "--embedding-kernel", "tbe",
+              "--json")
+    assert out.returncode == 2 and out.stdout == ""
+    assert out.stderr.startswith("error:") and "tbe" in out.stderr and len(out.stderr.strip().splitlines()) == 1
 
 
 def test_pipeline_sweep_crossover() -> None:
@@ -62,7 +147,10 @@ def test_pipeline_sweep_crossover() -> None:
     [(["--model", "rmc9", "--device", "a100-80gb", "--batch-size", "1"], "valid choices"),
      (["--model", "rmc1", "--device", "tpu", "--batch-size", "1"], "valid choices"),
      (["--model", "rmc1", "--device", "a100-80gb", "--batch-size", "0"], "batch_size"),
-     (["--model", "rmc1", "--device", "a100-80gb", "--batch-size", "4", "--streams", "0"], "streams")],
+     (["--model", "rmc1", "--device", "a100-80gb", "--batch-size", "4", "--streams", "0"], "streams"),
+     (["--model", "rmc1", "--device", "a100-80gb", "--batch-size", "4", "--representation", "int4"], "valid choices"),
+     (["--model", "rmc1", "--device", "a100-80gb", "--batch-size", "4", "--embedding-kernel", "fast"], "valid choices"),
+     (["--model", "rmc1", "--device", "xeon-8280", "--batch-size", "4", "--cpu-mode", "numa"], "valid choices")],
 )
 def test_pipeline_errors(args: list[str], needle: str) -> None:
     out = run("pipeline", *args, "--json")
