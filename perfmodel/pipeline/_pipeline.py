@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from perfmodel._config import KernelConfig, Table
+from perfmodel._config import KernelConfig
 from perfmodel._errors import InputError, choices_text
 from perfmodel._gpu import GPUSpec, get_gpu, gpu_ids
 from perfmodel.pipeline._costs import MATMUL_DTYPES, CPUCosts, GPUCosts, OpCost
