@@ -1,8 +1,7 @@
 """Whole-inference latency and throughput of a recommendation model on a GPU or a CPU.
 
 A model (``ModelSpec``) becomes an operator graph for one batch (``build_ops``): the input
-copies (dense features, then the sparse indices and offsets, on the host->device copy
-engine), bottom MLP, one embedding op per table (or one table-batched op for all of them;
+copies (dense features; the sparse indices and offsets; on the host->device copy engine), bottom MLP, one embedding op per table (or one table-batched op for all of them;
 or a table's DHE/hybrid ops), interaction, DIN's attention units or DIEN's recurrent
 layers, top MLP (and task heads), output copy. Each op gets its cost from the device's
 cost model (``_costs``), then the graph is scheduled on at most K streams and simulated
@@ -25,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from perfmodel._config import KernelConfig
-from perfmodel._errors import InputError, choices_text
+from perfmodel._errors import InputError, check_int, choices_text
 from perfmodel._gpu import GPUSpec, get_gpu, gpu_ids
 from perfmodel.pipeline._costs import MATMUL_DTYPES, CPUCosts, GPUCosts, OpCost
 from perfmodel.pipeline._representations import REPRESENTATIONS, DHEConfig, output_dim, representation_bytes
@@ -203,8 +202,8 @@ def build_ops(model: ModelSpec, costs: GPUCosts | CPUCosts, batch_size: int, *,
     copy_launch = lc.framework_dispatch_s if gpu else 0.0
     move = transfers and gpu
 
-    # input copies on the host->device engine: dense features first (the bottom MLP waits on them only),
-    # then the indices and offsets of every table
+    # input copies on the host->device engine: the dense features (the bottom MLP waits on them only) and the
+    # indices and offsets of every table (the lookups wait on them); the scheduler orders them by critical path
     idx_bytes = sum(B * f.lookups_per_sample * model.index_bytes + B * f.sequence * f.table.count * model.index_bytes
                     for f in model.features)
     zero = OpCost(time_s=0.0)
@@ -421,12 +420,6 @@ def _memory_plan(model: ModelSpec, dev: GPUSpec | CPUSpec, reps: str | Mapping[s
     return plan, frozenset(host)
 
 
-def check_positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise InputError(f"`{name} >= 1` must hold, but got {name}={value!r}")
-    return value
-
-
 def run_pipeline(model: str | os.PathLike[str] | ModelSpec, device: str | os.PathLike[str] | GPUSpec | CPUSpec,
                  batch_size: int, *, streams: int = 1, dtype: str = "fp32", kernel: KernelConfig | None = None,
                  kernels: Mapping[str, KernelConfig] | None = None,
@@ -446,8 +439,8 @@ def run_pipeline(model: str | os.PathLike[str] | ModelSpec, device: str | os.Pat
     """
     m = get_model(model)
     dev = resolve_device(device)
-    check_positive_int("batch_size", batch_size)
-    check_positive_int("streams", streams)
+    check_int(batch_size, "batch_size", min_val=1)
+    check_int(streams, "streams", min_val=1)
     _check_choice("dtype", dtype, list(MATMUL_DTYPES))
     _check_choice("embedding kernel", embedding_kernel, EMBEDDING_KERNELS)
     _check_choice("cpu mode", cpu_mode, CPU_MODES)

@@ -6,8 +6,8 @@ Notation: E rows, D dim, e bytes per element of the table's dtype, k DHE hashes.
 * ``dhe``: deep hash embedding (Kang et al., KDD 2021): k hash functions map an id to a
   k-wide dense code and an MLP decoder turns it into the D-wide embedding. Memory: the
   decoder's weights (in the run's matrix dtype) and the hash parameters; compute: the
-  decoder per lookup. Defaults from the public Kaggle setting (FACTS.md section 2,
-  ``bearhw/SecEmb_DHE``): k = 1024, decoder 1024-512-256-D.
+  decoder per lookup. Defaults from the public Kaggle setting of the repository
+  ``bearhw/SecEmb_DHE``: k = 1024, decoder 1024-512-256-D.
 * ``hybrid``: MP-Rec's hybrid, the full table *and* a DHE decoding to D, their outputs
   concatenated (2D wide): the table's memory plus the decoder's, both costs.
 * ``int8``: row-wise quantized rows in FBGEMM's fused 8-bit layout: the D uint8 values,

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from perfmodel._errors import InputError
+from perfmodel._errors import InputError, check_int
 from perfmodel._gpu import GPUSpec
 from perfmodel.pipeline._pipeline import CPU_MODES, resolve_device, run_pipeline
 from perfmodel.pipeline._specs import CPUSpec, ModelSpec
@@ -160,8 +160,10 @@ def latency_bounded_throughput(model: str | os.PathLike[str] | ModelSpec, device
         raise InputError(f"`latency_target_s > 0` must hold, but got latency_target_s={latency_target_s!r}")
     if not 0 < percentile < 100:
         raise InputError(f"`0 < percentile < 100` must hold, but got percentile={percentile!r}")
-    if not batch_sizes or any(isinstance(b, bool) or not isinstance(b, int) or b < 1 for b in batch_sizes):
-        raise InputError(f"`batch_sizes` must be positive integers, but got {list(batch_sizes)!r}")
+    if not batch_sizes:
+        raise InputError("`batch_sizes` must list at least one batch size")
+    for b in batch_sizes:
+        check_int(b, "batch_size", min_val=1)
     qs = parse_query_sizes(query_sizes) if isinstance(query_sizes, str) else query_sizes
     rng = np.random.default_rng(seed)
     sizes = qs.sample(n_queries, rng)

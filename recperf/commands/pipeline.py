@@ -26,7 +26,7 @@ def register(sub: Any) -> None:
     p.add_argument("--streams", type=int, default=1, help="at most this many CUDA streams (GPU; default 1, as PyTorch)")
     emb = p.add_mutually_exclusive_group()
     emb.add_argument("--embedding-config", metavar="K.toml",
-                     help="embedding kernel configuration (CONTRACT.md format); reports the speedup over the baseline")
+                     help="embedding kernel configuration (the kernel file format of docs/formats.md); reports the speedup over the baseline")
     emb.add_argument("--seed-config", action="store_true",
                      help="the seed paper's combined configuration (register cap 42, prefetch 2, 12%% pinned by "
                           "evict-last prefetch); reports the speedup over the baseline")
