@@ -7,6 +7,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -15,6 +16,14 @@ import perfmodel
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "recperf", *args], capture_output=True, text=True, timeout=300, check=False)
+
+
+def run_json(*args: str) -> dict[str, Any]:
+    """The one JSON object of a successful ``--json`` run."""
+    out = run(*args, "--json")
+    assert out.returncode == 0, out.stderr
+    d: dict[str, Any] = json.loads(out.stdout)
+    return d
 
 
 def test_models_and_cpus_json() -> None:
@@ -47,10 +56,8 @@ def test_pipeline_seed_config_reports_speedups() -> None:
 
 
 def test_pipeline_representation_choice() -> None:
-    out = run("pipeline", "--model", "criteo-kaggle", "--device", "xeon-8280", "--batch-size", "64",
-              "--memory-budget-gb", "0.5", "--json")
-    assert out.returncode == 0, out.stderr
-    d = json.loads(out.stdout)
+    d = run_json("pipeline", "--model", "criteo-kaggle", "--device", "xeon-8280", "--batch-size", "64",
+                 "--memory-budget-gb", "0.5")
     ch = d["representation_choice"]
     assert ch["feasible"] and ch["embedding_bytes"] <= 0.5e9 and ch["counts"]["table"] < 26
     assert ch["time_s"] == d["time_s"] and d["memory"]["table_bytes"] == ch["embedding_bytes"]
@@ -61,23 +68,20 @@ def test_pipeline_representation_choice() -> None:
 def test_pipeline_representation_memory(rep: str, ratio: tuple[float, float]) -> None:
     base = json.loads(run("pipeline", "--model", "criteo-kaggle", "--device", "xeon-8280", "--batch-size", "8",
                           "--json").stdout)["memory"]["table_bytes"]
-    out = run("pipeline", "--model", "criteo-kaggle", "--device", "xeon-8280", "--batch-size", "8", "--representation",
-              rep, "--json")
-    assert out.returncode == 0, out.stderr
-    got = json.loads(out.stdout)["memory"]["table_bytes"] / base
+    got = run_json("pipeline", "--model", "criteo-kaggle", "--device", "xeon-8280", "--batch-size", "8",
+                   "--representation", rep)["memory"]["table_bytes"] / base
     assert ratio[0] <= got <= ratio[1] and (rep != "hybrid" or got > 1)
 
 
 def test_pipeline_throughput_is_the_pipelined_steady_state() -> None:
     # before: throughput was batch / latency; the copies now overlap the previous batch's compute
-    out = run("pipeline", "--model", "rmc1", "--device", "a100-80gb", "--batch-size", "1024", "--json")
-    d = json.loads(out.stdout)
+    d = run_json("pipeline", "--model", "rmc1", "--device", "a100-80gb", "--batch-size", "1024")
     assert d["throughput_samples_per_s"] > 1.1 * d["batch_over_latency_samples_per_s"]
     assert d["throughput_samples_per_s"] == pytest.approx(1024 / d["period_s"])
 
 
 def test_pipeline_cpu_reports_both_modes() -> None:
-    d = json.loads(run("pipeline", "--model", "rmc1", "--device", "xeon-8280", "--batch-size", "16", "--json").stdout)
+    d = run_json("pipeline", "--model", "rmc1", "--device", "xeon-8280", "--batch-size", "16")
     modes = d["cpu_modes"]
     assert set(modes) == {"socket", "core-per-query"}
     assert modes["core-per-query"]["throughput_samples_per_s"] > modes["socket"]["throughput_samples_per_s"]
@@ -102,10 +106,8 @@ def test_help_texts_name_no_issue_numbers() -> None:
 
 
 def test_latency_bounded_throughput_in_the_sweep() -> None:
-    out = run("pipeline-sweep", "--model", "rmc1", "--devices", "xeon-8280", "--batch-sizes", "16,64",
-              "--latency-target-ms", "25", "--json")
-    assert out.returncode == 0, out.stderr
-    d = json.loads(out.stdout)
+    d = run_json("pipeline-sweep", "--model", "rmc1", "--devices", "xeon-8280", "--batch-sizes", "16,64",
+                 "--latency-target-ms", "25")
     lb = d["latency_bounded"]
     assert lb["best"]["meets_target"] and lb["best"]["tail_latency_s"] <= 0.025
     assert {c["mode"] for c in lb["configs"]} == {"socket", "core-per-query"}
@@ -127,10 +129,8 @@ TBE = _core_models_tbe()
 def test_tbe_is_one_launch_and_beats_per_table_launches_at_batch_1() -> None:
     pt = json.loads(run("pipeline", "--model", "rmc1", "--device", "a100-80gb", "--batch-size", "1", "--embedding-kernel",
                         "pytorch", "--ops", "--json").stdout)
-    out = run("pipeline", "--model", "rmc1", "--device", "a100-80gb", "--batch-size", "1", "--embedding-kernel", "tbe",
-              "--ops", "--json")
-    assert out.returncode == 0, out.stderr
-    tb = json.loads(out.stdout)
+    tb = run_json("pipeline", "--model", "rmc1", "--device", "a100-80gb", "--batch-size", "1", "--embedding-kernel", "tbe",
+                  "--ops")
     assert [o["name"] for o in tb["ops"] if o["stage"] == "embedding"] == ["emb.tbe"]
     assert tb["embedding_time_s"] < 0.5 * pt["embedding_time_s"]
 

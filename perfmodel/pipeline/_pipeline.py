@@ -351,7 +351,7 @@ class PipelineResult:
     throughput_samples_per_s: float
     #: time between consecutive batches' completions in that stream
     period_s: float
-    #: a batch's latency (issue to completion) inside that stream
+    #: a batch's latency inside that stream (its first op's start to its completion)
     pipelined_latency_s: float
     embedding_kernel: str = "pytorch"
     cpu_mode: str | None = None

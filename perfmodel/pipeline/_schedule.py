@@ -519,7 +519,7 @@ def steady_state(ops: Sequence[Op], sch: Schedule, event_sync_s: float = 0.0, me
     """(period, latency) of a pipelined stream of batches: the host issues batch after batch
     with ``sch``'s streams and order, so batch b+1's copies run on the copy engines while
     batch b computes. Period: the time between consecutive batches' completions at steady
-    state; latency: a batch's issue to its completion there."""
+    state; latency: from the start of a batch's first op to its completion there."""
     n = len(ops)
     if n == 0:
         return 0.0, 0.0
