@@ -461,12 +461,25 @@ def list_schedule(ops: Sequence[Op], k: int, event_sync_s: float = 0.0,
                   memory: MemorySystem | None = None) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """Assign ops to at most ``k`` compute streams (list scheduling); returns (streams, order).
 
-    Copies go to their copy engine's queue (``COPY_ENGINES``), never to a compute stream.
+    Ops are taken in bottom-level order. Each goes to the stream where it would finish first
+    (the host's issue time with its sync points, the stream's queue, its dependencies, the
+    contention estimate), except that finishing before its dependants can start anyway is
+    worth nothing: a dependant cannot start before the host has issued all of its
+    ancestors. Among streams equally good by that measure, one that already holds a
+    dependency or a placed co-dependency of a dependant wins (no new sync point), then the
+    earliest finish, then the lowest stream. Copies go to their copy engine's queue
+    (``COPY_ENGINES``), never to a compute stream.
     """
     if k < 1:
         raise ValueError(f"`k >= 1` must hold, but got k={k}")
     order = priority_order(ops)
     n = len(ops)
+    succ: list[list[int]] = [[] for _ in range(n)]
+    ancestors = [0] * n
+    for i, op in enumerate(ops):
+        for d in set(op.deps):
+            succ[d].append(i)
+            ancestors[i] |= ancestors[d] | (1 << d)
     streams = [0] * n
     est_end = [0.0] * n
     free: dict[int, float] = {}
@@ -474,14 +487,21 @@ def list_schedule(ops: Sequence[Op], k: int, event_sync_s: float = 0.0,
     placed: list[tuple[float, float, Op, int]] = []
     used: list[int] = []
     assigned: dict[int, int] = {}
+    unplaced = (1 << n) - 1
     for i in order:
         op = ops[i]
-        dep_streams = {assigned[d] for d in op.deps}
+        unplaced &= ~(1 << i)
+        near = {assigned[d] for d in op.deps}
+        for j in succ[i]:
+            near |= {assigned[d] for d in ops[j].deps if d in assigned}
+        # the earliest a dependant can start: after the host has issued its ancestors still to place
+        ready = min((h + sum(ops[a].launch_s for a in range(n) if (ancestors[j] & unplaced) >> a & 1) + ops[j].launch_s
+                     for j in succ[i]), default=0.0)
         if op.engine != "compute":
             cands = [COPY_ENGINES[op.engine]]
         else:
             cands = used + ([len(used)] if len(used) < k else [])
-        best: tuple[float, int, int] | None = None
+        best: tuple[float, int, float, int] | None = None
         best_h = h
         for s in cands:
             cost, _ = _host_step(ops, i, s, {**assigned, i: s}, event_sync_s)
@@ -489,19 +509,20 @@ def list_schedule(ops: Sequence[Op], k: int, event_sync_s: float = 0.0,
             st = max([hi, free.get(s, 0.0), *(est_end[d] for d in op.deps)])
             rate = _estimate_rate(op, st, [(a, b, o) for a, b, o, si in placed if si != s], memory)
             fin = st + op.time_s / max(rate, 1e-3)
-            key = (fin, 0 if (s in dep_streams or not dep_streams) else 1, s)
+            key = (max(fin, ready), 0 if (s in near or not near) else 1, fin, s)
             if best is None or key < best:
                 best, best_h = key, hi
         assert best is not None
-        s = best[2]
+        s = best[3]
+        fin = best[2]
         if op.engine == "compute" and s not in used:
             used.append(s)
         streams[i] = s
         assigned[i] = s
         h = best_h
-        est_end[i] = best[0]
-        free[s] = best[0]
-        placed.append((best[0] - op.time_s, best[0], op, s))
+        est_end[i] = fin
+        free[s] = fin
+        placed.append((fin - op.time_s, fin, op, s))
     return tuple(streams), order
 
 
