@@ -353,7 +353,8 @@ class PipelineResult:
     period_s: float
     #: a batch's latency inside that stream (its first op's start to its completion)
     pipelined_latency_s: float
-    embedding_kernel: str = "pytorch"
+    #: ``pytorch`` or ``tbe`` on a GPU; None on a CPU (its gathers are the framework's CPU operator)
+    embedding_kernel: str | None = "pytorch"
     cpu_mode: str | None = None
     ops: tuple[Op, ...] = field(repr=False, default=())
     schedule: Schedule | None = field(repr=False, default=None)
@@ -471,7 +472,7 @@ def run_pipeline(model: str | os.PathLike[str] | ModelSpec, device: str | os.Pat
         streams_requested=streams, streams_used=sch.streams_used, sync_points=sch.sync_points, memory=plan,
         representations=reps, kernel=kernel.to_dict() if gpu else None,
         throughput_samples_per_s=parallel * batch_size / period if period > 0 else 0.0, period_s=period / parallel,
-        pipelined_latency_s=lat, embedding_kernel=embedding_kernel if gpu else "cpu", cpu_mode=None if gpu else cpu_mode,
+        pipelined_latency_s=lat, embedding_kernel=embedding_kernel if gpu else None, cpu_mode=None if gpu else cpu_mode,
         ops=tuple(ops), schedule=sch,
     )
 
