@@ -33,6 +33,7 @@ from perfmodel._kernel import PYTORCH_GRID_BLOCKS, KernelFacts, kernel_facts, ke
 from perfmodel._micro import micro_l2_read, micro_pointer_chase, micro_stream_read
 from perfmodel._model import Prediction, predict, predict_batch
 from perfmodel._occupancy import Occupancy, blocks_per_sm, occupancy
+from perfmodel._plan import Plan, load_plan, plan_from_mapping
 from perfmodel._resources import INDEX_DTYPES, ResourceUsage, kernel_resources, load_resource_table
 from perfmodel.sim import simulate  # the simulator; its numba kernels load only when it runs
 
@@ -55,6 +56,7 @@ __all__ = [
     "KernelConfig",
     "KernelFacts",
     "Occupancy",
+    "Plan",
     "Prediction",
     "ResourceUsage",
     "Table",
@@ -73,12 +75,14 @@ __all__ = [
     "kernel_resources",
     "load_gpu_spec",
     "load_kernel_config",
+    "load_plan",
     "load_resource_table",
     "load_workload",
     "micro_l2_read",
     "micro_pointer_chase",
     "micro_stream_read",
     "occupancy",
+    "plan_from_mapping",
     "predict",
     "predict_batch",
     "simulate",

@@ -47,7 +47,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from types import SimpleNamespace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -77,6 +77,9 @@ from perfmodel._l1 import L1_BPB_GRID, L1_G_GRID, l1_hit_grid
 from perfmodel._l2 import residency
 from perfmodel._occupancy import blocks_per_sm
 from perfmodel._physics import bracket, bracket_scalar, model_params
+
+if TYPE_CHECKING:
+    from perfmodel._plan import Plan
 
 __all__ = ["Prediction", "predict", "predict_batch"]
 
@@ -535,13 +538,18 @@ def predict_batch(workload: Workload, kernels: Sequence[KernelConfig], gpu: GPUS
     return np.asarray(agg["time_s"], dtype=np.float64)
 
 
-def predict(workload: Workload, kernel: KernelConfig, gpu: GPUSpec | str) -> Prediction:
+def predict(workload: Workload, kernel: KernelConfig | Plan, gpu: GPUSpec | str) -> Prediction:
     """Predicted time of one call of the embedding stage, with its breakdown.
 
-    Deterministic: the same inputs give the same numbers (sampled index streams are
-    seeded from the workload).
+    ``kernel`` is one configuration for every table, or a :class:`perfmodel.Plan` (one per
+    table entry; :func:`perfmodel._plan.predict_plan`). Deterministic: the same inputs give
+    the same numbers (sampled index streams are seeded from the workload).
     """
     g = _check_args(workload, gpu)
+    from perfmodel._plan import Plan, predict_plan
+
+    if isinstance(kernel, Plan):
+        return predict_plan(workload, kernel, g)
     if not isinstance(kernel, KernelConfig):
         raise InputError(f"kernel must be a perfmodel.KernelConfig, but got {type(kernel).__name__}")
     agg, per_table = _evaluate(workload, [kernel], g, scalar=True)
