@@ -33,6 +33,8 @@ __all__ = [
     "evaluate_model",
     "l2_bytes_set_aside",
     "parse_objectives",
+    "read_measurements",
+    "replay_times",
 ]
 
 OBJECTIVES = ("time", "l2-bytes")
@@ -106,17 +108,17 @@ def evaluate_model(workload: Workload, gpu: GPUSpec, configs: Sequence[KernelCon
     return _finish(times, l2, [""] * len(configs))
 
 
+#: why a configuration whose predicted time is not a finite positive number is infeasible
+NO_VALID_TIME = "the model predicts no valid time (the kernel cannot run with this configuration)"
+
+
 def _finish(times: npt.NDArray[np.float64], l2: npt.NDArray[np.float64], reasons: list[str]) -> Evaluation:
-    out = []
-    for t, r in zip(times, reasons, strict=True):
-        if r:
-            out.append(r)
-        elif not (math.isfinite(t) and t > 0):
-            out.append("the model predicts no valid time (the kernel cannot run with this configuration)")
-        else:
-            out.append("")
-    times = np.where([r == "" for r in out], times, np.inf)
-    return Evaluation(time_s=times, l2_bytes=l2, infeasible=tuple(out))
+    given = np.fromiter((r != "" for r in reasons), dtype=bool, count=len(reasons))
+    invalid = ~(np.isfinite(times) & (times > 0)) & ~given
+    out = np.where(invalid, NO_VALID_TIME, "").astype(object)
+    out[given] = [r for r in reasons if r]
+    times = np.where(given | invalid, np.inf, times)
+    return Evaluation(time_s=times, l2_bytes=l2, infeasible=tuple(out.tolist()))
 
 
 # ---- higher fidelities (called lazily on the top k) --------------------------------------
@@ -133,14 +135,40 @@ def simulate_times(workload: Workload, gpu: GPUSpec, configs: Sequence[KernelCon
     return out
 
 
-def _canonical_kernel(d: Any) -> tuple[tuple[str, Any], ...] | None:
+def _kernel_of(d: Any) -> KernelConfig | None:
     if not isinstance(d, dict):
         return None
     try:
-        k = perfmodel.kernel_config_from_mapping(d)
+        return perfmodel.kernel_config_from_mapping(d)
     except InputError:
         return None
-    return tuple(sorted(k.to_dict().items()))
+
+
+def read_measurements(measurements: str | os.PathLike[str], gpu: GPUSpec) -> dict[KernelConfig, list[float]]:
+    """The measured times of each configuration on ``gpu`` in a measurement file
+    (CONTRACT.md JSON lines); records of other GPUs, and records with no valid kernel or
+    time, are left out (the workload is the caller's to match)."""
+    path = Path(measurements)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise InputError(f"cannot read measurement file {str(path)!r}: {exc.strerror}") from None
+    seen: dict[KernelConfig, list[float]] = {}
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"{path}:{n}: a measurement line must be JSON, but got: {exc}") from None
+        if not isinstance(rec, dict) or rec.get("gpu") != gpu.id:
+            continue
+        key = _kernel_of(rec.get("kernel"))
+        t = rec.get("time_s")
+        if key is None or not isinstance(t, (int, float)) or not math.isfinite(t) or t <= 0:
+            continue
+        seen.setdefault(key, []).append(float(t))
+    return seen
 
 
 def replay_times(
@@ -151,29 +179,8 @@ def replay_times(
     Several records of one configuration give their median; a configuration with no record
     gives None. Records of other GPUs are ignored (the workload is the caller's to match).
     """
-    path = Path(measurements)
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise InputError(f"cannot read measurement file {str(path)!r}: {exc.strerror}") from None
-    seen: dict[tuple[tuple[str, Any], ...], list[float]] = {}
-    for n, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{path}:{n}: a measurement line must be JSON, but got: {exc}") from None
-        if not isinstance(rec, dict) or rec.get("gpu") != gpu.id:
-            continue
-        key = _canonical_kernel(rec.get("kernel"))
-        t = rec.get("time_s")
-        if key is None or not isinstance(t, (int, float)) or not math.isfinite(t) or t <= 0:
-            continue
-        seen.setdefault(key, []).append(float(t))
-    return [
-        float(np.median(seen[k])) if (k := tuple(sorted(c.to_dict().items()))) in seen else None for c in configs
-    ]
+    seen = read_measurements(measurements, gpu)
+    return [float(np.median(seen[c])) if c in seen else None for c in configs]
 
 
 def measure_times(

@@ -3,29 +3,29 @@ fidelity, against which the sampled search is judged."""
 
 from __future__ import annotations
 
-import heapq
 import math
 import os
-import sys
 import time
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
-from perfmodel import GPUSpec, InputError, KernelConfig, Workload, check_int
+from perfmodel import GPUSpec, KernelConfig, Workload
+from search._coerce import as_gpu, as_workload, check_int
 from search._evaluate import evaluate_model
-from search._optimize import RankedConfig, _as_gpu, _as_workload, pareto_front
+from search._grid import DEFAULT_CHUNK, GridColumn, GridOutcome, Ranked, walk_grid
+from search._ranking import RankedConfig, pareto_front
 from search._space import SearchSpace, build_space, check_space
 
-__all__ = ["ExhaustiveResult", "exhaustive"]
-
-DEFAULT_CHUNK = 32768
+__all__ = ["ExhaustiveResult", "exhaustive", "ranked_from_grid"]
 
 
 @dataclass(frozen=True, kw_only=True)
 class ExhaustiveResult:
-    """The grid's best configuration by predicted time, and its ``top`` (best first)."""
+    """The grid's best configuration by predicted time, and its ``top`` (best first).
+
+    ``n_evaluated`` counts the configurations predicted: the whole grid (``grid_size``), or
+    fewer when ``pruned`` (dominated register caps left out; :mod:`search._grid`).
+    """
 
     best_config: KernelConfig
     best_time_s: float
@@ -39,6 +39,8 @@ class ExhaustiveResult:
     pareto: tuple[RankedConfig, ...]
     space: SearchSpace
     elapsed_s: float
+    grid_size: int = 0
+    pruned: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -47,12 +49,42 @@ class ExhaustiveResult:
             "baseline_time_s": self.baseline_time_s,
             "speedup": self.speedup,
             "n_evaluated": self.n_evaluated,
+            "grid_size": self.grid_size,
+            "pruned": self.pruned,
             "n_infeasible": self.n_infeasible,
             "gpu": self.gpu_id,
             "top": [r.to_dict() for r in self.top],
             "pareto": [r.to_dict() for r in self.pareto],
             "elapsed_s": self.elapsed_s,
         }
+
+
+def ranked_from_grid(items: tuple[Ranked, ...]) -> list[RankedConfig]:
+    """A grid walk's kept configurations as a ranking (not trials: ``trial_number`` -1)."""
+    return [RankedConfig(config=r.config, time_s=r.time_s, model_time_s=r.time_s, l2_bytes=r.l2_bytes,
+                         trial_number=-1) for r in items]
+
+
+def exhaustive_result(outcome: GridOutcome, baseline_time_s: float, gpu: GPUSpec, space: SearchSpace,
+                      elapsed_s: float) -> ExhaustiveResult:
+    """An :class:`ExhaustiveResult` from a one-column walk and the baseline's predicted time."""
+    top = ranked_from_grid(outcome.top)
+    best = top[0]
+    return ExhaustiveResult(
+        best_config=best.config,
+        best_time_s=best.time_s,
+        baseline_time_s=baseline_time_s,
+        speedup=baseline_time_s / best.time_s if best.time_s > 0 and math.isfinite(baseline_time_s) else math.nan,
+        n_evaluated=outcome.n_evaluated,
+        n_infeasible=outcome.n_infeasible,
+        gpu_id=gpu.id,
+        top=tuple(top),
+        pareto=tuple(pareto_front(ranked_from_grid(outcome.fastest_by_l2))),
+        space=space,
+        elapsed_s=elapsed_s,
+        grid_size=outcome.grid_size,
+        pruned=outcome.pruned,
+    )
 
 
 def exhaustive(
@@ -63,76 +95,33 @@ def exhaustive(
     allow_no_bounds_check: bool = False,
     top_k: int = 10,
     chunk_size: int = DEFAULT_CHUNK,
+    prune: bool = False,
     progress: bool = False,
 ) -> ExhaustiveResult:
-    """Predict every configuration of the grid, ``chunk_size`` per ``predict_batch`` call."""
+    """Predict every configuration of the grid, ``chunk_size`` per ``predict_batch`` call.
+
+    Args:
+        workload: a :class:`perfmodel.Workload` or a workload TOML file.
+        gpu: a :class:`perfmodel.GPUSpec` or a GPU id.
+        space: the search space (default: :func:`search.build_space` of the workload and GPU).
+        allow_no_bounds_check: with the default space, also walk ``bounds_check = "none"``.
+        top_k: how many of the best configurations to return.
+        chunk_size: configurations per ``predict_batch`` call.
+        prune: leave out register caps that another cap of the same build dominates (the
+            optimum and the Pareto front are unchanged; :mod:`search._grid`). Off by default:
+            this function is the ground truth the pruned walk is checked against.
+        progress: a tqdm bar on stderr.
+
+    Returns:
+        The best configuration, the top ``top_k``, the Pareto front, and the baseline.
+    """
     t0 = time.perf_counter()
-    wl, _ = _as_workload(workload)
-    g = _as_gpu(gpu)
-    check_int(top_k, "top_k", min_val=1)
+    wl, _ = as_workload(workload)
+    g = as_gpu(gpu)
+    check_int("top_k", top_k)
     sp = space if space is not None else build_space(wl, g, allow_no_bounds_check=allow_no_bounds_check)
     check_space(sp, wl, g)
-    total = sp.grid_size
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=total, desc="grid", unit="config", unit_scale=True, file=sys.stderr, dynamic_ncols=True)
-    heap: list[tuple[float, float, int, KernelConfig]] = []  # max-heap by (-time) of the best top_k
-    # Pareto candidates per distinct L2 set-aside: the fastest configuration of each
-    fastest_by_l2: dict[float, tuple[float, int, KernelConfig]] = {}
-    n = 0
-    n_infeasible = 0
-    try:
-        for chunk in sp.grid_chunks(chunk_size):
-            ev = evaluate_model(wl, g, chunk)
-            feasible = ev.feasible
-            n_infeasible += int((~feasible).sum())
-            times = ev.time_s
-            idx = np.flatnonzero(feasible)
-            if idx.size:
-                k = min(top_k, idx.size)
-                best_idx = idx[np.argpartition(times[idx], k - 1)[:k]]
-                for i in best_idx:
-                    item = (-float(times[i]), -float(ev.l2_bytes[i]), -(n + int(i)), chunk[int(i)])
-                    if len(heap) < top_k:
-                        heapq.heappush(heap, item)
-                    elif item[:3] > heap[0][:3]:
-                        heapq.heapreplace(heap, item)
-                for l2 in np.unique(ev.l2_bytes[idx]):
-                    sel = idx[ev.l2_bytes[idx] == l2]
-                    j = int(sel[np.argmin(times[sel])])
-                    prev = fastest_by_l2.get(float(l2))
-                    if prev is None or float(times[j]) < prev[0]:
-                        fastest_by_l2[float(l2)] = (float(times[j]), n + j, chunk[j])
-            n += len(chunk)
-            if bar is not None:
-                bar.update(len(chunk))
-    finally:
-        if bar is not None:
-            bar.close()
-    if not heap:
-        raise InputError(f"no configuration of the grid ({n} evaluated) is feasible on gpu {g.id!r}")
-    top = [
-        RankedConfig(config=c, time_s=-nt, model_time_s=-nt, l2_bytes=-nl2, trial_number=-ni)
-        for nt, nl2, ni, c in sorted(heap, reverse=True)
-    ]
-    front = pareto_front(
-        [RankedConfig(config=c, time_s=t, model_time_s=t, l2_bytes=l2, trial_number=i)
-         for l2, (t, i, c) in fastest_by_l2.items()]
-    )
     base = float(evaluate_model(wl, g, [KernelConfig()]).time_s[0])
-    best = top[0]
-    return ExhaustiveResult(
-        best_config=best.config,
-        best_time_s=best.time_s,
-        baseline_time_s=base,
-        speedup=base / best.time_s if best.time_s > 0 and math.isfinite(base) else math.nan,
-        n_evaluated=n,
-        n_infeasible=n_infeasible,
-        gpu_id=g.id,
-        top=tuple(top),
-        pareto=tuple(front),
-        space=sp,
-        elapsed_s=time.perf_counter() - t0,
-    )
+    outcome = walk_grid(sp, g, [GridColumn(workload=wl)], prune=prune, top_k=top_k, chunk_size=chunk_size,
+                        progress=progress)
+    return exhaustive_result(outcome, base, g, sp, time.perf_counter() - t0)

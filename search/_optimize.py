@@ -1,86 +1,76 @@
-"""The Optuna study: batched ask/tell over :func:`perfmodel.predict_batch`, persistent and
-distributed storages, constraints for infeasible points, and higher-fidelity re-ranking.
+"""``search.optimize``: the best kernel configuration for a workload on a GPU, in an Optuna study.
 
-Each process asks a small batch of trials (sampling each right after its ask, so the
-constant liar sees the points in flight), evaluates the batch in one ``predict_batch`` call
-and tells the results one by one: trials reach the storage as they complete, and a killed
-search loses at most the batch in flight. Those trials stay ``RUNNING`` in the storage;
-the next search on the same study marks them ``FAIL`` when the process that asked them
-(recorded as the trial's ``worker`` attribute, ``host:pid``) is gone.
+At model fidelity the answer is exact when it can be: ``sampler="auto"`` walks the whole
+grid (:mod:`search._grid`, dominated register caps left out) when the time it would take,
+estimated from the rate ``predict_batch`` achieves on the first chunks, fits ``budget_s``;
+otherwise it runs TPE. The grid's best configurations (the top k, the Pareto front with two
+objectives) and the baseline are written into the study as completed trials, with the grid
+size as a study attribute, so reports, ``optuna-dashboard`` and continuation see them like
+any trial. At ``sim`` or ``gpu`` fidelity the model's ranking then seeds an expensive study
+(:mod:`search._multifidelity`) that spends ``budget_evals`` evaluations.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
-import json
+import functools
 import math
-import multiprocessing
 import os
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import numpy.typing as npt
 
-import perfmodel
-from perfmodel import GPUSpec, InputError, KernelConfig, Workload, check_int
+from perfmodel import GPUSpec, InputError, KernelConfig, Workload
 from search._codec import CapLevelCodec, trial_config
+from search._coerce import as_gpu, as_workload, check_int
 from search._evaluate import (
     FIDELITIES,
-    Measure,
     evaluate_model,
     l2_bytes_set_aside,
     measure_times,
     parse_objectives,
+    read_measurements,
     replay_times,
     simulate_times,
 )
+from search._grid import GridColumn, GridOutcome, GridOverBudget, GridProgress, walk_grid
+from search._multifidelity import FidelityResult, evaluation_of, run_fidelity_study
+from search._ranking import RankedConfig, completed_trials, is_feasible, pareto_front, ranked_trials
+from search._samplers import DEFAULT_STARTUP_TRIALS, check_sampler, make_sampler, sampler_method
 from search._space import SearchSpace, build_space, check_space
-from search._storage import StorageSpec, is_dead_local_worker, resolve_storage, worker_tag
+from search._storage import resolve_storage
+from search._study import check_study_matches, default_study_name, known_good_configs, open_study
+from search._trials import DEFAULT_ASK_BATCH, add_config_trials, fail_orphans, run_trials, run_workers
 
 if TYPE_CHECKING:
     import optuna
 
-__all__ = [
-    "SAMPLERS",
-    "RankedConfig",
-    "SearchResult",
-    "default_study_name",
-    "known_good_configs",
-    "optimize",
-]
+__all__ = ["DEFAULT_BUDGET_EVALS", "DEFAULT_BUDGET_S", "SearchResult", "optimize"]
 
-SAMPLERS = ("tpe", "random")
-#: Trials asked, evaluated in one predict_batch call, and told per round.
-DEFAULT_ASK_BATCH = 8
-#: Random trials before TPE models the space (Optuna's default is 10).
-DEFAULT_STARTUP_TRIALS = 10
-_FEASIBILITY_KEY = "runs"
-
-
-@dataclass(frozen=True, kw_only=True)
-class RankedConfig:
-    """One configuration of a ranking: its model time, fidelity time and L2 set-aside."""
-
-    config: KernelConfig
-    time_s: float
-    model_time_s: float
-    l2_bytes: float
-    trial_number: int
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"config": self.config.to_dict(), "time_s": self.time_s, "model_time_s": self.model_time_s,
-                "l2_bytes": self.l2_bytes, "trial_number": self.trial_number}
+#: seconds ``sampler="auto"`` may spend on the grid (the estimate from the measured rate)
+DEFAULT_BUDGET_S = 60.0
+#: expensive evaluations (simulator runs, GPU timings) a ``sim`` or ``gpu`` search spends
+DEFAULT_BUDGET_EVALS = 30
+#: the study attribute that records a finished grid walk
+GRID_ATTR = "grid_walk"
+#: user attribute of trials written from the grid
+SOURCE_ATTR = "source"
 
 
 @dataclass(frozen=True, kw_only=True)
 class SearchResult:
-    """What :func:`optimize` found. ``best_time_s``, ``baseline_time_s`` and ``speedup`` are at
-    the search's fidelity; ``top`` ranks distinct feasible configurations (best first)."""
+    """What :func:`optimize` found.
+
+    ``best_time_s``, ``baseline_time_s`` and ``speedup`` are at the search's fidelity;
+    ``top`` ranks distinct feasible configurations (best first). ``method`` says how the
+    model-fidelity answer was found (``exhaustive``, ``tpe``, ``random``, or a sampler's
+    class name) and ``method_reason`` why; ``fidelity_study`` holds the expensive
+    evaluations at ``sim`` or ``gpu`` fidelity.
+    """
 
     best_config: KernelConfig
     best_time_s: float
@@ -101,6 +91,11 @@ class SearchResult:
     space: SearchSpace
     study: optuna.Study = field(repr=False, compare=False)
     elapsed_s: float = 0.0
+    method: str = "tpe"
+    method_reason: str = ""
+    #: the grid's size and what the walk predicted (``method == "exhaustive"``), else empty
+    grid: dict[str, Any] = field(default_factory=dict)
+    fidelity_study: FidelityResult | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -109,6 +104,8 @@ class SearchResult:
             "baseline_config": self.baseline_config.to_dict(),
             "baseline_time_s": self.baseline_time_s,
             "speedup": self.speedup,
+            "method": self.method,
+            "method_reason": self.method_reason,
             "n_trials_completed": self.n_trials_completed,
             "n_trials_run": self.n_trials_run,
             "n_infeasible": self.n_infeasible,
@@ -120,254 +117,70 @@ class SearchResult:
             "top": [r.to_dict() for r in self.top],
             "elapsed_s": self.elapsed_s,
         }
+        if self.grid:
+            out["grid"] = dict(self.grid)
         if len(self.objectives) > 1:
             out["pareto"] = [r.to_dict() for r in self.pareto]
+        if self.fidelity_study is not None:
+            out["fidelity_study"] = self.fidelity_study.to_dict()
         return out
 
 
-# ---- study identity ------------------------------------------------------------------------
+class _GridBudget:
+    """A walk's ``check``: stop when the time since ``t0`` plus the estimated rest exceeds ``budget_s``.
 
-
-def _fingerprint(workload: Workload, gpu: GPUSpec, space: SearchSpace, objectives: Sequence[str]) -> str:
-    doc = {
-        "workload": dataclasses.asdict(workload),
-        "gpu": gpu.to_dict(),
-        "space": space.to_dict(),
-        "objectives": list(objectives),
-        "encoding": CapLevelCodec.name,  # the parameters' meaning (search._codec)
-    }
-    return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()[:12]
-
-
-def default_study_name(
-    workload: Workload, gpu: GPUSpec, space: SearchSpace, objectives: Sequence[str], stem: str | None = None
-) -> str:
-    """``<workload stem>-<gpu>-<fingerprint>``: the same inputs name the same study."""
-    return f"{stem or 'workload'}-{gpu.id}-{'-'.join(objectives)}-{_fingerprint(workload, gpu, space, objectives)}"
-
-
-def known_good_configs(space: SearchSpace) -> list[KernelConfig]:
-    """Starting points enqueued in a new study (projected into ``space``): PyTorch's kernel
-    as shipped (the baseline), and the seed paper's combination (register cap 42, prefetch
-    two rows ahead into registers, the hottest rows pinned with evict-last prefetches up to
-    the persisting limit; FACTS.md section 1)."""
-    top_fraction = space.pinned_row_fractions[-1]
-    paper = KernelConfig(register_cap=42, prefetch_distance=2, pinned_row_fraction=top_fraction,
-                         pin_method="evict-last-prefetch")
-    out: list[KernelConfig] = []
-    for c in (KernelConfig(), paper):
-        p = space.project(c)
-        if p not in out:
-            out.append(p)
-    return out
-
-
-# ---- sampling and evaluation ---------------------------------------------------------------
-
-
-def make_sampler(kind: str, seed: int | None, n_objectives: int, n_startup_trials: int = DEFAULT_STARTUP_TRIALS,
-                 tpe_options: Mapping[str, Any] | None = None) -> optuna.samplers.BaseSampler:
-    """The study's sampler. ``tpe_options`` override the TPE keywords (scripts/sweep_tpe.py)."""
-    import optuna
-
-    if kind == "tpe":
-        kw: dict[str, Any] = {"seed": seed, "multivariate": True, "n_startup_trials": n_startup_trials,
-                              "constant_liar": True, **(tpe_options or {})}
-        return optuna.samplers.TPESampler(**kw)
-    if kind == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
-    raise InputError(f"unknown sampler {kind!r}; valid choices: {', '.join(SAMPLERS)}")
-
-
-def _run_trials(
-    study: optuna.Study,
-    codec: CapLevelCodec,
-    workload: Workload,
-    gpu: GPUSpec,
-    objectives: Sequence[str],
-    n_trials: int,
-    ask_batch: int,
-    sampler: optuna.samplers.BaseSampler,
-    enqueue: Sequence[KernelConfig] = (),
-    on_told: Callable[[int], None] | None = None,
-) -> None:
-    """Run ``n_trials`` trials of ``study`` in batches of ``ask_batch``.
-
-    The sampler works on an in-memory mirror of the study: before each batch, the trials
-    that other processes completed are copied in from ``study``'s storage; after it, the
-    batch's finished trials are written to the storage, one transaction each. Sampling
-    then costs what it costs in memory (Optuna's RDB storage reads every trial on each
-    ``suggest``), the storage never holds a half-written trial, and a killed process loses
-    only the batch in flight.
+    Before the pruning is decided the estimate counts the fewest configurations the walk can
+    end with (one cap per group), so a walk that pruning would bring within the budget is
+    not given up too early; the decided count replaces it after the probe slices.
     """
-    import optuna
 
-    tag = worker_tag()
-    mirror = optuna.create_study(directions=study.directions, sampler=sampler)
-    known: set[int] = set()
+    def __init__(self, t0: float, budget_s: float) -> None:
+        self.t0 = t0
+        self.budget_s = budget_s
+        self.rate = math.nan
+        self.estimate_s = math.nan
 
-    def sync() -> None:
-        for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
-            if t._trial_id not in known:
-                known.add(t._trial_id)
-                if t.user_attrs.get("worker") != tag:  # ours are in the mirror already
-                    mirror.add_trial(t)
-
-    sync()
-    for c in enqueue:
-        mirror.enqueue_trial(codec.params_from_config(c))
-    done = 0
-    while done < n_trials:
-        k = min(ask_batch, n_trials - done)
-        trials = []
-        configs = []
-        for _ in range(k):  # sample each right after its ask: the constant liar sees the batch so far
-            trials.append(mirror.ask())
-            configs.append(codec.suggest(trials[-1]))
-        ev = evaluate_model(workload, gpu, configs)
-        for i, t in enumerate(trials):
-            reason = ev.infeasible[i]
-            t.set_user_attr("worker", tag)
-            t.set_constraint(_FEASIBILITY_KEY, 0.0 if not reason else 1.0)
-            if reason:
-                t.set_user_attr("infeasible", reason)
-            values = [float(ev.time_s[i])]
-            if len(objectives) > 1:
-                values.append(float(ev.l2_bytes[i]))
-            frozen = mirror.tell(t, values)
-            study.add_trial(frozen)
-        done += k
-        if on_told is not None:
-            on_told(k)
-        if done < n_trials:
-            sync()
+    def __call__(self, p: GridProgress) -> None:
+        self.rate = p.evaluated / max(p.elapsed_s, 1e-9)
+        self.estimate_s = (time.perf_counter() - self.t0) + (p.planned_min - p.evaluated) / self.rate
+        if self.estimate_s > self.budget_s:
+            raise GridOverBudget(f"about {self.estimate_s:.0f} s at {self.rate:,.0f} configurations/s")
 
 
-@dataclass(frozen=True, kw_only=True)
-class _WorkerJob:
-    storage: StorageSpec
-    study_name: str
-    workload: Workload
-    gpu: GPUSpec
-    space: SearchSpace
-    objectives: tuple[str, ...]
-    n_trials: int
-    sampler: str
-    seed: int | None
-    n_startup_trials: int
-    ask_batch: int
-    enqueue: tuple[KernelConfig, ...] = ()
-
-
-def _worker_main(job: _WorkerJob) -> None:
-    import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.load_study(study_name=job.study_name, storage=job.storage.open())
-    sampler = make_sampler(job.sampler, job.seed, len(job.objectives), job.n_startup_trials)
-    codec = CapLevelCodec.for_workload(job.space, job.gpu, job.workload)
-    _run_trials(study, codec, job.workload, job.gpu, job.objectives, job.n_trials, job.ask_batch, sampler,
-                job.enqueue)
-
-
-#: A RUNNING trial with no ``worker`` attribute this old is an orphan: a live process sets
-#: the attribute right after asking, within milliseconds.
-ORPHAN_AGE_S = 10.0
-
-
-def _fail_orphans(study: optuna.Study) -> int:
-    """Mark FAIL the RUNNING trials of dead processes (a killed search's batch in flight):
-    those whose ``worker`` is a process of this host that is gone, and those with no
-    ``worker`` (killed between ask and tag) older than :data:`ORPHAN_AGE_S`."""
-    import datetime
-
-    from optuna.exceptions import UpdateFinishedTrialError
-    from optuna.trial import TrialState
-
-    n = 0
-    now = datetime.datetime.now()
-    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        tag = t.user_attrs.get("worker")
-        if isinstance(tag, str):
-            orphan = is_dead_local_worker(tag)
-        else:
-            start = t.datetime_start
-            orphan = start is not None and (now - start).total_seconds() > ORPHAN_AGE_S
-        if orphan:
-            try:
-                study.tell(t.number, state=TrialState.FAIL)
-                n += 1
-            except (UpdateFinishedTrialError, ValueError):  # finished meanwhile by its process
-                pass
-    return n
-
-
-# ---- ranking -----------------------------------------------------------------------------------
-
-
-def _completed(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
-    from optuna.trial import TrialState
-
-    return study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-
-
-def _is_feasible(t: optuna.trial.FrozenTrial) -> bool:
-    return all(v <= 0.0 for v in t.constraints.values()) and t.values is not None and math.isfinite(t.values[0])
-
-
-def ranked_trials(study: optuna.Study, space: SearchSpace, workload: Workload) -> list[RankedConfig]:
-    """Distinct feasible configurations of the study's completed trials, fastest first
-    (ties: less L2 set aside, then the earlier trial)."""
-    best: dict[KernelConfig, RankedConfig] = {}
-    for t in _completed(study):
-        if not _is_feasible(t):
-            continue
-        cfg = trial_config(space, t)
-        time_s = float(t.values[0])
-        l2 = float(l2_bytes_set_aside(workload, [cfg])[0])
-        prev = best.get(cfg)
-        if prev is None or time_s < prev.time_s:
-            best[cfg] = RankedConfig(config=cfg, time_s=time_s, model_time_s=time_s, l2_bytes=l2, trial_number=t.number)
-    return sorted(best.values(), key=lambda r: (r.time_s, r.l2_bytes, r.trial_number))
-
-
-def pareto_front(ranked: Sequence[RankedConfig]) -> list[RankedConfig]:
-    """Points no other point beats on both time and L2 bytes, fastest first."""
-    front: list[RankedConfig] = []
-    lowest_l2 = math.inf
-    for r in sorted(ranked, key=lambda r: (r.time_s, r.l2_bytes, r.trial_number)):
-        if r.l2_bytes < lowest_l2:
-            front.append(r)
-            lowest_l2 = r.l2_bytes
-    return front
-
-
-# ---- the entry point ------------------------------------------------------------------------
-
-
-def _as_workload(workload: Workload | str | os.PathLike[str]) -> tuple[Workload, str | None]:
-    if isinstance(workload, Workload):
-        return workload, None
-    return perfmodel.load_workload(workload), Path(workload).stem
-
-
-def _as_gpu(gpu: GPUSpec | str) -> GPUSpec:
-    return gpu if isinstance(gpu, GPUSpec) else perfmodel.get_gpu(gpu)
+def _grid_trials(outcome: GridOutcome, baseline: KernelConfig, baseline_time: float, top_k: int,
+                 n_objectives: int, workload: Workload,
+                 space: SearchSpace) -> list[tuple[KernelConfig, list[float], dict[str, Any]]]:
+    """The walk's top k, its Pareto front (two objectives) and the baseline (when the space
+    holds it) as trials to write."""
+    items: dict[KernelConfig, tuple[list[float], dict[str, Any]]] = {}
+    entries = [(r, f"top {i}") for i, r in enumerate(outcome.top[:top_k], 1)]
+    if n_objectives > 1:
+        entries += [(r, "pareto") for r in outcome.fastest_by_l2]
+    for r, role in entries:
+        if r.config not in items:
+            vals = [r.time_s, r.l2_bytes][:n_objectives]
+            items[r.config] = (vals, {SOURCE_ATTR: "grid", "grid_role": role, "grid_index": r.index})
+    if baseline not in items and space.contains(baseline):
+        vals = [baseline_time, float(l2_bytes_set_aside(workload, [baseline])[0])][:n_objectives]
+        items[baseline] = (vals, {SOURCE_ATTR: "grid", "grid_role": "baseline"})
+    return [(c, v, a) for c, (v, a) in items.items()]
 
 
 def optimize(
     workload: Workload | str | os.PathLike[str],
     gpu: GPUSpec | str,
+    *,
     n_trials: int = 100,
     seed: int | None = 0,
     storage: str | os.PathLike[str] | None = None,
     fidelity: str = "model",
-    *,
     study_name: str | None = None,
     objectives: str | Sequence[str] = ("time",),
     space: SearchSpace | None = None,
     allow_no_bounds_check: bool = False,
-    sampler: str = "tpe",
+    sampler: str | optuna.samplers.BaseSampler = "auto",
+    budget_s: float = DEFAULT_BUDGET_S,
+    budget_evals: int = DEFAULT_BUDGET_EVALS,
     n_startup_trials: int = DEFAULT_STARTUP_TRIALS,
     enqueue_known_good: bool = True,
     top_k: int = 10,
@@ -377,88 +190,133 @@ def optimize(
     measurements: str | os.PathLike[str] | None = None,
     progress: bool = False,
     workload_name: str | None = None,
-    measure: Measure | None = None,
 ) -> SearchResult:
-    """Search kernel configurations for ``workload`` on ``gpu`` with an Optuna study.
+    """Search kernel configurations for ``workload`` on ``gpu`` in an Optuna study.
 
-    Runs ``n_trials`` more trials (``n_trials_completed`` counts the whole study, earlier
-    runs included). ``storage``: None (an SQLite file under ``out_dir/studies``), an Optuna
-    storage URL, ``":memory:"``, or a file path (SQLite for ``.db``, else a journal file).
-    ``workers`` local processes share the study (a journal file, SQLite file or server
-    storage). ``fidelity``: ``model`` ranks by :func:`perfmodel.predict_batch`; ``sim``
-    re-ranks the ``top_k`` with :func:`perfmodel.simulate`; ``gpu`` with measured times,
-    replayed from ``measurements`` (measurement JSON lines, docs/formats.md) or measured live
-    by ``measure(workload, configs, gpu) -> times`` (``validation.measure_configs`` is one;
-    ``recperf search --fidelity gpu`` passes it).
-    With objectives ``time,l2-bytes`` the result's ``pareto`` lists the front and
-    ``best_config`` is its fastest point. The default study name is
-    ``<workload_name or file stem>-<gpu>-<objectives>-<fingerprint of the inputs>``.
+    Args:
+        workload: a :class:`perfmodel.Workload` or a workload TOML file.
+        gpu: a :class:`perfmodel.GPUSpec` or a GPU id.
+        n_trials: trials to run now with a sampler (``tpe``, ``random``, an Optuna sampler,
+            or ``auto`` when the grid does not fit); the study's earlier trials stay and count
+            in ``n_trials_completed``. Not used when the grid is walked.
+        seed: the sampler's seed (worker ``i`` uses ``seed + i``); None: not reproducible.
+        storage: None (an SQLite file under ``out_dir/studies``), an Optuna storage URL,
+            ``":memory:"``, or a file path (SQLite for ``.db``, else a journal file).
+        fidelity: ``model`` (:func:`perfmodel.predict_batch`), ``sim`` (then
+            :func:`perfmodel.simulate` on ``budget_evals`` configurations the model ranks)
+            or ``gpu`` (measured on this machine's GPU, or replayed from ``measurements``).
+        study_name: the study's name (default
+            ``<workload_name or file stem>-<gpu>-<objectives>-<fingerprint of the inputs>``).
+        objectives: ``"time"`` or ``"time,l2-bytes"`` (then ``pareto`` lists the front and
+            ``best_config`` is its fastest point).
+        space: the search space (default :func:`search.build_space` of the workload and GPU).
+        allow_no_bounds_check: with the default space, also search ``bounds_check = "none"``.
+        sampler: ``"auto"`` (the grid when its estimated time fits ``budget_s``, else TPE),
+            ``"grid"`` (the grid whatever it costs), ``"tpe"``, ``"random"``, or an
+            ``optuna.samplers.BaseSampler`` (one process only; ``seed`` is then its own).
+        budget_s: seconds ``"auto"`` may spend, counted from the call, set-up included.
+        budget_evals: expensive evaluations a ``sim`` or ``gpu`` search spends now.
+        n_startup_trials: TPE's random trials before it models the space.
+        enqueue_known_good: start a new study from PyTorch's kernel and the seed paper's
+            combination (:func:`search.known_good_configs`).
+        top_k: how many configurations ``top`` lists (and the grid writes as trials).
+        workers: local processes sharing the study for sampled trials (needs a shareable
+            storage: a journal file, SQLite file or server).
+        ask_batch: trials asked and predicted per batch.
+        out_dir: where the default storage lives (``out_dir/studies``).
+        measurements: with ``fidelity="gpu"``, a JSON-lines file of measured runs to replay
+            (CONTRACT.md) instead of a live GPU.
+        progress: tqdm progress bars on stderr.
+        workload_name: the stem of the default study name when ``workload`` is an object.
+
+    Returns:
+        The best configuration against PyTorch's kernel as shipped, the top, the study, and
+        how the answer was found.
     """
-    import optuna
-
     t0 = time.perf_counter()
-    wl, stem = _as_workload(workload)
-    g = _as_gpu(gpu)
+    wl, stem = as_workload(workload)
+    g = as_gpu(gpu)
     objs = parse_objectives(objectives)
     if fidelity not in FIDELITIES:
         raise InputError(f"unknown fidelity {fidelity!r}; valid choices: {', '.join(FIDELITIES)}")
-    check_int(n_trials, "n_trials", min_val=0)
-    check_int(workers, "workers", min_val=1)
-    check_int(ask_batch, "ask_batch", min_val=1)
-    check_int(top_k, "top_k", min_val=1)
-    check_int(n_startup_trials, "n_startup_trials", min_val=0)
+    check_int("n_trials", n_trials, 0)
+    check_int("workers", workers)
+    check_int("ask_batch", ask_batch)
+    check_int("top_k", top_k)
+    check_int("n_startup_trials", n_startup_trials, 0)
+    check_int("budget_evals", budget_evals)
     if seed is not None:
-        check_int(seed, "seed", min_val=0)
-    if sampler not in SAMPLERS:
-        raise InputError(f"unknown sampler {sampler!r}; valid choices: {', '.join(SAMPLERS)}")
+        check_int("seed", seed, 0)
+    if isinstance(budget_s, bool) or not isinstance(budget_s, (int, float)) or not budget_s > 0:
+        raise InputError(f"`budget_s > 0` must hold, but got budget_s={budget_s!r}")
+    chosen = check_sampler(sampler)
+    if not isinstance(chosen, str) and workers > 1:
+        raise InputError(f"an Optuna sampler object runs in one process, but got workers={workers}; give a sampler "
+                         "name to use several workers")
     sp = space if space is not None else build_space(wl, g, allow_no_bounds_check=allow_no_bounds_check)
     check_space(sp, wl, g)
     name = study_name or default_study_name(wl, g, sp, objs, workload_name or stem)
     spec = resolve_storage(storage, name, out_dir)
     if workers > 1 and not spec.shareable:
         raise InputError(f"`--workers {workers}` needs a storage several processes can share, but got {spec.url!r}")
+    study = open_study(spec, name, len(objs))
+    check_study_matches(study, wl, g, sp, objs)
+    fail_orphans(study)
+    codec = CapLevelCodec.for_workload(sp, g, wl)
+    baseline = KernelConfig()
+    baseline_model = float(evaluate_model(wl, g, [baseline]).time_s[0])  # pays the model's set-up
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    opened = spec.open()
-    study = optuna.create_study(
-        storage=opened, study_name=name, directions=["minimize"] * len(objs),
-        sampler=make_sampler(sampler, seed, len(objs), n_startup_trials), load_if_exists=True,
-    )
-    _check_study_matches(study, wl, g, sp, objs)
-    _fail_orphans(study)
-    # a new study starts from the known-good points (the first worker runs them)
-    seeds = tuple(known_good_configs(sp)) if enqueue_known_good and not study.get_trials(deepcopy=False) else ()
-
-    bar = _progress_bar(n_trials, progress)
-    try:
-        if workers == 1:
-            _run_trials(study, CapLevelCodec.for_workload(sp, g, wl), wl, g, objs, n_trials, ask_batch,
-                        make_sampler(sampler, seed, len(objs), n_startup_trials), seeds, bar.update if bar else None)
+    # ---- the model fidelity: the grid, or a sampler -------------------------------------
+    grid: dict[str, Any] = {}
+    n_run = 0
+    warm: list[KernelConfig] = []
+    recorded = study.user_attrs.get(GRID_ATTR)
+    if chosen in ("auto", "grid") and isinstance(recorded, dict) and recorded.get("top_k", 0) >= top_k:
+        method = "exhaustive"
+        reason = (f"the study holds the grid walk of an earlier run ({recorded.get('grid_size', 0):,} configurations, "
+                  f"{recorded.get('n_evaluated', 0):,} predicted): the exact optimum of the model, nothing left to "
+                  "evaluate")
+        grid = dict(recorded)
+    elif chosen in ("auto", "grid"):
+        outcome, reason = _walk(wl, g, sp, objs, top_k, t0, budget_s if chosen == "auto" else None, progress)
+        if outcome.extra.get("stopped") is None:
+            method = "exhaustive"
+            items = _grid_trials(outcome, baseline, baseline_model, top_k, len(objs), wl, sp)
+            present = {trial_config(sp, t) for t in completed_trials(study)
+                       if t.user_attrs.get(SOURCE_ATTR) == "grid"}
+            add_config_trials(study, codec, [it for it in items if it[0] not in present])
+            n_run = sum(1 for it in items if it[0] not in present)
+            grid = {"grid_size": outcome.grid_size, "n_evaluated": outcome.n_evaluated,
+                    "n_infeasible": outcome.n_infeasible, "pruned": outcome.pruned,
+                    "walk_s": round(outcome.elapsed_s, 3), "top_k": top_k}
+            study.set_user_attr(GRID_ATTR, grid)
+            study.set_user_attr("grid_size", outcome.grid_size)
         else:
-            _run_workers(spec, name, wl, g, sp, objs, n_trials, sampler, seed, n_startup_trials, ask_batch, workers,
-                         study, bar, seeds)
-    finally:
-        if bar is not None:
-            bar.close()
+            method = "tpe"
+            warm = [r.config for r in outcome.top[:5]]
+    else:
+        method = sampler_method(chosen) if not isinstance(chosen, str) else chosen
+        reason = f"sampler {method!r} asked for: {n_trials} trials sampled (not exact)"
+    if method != "exhaustive":
+        run_with = "tpe" if isinstance(chosen, str) and chosen in ("auto", "grid") else chosen
+        _run_sampled(study, spec, name, wl, g, sp, codec, objs, n_trials, run_with, seed, n_startup_trials,
+                     ask_batch, workers, progress, enqueue_known_good, warm)
+        n_run = n_trials
 
-    completed = _completed(study)
-    n_infeasible = sum(1 for t in completed if not _is_feasible(t))
+    completed = completed_trials(study)
+    n_infeasible = sum(1 for t in completed if not is_feasible(t))
     ranked = ranked_trials(study, sp, wl)
     if not ranked:
         raise InputError(
             f"no feasible configuration in study {name!r} yet ({len(completed)} completed trials): run more trials"
         )
-    baseline = KernelConfig()
-    base_model = evaluate_model(wl, g, [baseline])
-    baseline_time = float(base_model.time_s[0])
     pareto = pareto_front(ranked) if len(objs) > 1 else []
     top = ranked[:top_k]
+    baseline_time = baseline_model
+    fid_result = None
     if fidelity != "model":
-        candidates = list(dict.fromkeys([r.config for r in top] + [r.config for r in pareto[:top_k]]))
-        top, baseline_time, pareto = _rerank(fidelity, wl, g, candidates, ranked, pareto, measurements, top_k,
-                                             measure)
-    if not top:
-        raise InputError(f"fidelity {fidelity!r} gave no time for any of the top {top_k} configurations")
+        top, baseline_time, pareto, fid_result = _expensive(
+            fidelity, study, spec, name, wl, g, sp, objs, ranked, budget_evals, measurements, seed, top_k, progress)
     best = pareto[0] if pareto else top[0]
     return SearchResult(
         best_config=best.config,
@@ -467,7 +325,7 @@ def optimize(
         baseline_time_s=baseline_time,
         speedup=baseline_time / best.time_s if best.time_s > 0 else math.nan,
         n_trials_completed=len(completed),
-        n_trials_run=n_trials,
+        n_trials_run=n_run,
         n_infeasible=n_infeasible,
         study_name=name,
         storage=spec.describe(),
@@ -479,102 +337,123 @@ def optimize(
         space=sp,
         study=study,
         elapsed_s=time.perf_counter() - t0,
+        method=method,
+        method_reason=reason,
+        grid=grid,
+        fidelity_study=fid_result,
     )
 
 
-def _check_study_matches(study: optuna.Study, wl: Workload, g: GPUSpec, sp: SearchSpace, objs: Sequence[str]) -> None:
-    fp = _fingerprint(wl, g, sp, objs)
-    attrs = study.user_attrs
-    if "recperf_fingerprint" not in attrs:
-        study.set_user_attr("recperf_fingerprint", fp)
-        study.set_user_attr("gpu", g.id)
-        study.set_user_attr("objectives", list(objs))
-        study.set_user_attr("space", sp.to_dict())
-        return
-    if attrs["recperf_fingerprint"] != fp:
-        raise InputError(
-            f"study {study.study_name!r} was created for another workload, GPU, search space or objectives "
-            f"(gpu {attrs.get('gpu')!r}, objectives {attrs.get('objectives')!r}); it must match to continue it, "
-            f"so choose another --study-name"
-        )
+def _walk(wl: Workload, g: GPUSpec, sp: SearchSpace, objs: tuple[str, ...], top_k: int, t0: float,
+          budget_s: float | None, progress: bool) -> tuple[GridOutcome, str]:
+    """Walk the grid (pruned), within ``budget_s`` when given; the outcome and the reason text."""
+    size = sp.grid_size
+    check = _GridBudget(t0, budget_s) if budget_s is not None else None
+    outcome = walk_grid(sp, g, [GridColumn(workload=wl)], prune=True, top_k=max(top_k, 5), progress=progress,
+                        check=check)
+    pruned = (f" ({outcome.n_evaluated:,} predicted after leaving out dominated register caps)"
+              if outcome.pruned else "")
+    if outcome.extra.get("stopped") is not None:
+        assert check is not None
+        return outcome, (f"the grid's {size:,} configurations would take {outcome.extra['stopped']}, over the "
+                         f"--budget-s {budget_s:g} s budget: TPE sampled instead (not exact), starting from the best "
+                         f"of the {outcome.n_evaluated:,} configurations predicted before stopping")
+    rate = outcome.n_evaluated / max(outcome.elapsed_s, 1e-9)
+    why = f"within the --budget-s {budget_s:g} s budget" if budget_s is not None else "as asked (--sampler grid)"
+    return outcome, (f"walked the whole grid, {why}: {size:,} configurations{pruned} in {outcome.elapsed_s:.1f} s "
+                     f"({rate:,.0f}/s); the exact optimum of the model")
 
 
-def _progress_bar(total: int, enabled: bool) -> Any:
+def _run_sampled(study: optuna.Study, spec: Any, name: str, wl: Workload, g: GPUSpec, sp: SearchSpace,
+                 codec: CapLevelCodec, objs: tuple[str, ...], n_trials: int, sampler: str | optuna.samplers.BaseSampler,
+                 seed: int | None, n_startup_trials: int, ask_batch: int, workers: int, progress: bool,
+                 enqueue_known_good: bool, warm: Sequence[KernelConfig]) -> None:
+    """Run ``n_trials`` sampled trials (one process or ``workers``); a new study starts from
+    the known-good points and ``warm``."""
+    seeds: tuple[KernelConfig, ...] = ()
+    if not study.get_trials(deepcopy=False):
+        start = (known_good_configs(sp) if enqueue_known_good else []) + list(warm)
+        seeds = tuple(dict.fromkeys(start))
+    elif warm:
+        seeds = tuple(warm)
+    bar = _progress_bar(n_trials, progress)
+    try:
+        if workers == 1:
+            smp = sampler if not isinstance(sampler, str) else make_sampler(sampler, seed,
+                                                                          n_startup_trials=n_startup_trials)
+            run_trials(study, codec, functools.partial(evaluate_model, wl, g), len(objs), n_trials, ask_batch, smp,
+                       seeds, bar.update if bar else None)
+        else:
+            assert isinstance(sampler, str)
+            run_workers(spec, name, wl, g, sp, len(objs), n_trials, sampler, seed, n_startup_trials, ask_batch,
+                        workers, study, bar, seeds)
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def _progress_bar(total: int, enabled: bool, desc: str = "trials") -> Any:
     if not enabled:
         return None
     from tqdm import tqdm
 
-    return tqdm(total=total, desc="trials", unit="trial", file=sys.stderr, dynamic_ncols=True)
+    return tqdm(total=total, desc=desc, unit="trial", file=sys.stderr, dynamic_ncols=True)
 
 
-def _run_workers(
-    spec: StorageSpec, name: str, wl: Workload, g: GPUSpec, sp: SearchSpace, objs: tuple[str, ...], n_trials: int,
-    sampler: str, seed: int | None, n_startup_trials: int, ask_batch: int, workers: int, study: optuna.Study,
-    bar: Any, seeds: tuple[KernelConfig, ...],
-) -> None:
-    from optuna.trial import TrialState
-
-    ctx = multiprocessing.get_context("spawn")
-    shares = [n_trials // workers + (1 if i < n_trials % workers else 0) for i in range(workers)]
-    procs = []
-    for i, share in enumerate(shares):
-        if share == 0:
-            continue
-        job = _WorkerJob(storage=spec, study_name=name, workload=wl, gpu=g, space=sp, objectives=objs, n_trials=share,
-                         sampler=sampler, seed=None if seed is None else seed + i, n_startup_trials=n_startup_trials,
-                         ask_batch=ask_batch, enqueue=seeds if i == 0 else ())
-        p = ctx.Process(target=_worker_main, args=(job,), name=f"recperf-search-worker-{i}")
-        p.start()
-        procs.append(p)
-    start = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
-    shown = 0
-    try:
-        while any(p.is_alive() for p in procs):
-            time.sleep(0.5)
-            if bar is not None:
-                now = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))) - start
-                bar.update(max(0, min(n_trials, now) - shown))
-                shown = max(shown, min(n_trials, now))
-    finally:
-        for p in procs:
-            p.join()
-    bad = [p.exitcode for p in procs if p.exitcode != 0]
-    if bad:
-        raise RuntimeError(f"{len(bad)} of {len(procs)} search workers failed (exit codes {bad})")
-    if bar is not None:
-        bar.update(n_trials - shown)
-
-
-def _rerank(
-    fidelity: str, wl: Workload, g: GPUSpec, candidates: list[KernelConfig], ranked: list[RankedConfig],
-    pareto: list[RankedConfig], measurements: str | os.PathLike[str] | None, top_k: int, measure: Measure | None,
-) -> tuple[list[RankedConfig], float, list[RankedConfig]]:
+def _expensive(
+    fidelity: str, model_study: optuna.Study, spec: Any, name: str, wl: Workload, g: GPUSpec, sp: SearchSpace,
+    objs: tuple[str, ...], ranked: list[RankedConfig], budget_evals: int,
+    measurements: str | os.PathLike[str] | None, seed: int | None, top_k: int, progress: bool,
+) -> tuple[list[RankedConfig], float, list[RankedConfig], FidelityResult]:
+    """Spend ``budget_evals`` evaluations at ``fidelity`` on the model's ranking (:mod:`search._multifidelity`)."""
     baseline = KernelConfig()
-    configs = [*candidates, baseline]
-    times: list[float | None]
-    if fidelity == "sim":
-        times = list(simulate_times(wl, g, configs))
-    elif measurements is not None:
-        times = replay_times(measurements, g, configs)
-    else:
-        times = list(measure_times(wl, g, configs, measure))
-    base_t = times[-1]
-    if base_t is None or not math.isfinite(base_t):
-        raise InputError(
-            f"fidelity {fidelity!r} has no time for the baseline configuration {baseline.to_dict()} "
-            f"on gpu {g.id!r}: it is needed for the speedup"
-        )
-    by_cfg = {r.config: r for r in ranked}
-    new = []
-    for c, t in zip(candidates, times[:-1], strict=True):
-        if t is None or not math.isfinite(t):
-            continue
-        r = by_cfg[c]
-        new.append(dataclasses.replace(r, time_s=float(t)))
-    new.sort(key=lambda r: (r.time_s, r.l2_bytes, r.trial_number))
-    front = pareto_front(new) if pareto else []
-    return new[:top_k], float(base_t), front
+    missing = "no time at this fidelity (rejected, or no recorded measurement)"
 
+    def times_of(configs: list[KernelConfig]) -> list[float | None]:
+        if fidelity == "sim":
+            return list(simulate_times(wl, g, configs))
+        if measurements is not None:
+            return replay_times(measurements, g, configs)
+        return list(measure_times(wl, g, configs))
 
-def feasible_mask(trials: Sequence[optuna.trial.FrozenTrial]) -> np.ndarray[Any, Any]:
-    return np.array([_is_feasible(t) for t in trials], dtype=bool)
+    def evaluate(configs: list[KernelConfig]) -> Any:
+        return evaluation_of(times_of(configs), l2_bytes_set_aside(wl, configs), missing)
+
+    def model_times(configs: list[KernelConfig]) -> npt.NDArray[np.float64]:
+        return evaluate_model(wl, g, configs).time_s
+
+    allowed = None
+    if fidelity == "gpu" and measurements is not None:  # only what was measured can be replayed
+        allowed = {sp.canonical(c) for c in read_measurements(measurements, g) if sp.contains(c)}
+    study = open_study(spec, f"{name}-{fidelity}", len(objs))
+    check_study_matches(study, wl, g, sp, objs)
+    study.set_user_attr("fidelity", fidelity)
+    study.set_user_attr("model_study", name)
+    fail_orphans(study)
+    base = study.user_attrs.get("baseline_time_s")
+    if not isinstance(base, (int, float)) or not math.isfinite(base):
+        got = times_of([baseline])[0]
+        if got is None or not math.isfinite(got):
+            raise InputError(
+                f"fidelity {fidelity!r} has no time for the baseline configuration {baseline.to_dict()} "
+                f"on gpu {g.id!r}: it is needed for the speedup"
+            )
+        base = float(got)
+        study.set_user_attr("baseline_time_s", base)
+    bar = _progress_bar(budget_evals, progress, desc=f"{fidelity} evaluations")
+    try:
+        result = run_fidelity_study(study, sp, fidelity, evaluate, model_times, budget_evals=budget_evals,
+                                    warm_start=[r.config for r in ranked], n_objectives=len(objs),
+                                    allowed=allowed, seed=seed, on_told=bar.update if bar else None)
+    finally:
+        if bar is not None:
+            bar.close()
+    pts = [p for p in result.points if math.isfinite(p.time_s)]
+    if not pts:
+        raise InputError(f"fidelity {fidelity!r} gave no time for any of the {len(result.points)} configurations "
+                         "it evaluated")
+    new = sorted((RankedConfig(config=p.config, time_s=p.time_s, model_time_s=p.model_time_s,
+                               l2_bytes=float(l2_bytes_set_aside(wl, [p.config])[0]), trial_number=p.trial_number)
+                  for p in pts), key=lambda r: (r.time_s, r.l2_bytes, r.trial_number))
+    front = pareto_front(new) if len(objs) > 1 else []
+    return new[:top_k], float(base), front, result

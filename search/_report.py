@@ -21,15 +21,18 @@ import numpy as np
 from perfmodel import KernelConfig, Workload
 from search._codec import trial_config
 from search._evaluate import l2_bytes_set_aside
-from search._optimize import RankedConfig, SearchResult, _is_feasible
+from search._ranking import RankedConfig, is_feasible, ranked_trials
 from search._space import PARAM_NAMES, SearchSpace
 
 if TYPE_CHECKING:
     import optuna
 
     from search._exhaustive import ExhaustiveResult
+    from search._multifidelity import FidelityResult
+    from search._optimize import SearchResult
+    from search._plan import PlanResult
 
-__all__ = ["format_config", "top_table_rows", "write_exhaustive_report", "write_report"]
+__all__ = ["format_config", "top_table_rows", "write_exhaustive_report", "write_plan_report", "write_report"]
 
 
 # ---- data ------------------------------------------------------------------------------------
@@ -52,7 +55,7 @@ def _get_history_info(study: optuna.Study) -> HistoryInfo:
     best = math.inf
     numbers, values, feasible, best_so_far = [], [], [], []
     for t in trials:
-        ok = _is_feasible(t)
+        ok = is_feasible(t)
         v = float(t.values[0]) if ok else math.inf
         if ok:
             best = min(best, v)
@@ -67,7 +70,7 @@ def _get_history_info(study: optuna.Study) -> HistoryInfo:
 def _feasible_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
     from optuna.trial import TrialState
 
-    return [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if _is_feasible(t)]
+    return [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if is_feasible(t)]
 
 
 def _get_importance_info(study: optuna.Study) -> dict[str, float]:
@@ -248,20 +251,20 @@ def write_report(result: SearchResult, out_dir: str | os.PathLike[str] | None = 
     folder = Path(out_dir) if out_dir is not None else Path("out") / "search" / result.study_name
     folder.mkdir(parents=True, exist_ok=True)
     study = result.study
-    history = _get_history_info(study)
-    _render_history(history, folder / "history.png")
-    plots = [("Optimization history", "history.png")]
-    importances = _get_importance_info(study)
-    if importances:
-        _render_importances(importances, folder / "importances.png")
-        plots.append(("Parameter importances", "importances.png"))
-    effects = _get_param_effect_info(study, result.space)
-    if effects:
-        _render_param_effects(effects, folder / "params.png")
-        plots.append(("Predicted time against each parameter", "params.png"))
+    plots: list[tuple[str, str]] = []
+    if result.method != "exhaustive":  # a sampler's exploration; a grid walk has none to show
+        history = _get_history_info(study)
+        _render_history(history, folder / "history.png")
+        plots.append(("Optimization history", "history.png"))
+        importances = _get_importance_info(study)
+        if importances:
+            _render_importances(importances, folder / "importances.png")
+            plots.append(("Parameter importances", "importances.png"))
+        effects = _get_param_effect_info(study, result.space)
+        if effects:
+            _render_param_effects(effects, folder / "params.png")
+            plots.append(("Predicted time against each parameter", "params.png"))
     if len(result.objectives) > 1 and workload is not None:
-        from search._optimize import ranked_trials
-
         ranked = ranked_trials(study, result.space, workload)
         _render_pareto(_get_pareto_info(ranked, result.pareto), folder / "pareto.png")
         plots.append(("Pareto front: time against L2 set aside", "pareto.png"))
@@ -274,6 +277,8 @@ def write_report(result: SearchResult, out_dir: str | os.PathLike[str] | None = 
         f"GPU `{result.gpu_id}`; objectives {', '.join(result.objectives)}; fidelity `{result.fidelity}`; "
         f"{result.n_trials_completed} completed trials in the study ({result.n_infeasible} infeasible); "
         f"storage `{result.storage}`.",
+        "",
+        f"Method: `{result.method}`: {result.method_reason}.",
         "",
         "## Best configuration against the PyTorch baseline",
         "",
@@ -292,7 +297,10 @@ def write_report(result: SearchResult, out_dir: str | os.PathLike[str] | None = 
     if result.pareto:
         lines += ["## Pareto front (time, L2 set aside)", "",
                   _md_table(*top_table_rows(result.pareto, result.baseline_time_s)), ""]
-    lines += ["## Plots", ""]
+    if result.fidelity_study is not None:
+        lines += fidelity_lines(result.fidelity_study)
+    if plots:
+        lines += ["## Plots", ""]
     for title, name in plots:
         lines += [f"### {title}", "", f"![{title}]({name})", ""]
     if command:
@@ -331,3 +339,70 @@ def write_exhaustive_report(result: ExhaustiveResult, out_dir: str | os.PathLike
 
 def l2_of(workload: Workload, config: KernelConfig) -> float:
     return float(l2_bytes_set_aside(workload, [config])[0])
+
+
+def fidelity_rows(fs: FidelityResult) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of the expensive evaluations: model and expensive time and rank of each."""
+    header = ["trial", "origin", f"{fs.fidelity} time (µs)", "model time (µs)", f"{fs.fidelity} rank", "model rank",
+              "configuration"]
+    rows = [[str(p.trial_number), p.origin, f"{p.time_s * 1e6:.2f}" if math.isfinite(p.time_s) else "-",
+             f"{p.model_time_s * 1e6:.2f}" if math.isfinite(p.model_time_s) else "-",
+             str(p.fidelity_rank or "-"), str(p.model_rank or "-"), format_config(p.config)] for p in fs.points]
+    return header, rows
+
+
+def fidelity_lines(fs: FidelityResult) -> list[str]:
+    """The report section on an expensive study."""
+    rho = "n/a (fewer than 3 points with times)" if math.isnan(fs.spearman) else f"{fs.spearman:.3f}"
+    return [
+        f"## Model against the {fs.fidelity} fidelity",
+        "",
+        f"{len(fs.points)} configurations evaluated at fidelity `{fs.fidelity}` (study `{fs.study_name}`; "
+        f"{fs.n_new} this run): first the model's best, then the configuration the model ranks fastest "
+        f"near the best found so far. Spearman rank correlation of model and {fs.fidelity} times over them: "
+        f"**{rho}** (1: the model orders them as the {fs.fidelity} fidelity does).",
+        "",
+        _md_table(*fidelity_rows(fs)),
+        "",
+    ]
+
+
+def write_plan_report(result: PlanResult, out_dir: str | os.PathLike[str], plan_path: str | None = None) -> Path:
+    """Write ``report.md`` for a per-table plan (each table's configuration and times)."""
+    folder = Path(out_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    header = ["table", "rows", "dim", "pooling", "count", "plan (µs)", "one config (µs)", "PyTorch (µs)",
+              "configuration"]
+    rows = [[str(e.index), f"{e.table.rows:,}", str(e.table.dim), f"{e.table.mean_pooling:g}", str(e.table.count),
+             f"{e.time_s * 1e6:.2f}", f"{e.single_config_time_s * 1e6:.2f}", f"{e.baseline_time_s * 1e6:.2f}",
+             format_config(e.config)] for e in result.tables]
+    lines = [
+        f"# Per-table plan on `{result.gpu_id}`",
+        "",
+        f"The grid ({result.grid_size:,} configurations; {result.n_evaluated:,} predicted per group of identical "
+        f"tables after leaving out dominated register caps) walked for {result.n_groups} groups of identical tables "
+        f"in {result.elapsed_s:.1f} s.",
+        "",
+        _md_table(["", "stage time (µs)", "speedup over PyTorch"], [
+            ["plan (a configuration per table)", f"{result.plan_time_s * 1e6:.2f}", f"{result.speedup:.2f}x"],
+            ["best single configuration", f"{result.single_config_time_s * 1e6:.2f}",
+             f"{result.baseline_time_s / result.single_config_time_s:.2f}x"],
+            ["PyTorch as shipped", f"{result.baseline_time_s * 1e6:.2f}", "1.00x"],
+        ]),
+        "",
+        f"Best single configuration: {format_config(result.single_config)}.",
+        "",
+        "## Tables",
+        "",
+        _md_table(header, rows),
+        "",
+    ]
+    if result.pareto:
+        lines += ["## Pareto front of plans (time, L2 set aside)", "",
+                  _md_table(["time (µs)", "L2 set aside (MiB)"],
+                            [[f"{p.time_s * 1e6:.2f}", f"{p.l2_bytes / 2**20:.1f}"] for p in result.pareto]), ""]
+    if plan_path:
+        lines += [f"Plan file: `{plan_path}` (`recperf predict --workload W --plan {plan_path}` reproduces the plan's "
+                  "time).", ""]
+    (folder / "report.md").write_text("\n".join(lines), encoding="utf-8")
+    return folder / "report.md"

@@ -221,6 +221,40 @@ class SearchSpace:
         """Whether every field of ``config`` is one of this space's values."""
         return all(getattr(config, name) in values for name, values in self.items())
 
+    def canonical(self, config: KernelConfig) -> KernelConfig:
+        """``config`` as the grid holds it: the first pin method when nothing is pinned, the
+        first prefetch kind when nothing is prefetched (the other values are the same kernel)."""
+        changes: dict[str, Any] = {}
+        if config.pinned_row_fraction == 0.0 and config.pin_method != self.pin_methods[0]:
+            changes["pin_method"] = self.pin_methods[0]
+        if config.prefetch_distance == 0 and config.prefetch_kind != self.prefetch_kinds[0]:
+            changes["prefetch_kind"] = self.prefetch_kinds[0]
+        return config.replace(**changes) if changes else config
+
+    def neighbours(self, config: KernelConfig, steps: int = 2, fields: int = 2) -> set[KernelConfig]:
+        """The grid's configurations that change at most ``fields`` fields of ``config``: an
+        ordered field (block size, register cap, pinned fraction) by at most ``steps``
+        positions, any other field (variant, prefetch distance, kinds, methods, check) to any
+        of its values. ``config`` itself is left out; all are :meth:`canonical`."""
+        moves: list[list[tuple[str, Any]]] = []
+        for name, values in self.items():
+            v = getattr(config, name)
+            if len(values) < 2:
+                continue
+            if name in ("block_size", "register_cap", "pinned_row_fraction") and v in values:
+                i = values.index(v)
+                opts = [values[j] for j in range(max(0, i - steps), min(len(values), i + steps + 1)) if j != i]
+            else:
+                opts = [x for x in values if x != v]
+            moves.append([(name, x) for x in opts])
+        out: set[KernelConfig] = set()
+        for n in range(1, fields + 1):
+            for combo in itertools.combinations(moves, n):
+                for change in itertools.product(*combo):
+                    out.add(self.canonical(config.replace(**dict(change))))
+        out.discard(self.canonical(config))
+        return out
+
     # ---- Optuna ----------------------------------------------------------------------
     def distributions(self) -> dict[str, optuna.distributions.BaseDistribution]:
         """The Optuna distribution of each sampled parameter (fixed fields left out).

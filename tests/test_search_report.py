@@ -11,8 +11,7 @@ from optuna.distributions import BaseDistribution, CategoricalDistribution, IntD
 
 import perfmodel
 from perfmodel import KernelConfig
-from search import SearchSpace
-from search._optimize import RankedConfig, SearchResult, pareto_front
+from search import RankedConfig, SearchResult, SearchSpace, pareto_front
 from search._report import (
     _get_history_info,
     _get_importance_info,

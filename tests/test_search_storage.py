@@ -68,8 +68,8 @@ def test_resolve_storage_kinds(tmp_path: Path) -> None:
 def test_sigkilled_search_keeps_completed_trials_and_resumes(tmp_path: Path, workload_file: Path) -> None:
     db = f"sqlite:///{tmp_path / 'kill.db'}"
     cmd = [sys.executable, "-m", "recperf", "search", "--gpu", "a100-80gb", "--workload", str(workload_file),
-           "--trials", "100000", "--seed", "1", "--storage", db, "--study-name", "k", "--json", "--no-progress",
-           "--no-report", "--out", str(tmp_path / "out")]
+           "--sampler", "tpe", "--trials", "100000", "--seed", "1", "--storage", db, "--study-name", "k", "--json",
+           "--no-progress", "--no-report", "--out", str(tmp_path / "out")]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 120
@@ -91,7 +91,8 @@ def test_sigkilled_search_keeps_completed_trials_and_resumes(tmp_path: Path, wor
     running = optuna.load_study(study_name="k", storage=db).get_trials(states=(TrialState.RUNNING,))
     tagged = [t.number for t in running if "worker" in t.user_attrs]
 
-    r = _cli("search", "--gpu", "a100-80gb", "--workload", str(workload_file), "--trials", "10", "--seed", "2",
+    r = _cli("search", "--gpu", "a100-80gb", "--workload", str(workload_file), "--sampler", "tpe", "--trials", "10",
+             "--seed", "2",
              "--storage", db, "--study-name", "k", "--no-report", "--out", str(tmp_path / "out"))
     after = {t.number: t.values for t in _complete(db, "k")}
     assert r["n_trials_completed"] == len(after) == len(before) + 10
@@ -106,26 +107,26 @@ def test_sigkilled_search_keeps_completed_trials_and_resumes(tmp_path: Path, wor
 
 def test_same_study_name_continues_and_counts_all_trials(tmp_path: Path, workload_file: Path) -> None:
     db = str(tmp_path / "c.db")
-    first = search.optimize(workload_file, "a100-80gb", n_trials=12, seed=0, storage=db, study_name="c")
-    second = search.optimize(workload_file, "a100-80gb", n_trials=7, seed=1, storage=db, study_name="c")
+    first = search.optimize(workload_file, "a100-80gb", n_trials=12, seed=0, storage=db, study_name="c", sampler="tpe")
+    second = search.optimize(workload_file, "a100-80gb", n_trials=7, seed=1, storage=db, study_name="c", sampler="tpe")
     assert first.n_trials_completed == 12
     assert second.n_trials_completed == 19
     assert second.best_time_s <= first.best_time_s
 
 
 def test_default_storage_is_sqlite_under_out(tmp_path: Path, workload_file: Path) -> None:
-    r = search.optimize(workload_file, "a100-80gb", n_trials=5, seed=0, out_dir=tmp_path)
+    r = search.optimize(workload_file, "a100-80gb", n_trials=5, seed=0, out_dir=tmp_path, sampler="tpe")
     files = list((tmp_path / "studies").glob("*.db"))
     assert len(files) == 1 and r.study_name in files[0].name
-    again = search.optimize(workload_file, "a100-80gb", n_trials=5, seed=0, out_dir=tmp_path)
+    again = search.optimize(workload_file, "a100-80gb", n_trials=5, seed=0, out_dir=tmp_path, sampler="tpe")
     assert again.study_name == r.study_name and again.n_trials_completed == 10
 
 
 def test_study_of_another_workload_is_refused(tmp_path: Path, workload_file: Path) -> None:
     db = str(tmp_path / "m.db")
-    search.optimize(workload_file, "a100-80gb", n_trials=3, storage=db, study_name="m")
+    search.optimize(workload_file, "a100-80gb", n_trials=3, storage=db, study_name="m", sampler="tpe")
     with pytest.raises(ValueError, match="another workload"):
-        search.optimize(workload_file, "h100-sxm", n_trials=3, storage=db, study_name="m")
+        search.optimize(workload_file, "h100-sxm", n_trials=3, storage=db, study_name="m", sampler="tpe")
 
 
 def _assert_no_loss_or_duplicate(trials: list[optuna.trial.FrozenTrial], n: int) -> None:
@@ -137,7 +138,8 @@ def _assert_no_loss_or_duplicate(trials: list[optuna.trial.FrozenTrial], n: int)
 @pytest.mark.slow
 def test_journal_file_workers_complete_n_trials(tmp_path: Path, workload_file: Path) -> None:
     journal = str(tmp_path / "study.log")
-    r = search.optimize(workload_file, "a100-80gb", n_trials=30, seed=0, storage=journal, study_name="j", workers=3)
+    r = search.optimize(workload_file, "a100-80gb", n_trials=30, seed=0, storage=journal, study_name="j", workers=3,
+                        sampler="tpe")
     assert r.n_trials_completed == 30
     trials = _complete(optuna.storages.JournalStorage(  # type: ignore[arg-type]
         optuna.storages.journal.JournalFileBackend(journal)), "j")
@@ -159,8 +161,8 @@ def test_four_processes_on_one_postgres_server(tmp_path: Path, workload_file: Pa
     procs = [
         subprocess.Popen(
             [sys.executable, "-m", "recperf", "search", "--gpu", "a100-80gb", "--workload", str(workload_file),
-             "--trials", str(n_each), "--seed", str(i), "--storage", POSTGRES, "--study-name", name, "--json",
-             "--no-progress", "--no-report", "--out", str(tmp_path / "out")],
+             "--sampler", "tpe", "--trials", str(n_each), "--seed", str(i), "--storage", POSTGRES, "--study-name",
+             name, "--json", "--no-progress", "--no-report", "--out", str(tmp_path / "out")],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )
         for i in range(4)
@@ -176,7 +178,8 @@ def test_four_processes_on_one_postgres_server(tmp_path: Path, workload_file: Pa
         # the last process to finish saw (at least) everyone's completed trials
         assert max(json.loads(o)["n_trials_completed"] for o, _ in outs) == 4 * n_each
         # and the Python API's worker processes on the same server
-        r = search.optimize(workload_file, "a100-80gb", n_trials=12, seed=9, storage=POSTGRES, study_name=name, workers=4)
+        r = search.optimize(workload_file, "a100-80gb", n_trials=12, seed=9, storage=POSTGRES, study_name=name,
+                            workers=4, sampler="tpe")
         assert r.n_trials_completed == 4 * n_each + 12
         _assert_no_loss_or_duplicate(_complete(POSTGRES, name), 4 * n_each + 12)
     finally:
@@ -200,8 +203,8 @@ def test_workers_starting_together_on_an_empty_postgres_database(tmp_path: Path,
         procs = [
             subprocess.Popen(
                 [sys.executable, "-m", "recperf", "search", "--gpu", "a100-80gb", "--workload", str(workload_file),
-                 "--trials", "3", "--seed", str(i), "--storage", url, "--study-name", "race", "--json",
-                 "--no-progress", "--no-report", "--out", str(tmp_path / "out")],
+                 "--sampler", "tpe", "--trials", "3", "--seed", str(i), "--storage", url, "--study-name", "race",
+                 "--json", "--no-progress", "--no-report", "--out", str(tmp_path / "out")],
                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
             )
             for i in range(4)
@@ -219,7 +222,7 @@ def test_running_trials_of_dead_local_processes_are_failed(tmp_path: Path, workl
     import socket
 
     db = f"sqlite:///{tmp_path / 'o.db'}"
-    first = search.optimize(workload_file, "a100-80gb", n_trials=4, storage=db, study_name="o")
+    first = search.optimize(workload_file, "a100-80gb", n_trials=4, storage=db, study_name="o", sampler="tpe")
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     host = socket.gethostname()
@@ -230,7 +233,7 @@ def test_running_trials_of_dead_local_processes_are_failed(tmp_path: Path, workl
     alive.set_user_attr("worker", f"{host}:{os.getppid()}")  # a live process: left alone
     remote = study.ask()
     remote.set_user_attr("worker", f"not-{host}:{dead.pid}")  # another host's: left alone
-    again = search.optimize(workload_file, "a100-80gb", n_trials=2, storage=db, study_name="o")
+    again = search.optimize(workload_file, "a100-80gb", n_trials=2, storage=db, study_name="o", sampler="tpe")
     states = {t.number: t.state for t in optuna.load_study(study_name="o", storage=db).trials}
     assert states[orphan.number] == TrialState.FAIL
     assert states[alive.number] == TrialState.RUNNING and states[remote.number] == TrialState.RUNNING

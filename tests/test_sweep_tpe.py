@@ -43,3 +43,20 @@ def test_default_settings_all_parse() -> None:
     for text in sweep.DEFAULT_SETTINGS:
         opts = sweep.parse_setting(text)
         assert set(opts) <= {"ask_batch", "n_startup_trials", "n_ei_candidates", "multivariate", "constant_liar"}
+
+
+def test_a_setting_reaches_the_sampler_without_patching_search() -> None:
+    import perfmodel
+    import search
+
+    sweep = _load()
+    gpu = perfmodel.get_gpu("a100-80gb")
+    wl = perfmodel.Workload(batch_size=256, tables=(perfmodel.Table(rows=20_000, dim=32, pooling=4),))
+    space = search.SearchSpace(block_sizes=(128, 512), register_caps=(0, 40), prefetch_distances=(0, 2))
+    optimum = search.exhaustive(wl, gpu, space=space).best_time_s
+    row = sweep.run_setting("ask_batch=2,n_startup_trials=3", {"w": wl}, {"w": optimum}, gpu, seeds=2, trials=6,
+                            space=space)
+    assert row["ask_batch"] == 2 and row["tpe"] == {"n_startup_trials": 3}
+    assert len(row["w"]["gaps"]) == 2 and min(row["w"]["gaps"]) >= -1e-12
+    with pytest.raises(TypeError, match="bogus"):  # the options go to optuna's TPESampler itself
+        sweep.run_setting("bogus=1", {"w": wl}, {"w": optimum}, gpu, seeds=1, trials=2, space=space)
