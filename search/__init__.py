@@ -41,7 +41,7 @@ from search._space import (
 )
 from search._storage import StorageSpec, resolve_storage
 from search._study import default_study_name, known_good_configs
-from search._trials import DEFAULT_ASK_BATCH
+from search._trials import DEFAULT_ASK_BATCH, run_trials
 
 __all__ = [
     "DEFAULT_ASK_BATCH",
@@ -81,6 +81,7 @@ __all__ = [
     "ranked_trials",
     "resolve_storage",
     "run_fidelity_study",
+    "run_trials",
     "space_from_mapping",
     "top_table_rows",
     "trial_config",

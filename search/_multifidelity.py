@@ -1,9 +1,9 @@
 """Spending a budget of expensive evaluations (the simulator, a GPU) on what the model ranks.
 
 An Optuna study at the expensive fidelity (its own study, ``<model study>-<fidelity>``, in
-the same storage) starts from the model's best configurations, enqueued in the model's
-order, and then samples near the best configurations the expensive fidelity has found so
-far with :class:`ModelGuidedSampler`: of the grid's configurations one or two fields away
+the same storage) starts from the model's best configurations (:data:`DEFAULT_N_WARM`),
+enqueued in the model's order, and then samples near the best configurations the expensive
+fidelity has found so far with :class:`ModelGuidedSampler`: of the grid's configurations one or two fields away
 from the best few evaluated points, the one the model predicts fastest that has not been
 evaluated yet. It stops when ``budget_evals`` evaluations are spent. Every evaluated point
 keeps its model time beside its expensive one, and the result gives the Spearman rank
@@ -33,7 +33,11 @@ if TYPE_CHECKING:
     from optuna.distributions import BaseDistribution
     from optuna.trial import FrozenTrial
 
-__all__ = ["FidelityPoint", "FidelityResult", "ModelGuidedSampler", "run_fidelity_study", "spearman"]
+__all__ = ["DEFAULT_N_WARM", "FidelityPoint", "FidelityResult", "ModelGuidedSampler", "run_fidelity_study",
+           "spearman"]
+
+#: how many of the model's best configurations an expensive study evaluates first
+DEFAULT_N_WARM = 5
 
 #: user attribute: how an expensive trial was chosen
 ORIGIN_ATTR = "origin"
@@ -181,6 +185,7 @@ def run_fidelity_study(
     *,
     budget_evals: int,
     warm_start: Sequence[KernelConfig],
+    n_warm: int = DEFAULT_N_WARM,
     n_objectives: int = 1,
     sampler: optuna.samplers.BaseSampler | None = None,
     allowed: set[KernelConfig] | None = None,
@@ -196,8 +201,9 @@ def run_fidelity_study(
         evaluate: the expensive objective values of a batch (one configuration per call here).
         model_times: the model's times of a batch.
         budget_evals: evaluations to spend now.
-        warm_start: configurations to evaluate first, in order (those already in the study
-            are skipped): the model's best.
+        warm_start: the model's ranking, best first: the first ``n_warm`` of them not in the
+            study yet are evaluated first, in order.
+        n_warm: how many of ``warm_start`` to evaluate before sampling near the best.
         n_objectives: 1 (time) or 2 (time, L2 set aside).
         sampler: the sampler after the warm start (default :class:`ModelGuidedSampler`).
         allowed: the only configurations that may be evaluated (None: the whole space); the
@@ -218,7 +224,7 @@ def run_fidelity_study(
         c = space.canonical(c)
         if c not in already and c not in warm and (allowed is None or c in allowed):
             warm.append(c)
-    warm = warm[:budget_evals]
+    warm = warm[:min(n_warm, budget_evals)]
     if warm:
         run_trials(study, space, evaluate, n_objectives, len(warm), 1, sampler, warm, on_told,
                    user_attrs={ORIGIN_ATTR: MODEL_TOP})

@@ -102,14 +102,15 @@ def run_trials(
     mirror = optuna.create_study(directions=study.directions, sampler=sampler)
     known: set[int] = set()
 
-    def sync() -> None:
+    def sync(first: bool = False) -> None:
         for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
             if t._trial_id not in known:
                 known.add(t._trial_id)
-                if t.user_attrs.get("worker") != tag:  # ours are in the mirror already
+                # after the first sync, this process's new trials are this call's: in the mirror already
+                if first or t.user_attrs.get("worker") != tag:
                     mirror.add_trial(t)
 
-    sync()
+    sync(first=True)
     for c in enqueue:
         mirror.enqueue_trial(codec.params_from_config(c))
     done = 0
