@@ -13,8 +13,8 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/recperf search --gpu a100-80gb --workload search/data/seed_reuse_medium.toml --trials 100 --seed 0
-	@echo "the report (Markdown with plots) is the 'report:' path above; run again to continue the study"
+	$(VENV)/bin/recperf search --gpu a100-80gb --workload search/data/seed_reuse_medium.toml
+	@echo "the report (Markdown) is the 'report:' path above; the study keeps the grid's result (run again: nothing to redo)"
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -14,18 +14,18 @@ combination); ``TPE, cold`` is TPE without them.
     .venv/bin/python scripts/bench_search.py [--gpu a100-80gb] [--trials 100] [--seeds 5] [--json [out.json]]
 
 ``--sim-truth``. The simulator is the ground truth: every configuration of a space small enough
-to simulate whole (:data:`SIM_SPACE`, 720 configurations of a one-table workload) is simulated
-once; that table is then the cache every search below looks its evaluations up in. For each
+to simulate whole (:data:`SIM_SPACE`, 720 configurations of a one-table workload of
+:data:`SIM_WORKLOADS`, ``--sim-workload``) is simulated once; that table is then the cache every search below looks its evaluations up in. For each
 seed, three searches spend ``--budget`` simulator evaluations each: the multi-fidelity search
 (``search.run_fidelity_study``: the model's ranking of the space, its best five first, then the
-configuration the model ranks fastest near the best simulated so far), TPE alone and random
+configuration the model ranks fastest one field away from the best simulated so far), TPE alone and random
 search (the shipped samplers at simulator fidelity, from the known-good points, as
 ``recperf search --sampler tpe|random`` starts). It prints how many evaluations each needs to
 come within 1% of the simulator's optimum (a search that never does counts ``--budget`` + 1),
 the median over the seeds, the Spearman correlation of model and simulator over the whole space,
 and the model's rank of the simulator's optimum.
 
-    .venv/bin/python scripts/bench_search.py --sim-truth [--seeds 10] [--budget 60] [--json [out.json]]
+    .venv/bin/python scripts/bench_search.py --sim-truth [--seeds 10] [--budget 60] [--sim-workload a|b] [--json [out.json]]
 
 With ``--json`` the last line of stdout is one JSON object (``--sim-truth``: ``space_size``,
 ``evals_to_1pct: {multi_fidelity, tpe, random}`` medians, and the details); with a path it is
@@ -58,9 +58,15 @@ WORKLOADS = {
 }
 RUNS = (("TPE", "tpe", True), ("TPE, cold", "tpe", False), ("random", "random", True))
 
-#: --sim-truth: one table, 100K rows x 32 fp32, 8 lookups per bag (Zipf 1.05), 512 bags
-SIM_WORKLOAD = {"batch_size": 512,
-                "tables": [{"rows": 100_000, "dim": 32, "pooling": 8, "indices": {"kind": "zipf", "alpha": 1.05}}]}
+#: --sim-truth workloads (one table each): ``a`` (the default) 100K rows x 32 fp32, 8 lookups per bag
+#: (Zipf 1.05), 512 bags; ``b`` 2M rows x 16 fp32, one lookup per bag (uniform), 2,048 bags
+#: (Criteo-like; about 6x slower to simulate: ~860 s for the space on the development VM)
+SIM_WORKLOADS = {
+    "a": {"batch_size": 512,
+          "tables": [{"rows": 100_000, "dim": 32, "pooling": 8, "indices": {"kind": "zipf", "alpha": 1.05}}]},
+    "b": {"batch_size": 2048,
+          "tables": [{"rows": 2_000_000, "dim": 16, "pooling": 1, "indices": {"kind": "uniform"}}]},
+}
 #: --sim-truth: 2 variants x 3 block sizes x 3 caps x 4 prefetch distances x 5 pinnings x 2 checks
 SIM_SPACE = {"block_sizes": [128, 512, 1024], "register_caps": [0, 32, 40], "prefetch_distances": [0, 1, 2, 4],
              "pinned_row_fractions": [0.0, 0.05, 0.1]}
@@ -116,7 +122,7 @@ def default_mode(args: argparse.Namespace) -> int:
                                "default": {"method": d["method"], "wall_s": d["wall_s"], "best_time_s": d["best_time_s"],
                                            "equal_to_exhaustive": d["best_time_s"] == ex.best_time_s,
                                            "predicted": d.get("grid", {}).get("n_evaluated")}}
-        for name, sampler, warm in RUNS:
+        for name, sampler, warm in RUNS if args.seeds else ():
             gaps = []
             t1 = time.perf_counter()
             for seed in range(args.seeds):
@@ -138,15 +144,16 @@ def default_mode(args: argparse.Namespace) -> int:
         lines.append(f"| {row['workload']} | {row['grid']:,} | {d['method']} | {d['wall_s']:.1f} | {pred} | "
                      f"{'yes' if d['equal_to_exhaustive'] else 'no'} | {row['exhaustive_s']:.1f} |")
     print("\n".join(lines))
+    runs = RUNS if args.seeds else ()
     print(f"\nSampled searches: {args.trials} trials; {args.seeds} seeds; gap = best found / exhaustive optimum - 1")
     head = ["workload", "baseline (µs)", "optimum (µs)", "speedup"]
-    head += [f"{n} gap median / worst (runs within 2%)" for n, _, _ in RUNS]
+    head += [f"{n} gap median / worst (runs within 2%)" for n, _, _ in runs]
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join(" --- " for _ in head) + "|"]
     for row in rows:
         cells = [row["workload"], f"{row['baseline_s'] * 1e6:.1f}", f"{row['optimum_s'] * 1e6:.1f}",
                  f"{row['speedup']:.2f}x"]
         cells += [f"{row[n]['median_gap']:.2%} / {row[n]['max_gap']:.2%} ({row[n]['within_2pct']}/{args.seeds})"
-                  for n, _, _ in RUNS]
+                  for n, _, _ in runs]
         lines.append("| " + " | ".join(cells) + " |")
     print("\n".join(lines))
     exact = all(row["default"]["equal_to_exhaustive"] and row["default"]["method"] == "exhaustive" for row in rows)
@@ -182,7 +189,11 @@ def sim_truth_mode(args: argparse.Namespace) -> int:
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     gpu = perfmodel.get_gpu(args.gpu)
-    wl = perfmodel.workload_from_mapping(SIM_WORKLOAD)
+    wl = perfmodel.workload_from_mapping(SIM_WORKLOADS[args.sim_workload])
+    t = wl.tables[0]
+    wl_text = (f"one table of {t.rows:,} rows x {t.dim} {t.dtype}, {t.mean_pooling:g} lookups per bag "
+               f"({t.indices.kind}{f' {t.indices.alpha:g}' if t.indices.kind == 'zipf' else ''}), "
+               f"{wl.batch_size:,} bags")
     space = search.space_from_mapping(SIM_SPACE)
     configs = [c for chunk in space.grid_chunks() for c in chunk]
     budget = args.budget
@@ -242,8 +253,8 @@ def sim_truth_mode(args: argparse.Namespace) -> int:
     search_s = time.perf_counter() - t1
     medians = {m: statistics.median(v) for m, v in per_seed.items()}
 
-    print(f"Simulator as ground truth on GPU {gpu.id}: one table of 100K rows x 32 fp32, 8 lookups per bag "
-          f"(Zipf 1.05), 512 bags; a space of {len(configs)} configurations ({len(finite)} that run), "
+    print(f"Simulator as ground truth on GPU {gpu.id}, workload {args.sim_workload}: {wl_text}; a space of "
+          f"{len(configs)} configurations ({len(finite)} that run), "
           f"all simulated in {truth_s:.0f} s ({truth_s / len(configs):.2f} s each).")
     print(f"Simulator optimum {optimum * 1e6:.3f} µs ({search.format_config(sim_best)}); {len(within)} configurations "
           f"within 1% of it. The model ranks the simulator's optimum #{ranking.index(sim_best) + 1} and its own best "
@@ -259,7 +270,7 @@ def sim_truth_mode(args: argparse.Namespace) -> int:
     ok = medians["multi_fidelity"] <= 30 and all(medians["multi_fidelity"] < medians[m] for m in ("tpe", "random"))
     print(f"multi-fidelity within 30 evaluations and ahead of TPE and random (medians): {'yes' if ok else 'no'}")
     if args.json is not None:
-        _emit_json({"gpu": gpu.id, "space_size": len(configs), "feasible": len(finite), "truth_s": truth_s,
+        _emit_json({"gpu": gpu.id, "workload": args.sim_workload, "space_size": len(configs), "feasible": len(finite), "truth_s": truth_s,
                     "seconds_per_simulation": truth_s / len(configs), "budget": budget, "seeds": args.seeds,
                     "optimum_s": optimum, "within_1pct": len(within), "spearman_space": rho,
                     "model_rank_of_optimum": ranking.index(sim_best) + 1,
@@ -271,17 +282,21 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     ap.add_argument("--gpu", default="a100-80gb")
     ap.add_argument("--trials", type=int, default=100, help="default mode: trials per sampled search")
-    ap.add_argument("--seeds", type=int, default=None, help="seeds (default 5; 10 with --sim-truth)")
+    ap.add_argument("--seeds", type=int, default=None,
+                    help="seeds (default 5; 10 with --sim-truth; 0 in the default mode: the default search only)")
     ap.add_argument("--workloads", nargs="*", default=None, help="default mode: workload TOML files")
     ap.add_argument("--sim-truth", action="store_true", help="the simulator as ground truth (see above)")
     ap.add_argument("--budget", type=int, default=SIM_BUDGET, help="--sim-truth: evaluations per search (default 60)")
+    ap.add_argument("--sim-workload", choices=sorted(SIM_WORKLOADS), default="a",
+                    help="--sim-truth: which workload (default a; see SIM_WORKLOADS)")
     ap.add_argument("--json", nargs="?", const="-", default=None,
                     help="print one JSON object as stdout's last line; with a path, also write it there")
     args = ap.parse_args(argv)
     if args.seeds is None:
         args.seeds = 10 if args.sim_truth else 5
-    if args.seeds < 1 or args.budget < 1:
-        raise SystemExit("error: `--seeds >= 1` and `--budget >= 1` must hold")
+    if args.seeds < (1 if args.sim_truth else 0) or args.budget < 1:
+        raise SystemExit("error: `--seeds >= 1` (0 in the default mode: no sampled searches) and `--budget >= 1` "
+                         "must hold")
     return sim_truth_mode(args) if args.sim_truth else default_mode(args)
 
 

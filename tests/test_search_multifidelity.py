@@ -56,15 +56,23 @@ def test_the_sampler_proposes_the_model_best_untried_neighbour_of_the_best() -> 
         study.add_trial(optuna.trial.create_trial(params=SPACE.params_from_config(c),
                                                   distributions=SPACE.distributions(), value=v,
                                                   user_attrs={"config": c.to_dict()}))
-    smp = search.ModelGuidedSampler(SPACE, _model, n_best=1, seed=0)
+    smp = search.ModelGuidedSampler(SPACE, _model, seed=0)
     got = smp.propose(study)
-    pool = sorted(SPACE.neighbours(start) - {start, other}, key=str)
+    pool = sorted(SPACE.neighbours(start, fields=1) - {start, other}, key=str)
     times = _model(pool)
     assert got in pool and _model([got])[0] == pytest.approx(float(times.min()))
     # with allowed configurations, only those
     allowed = {pool[0], pool[1]}
-    smp2 = search.ModelGuidedSampler(SPACE, _model, n_best=1, allowed=allowed, seed=0)
+    smp2 = search.ModelGuidedSampler(SPACE, _model, allowed=allowed, seed=0)
     assert smp2.propose(study) in allowed
+    # when the best point's neighbours are all tried, the next best point's
+    tried = SPACE.neighbours(start, fields=1) - {other}
+    for i, c in enumerate(sorted(tried, key=str)):
+        study.add_trial(optuna.trial.create_trial(params=SPACE.params_from_config(c),
+                                                  distributions=SPACE.distributions(), value=3.0 + i,
+                                                  user_attrs={"config": c.to_dict()}))
+    nxt = smp.propose(study)
+    assert nxt is not None and nxt not in tried and nxt in SPACE.neighbours(other, fields=1)
 
 
 def test_a_simulator_study_spends_its_budget_on_the_model_ranking() -> None:
@@ -96,10 +104,9 @@ def test_a_simulator_study_spends_its_budget_on_the_model_ranking() -> None:
     ok = [p for p in res.points if math.isfinite(p.time_s)]
     assert sorted(p.fidelity_rank for p in ok) == list(range(1, len(ok) + 1))
     assert res.spearman == pytest.approx(spearmanr([p.model_time_s for p in ok], [p.time_s for p in ok]).statistic)
-    # each sampled point is near one of the best points simulated before it
+    # each sampled point is one field away from a point simulated before it (the best with untried neighbours)
     for i, p in enumerate(res.points[3:], 3):
-        before = sorted((q for q in res.points[:i] if math.isfinite(q.time_s)), key=lambda q: q.time_s)[:3]
-        assert any(p.config in SPACE.neighbours(q.config) for q in before)
+        assert any(p.config in SPACE.neighbours(q.config, fields=1) for q in res.points[:i])
     # continuing spends a new budget and keeps the old points
     more = search.run_fidelity_study(study, SPACE, "sim", evaluate, _model, budget_evals=2, warm_start=ranking,
                                      n_warm=3, seed=1)
