@@ -21,8 +21,9 @@ from none (level 0) through the loosest to the tightest and keep each cap that r
 resident warps per SM above every looser cap kept (registers from
 :func:`perfmodel.kernel_registers`, occupancy from :func:`perfmodel.occupancy`). A cap that
 reaches no new occupancy only adds spill code, so the sampled configurations leave it out;
-the exhaustive grid still walks every cap (on the benchmark workloads the best configuration
-the levels can reach is within 0.03% of the grid's optimum). The sampled parameter
+the grid walk keeps every cap that another does not provably dominate (:mod:`search._grid`),
+so this is an encoding for the sampler, not a pruning (on the benchmark workloads the best
+configuration the levels can reach is within 0.03% of the grid's optimum). The sampled parameter
 ``register_cap_level`` runs over ``0 .. K - 1``, K the most levels any block size can have
 on this GPU; a level past a build's tightest takes its tightest.
 """

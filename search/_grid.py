@@ -51,6 +51,8 @@ from search._space import SearchSpace
 __all__ = ["DEFAULT_CHUNK", "GridColumn", "GridOutcome", "GridOverBudget", "GridProgress", "walk_grid"]
 
 DEFAULT_CHUNK = 32768
+#: the first chunk of a walk: enough for a stable rate, small enough to decide within seconds
+FIRST_CHUNK = 4096
 _NEW = object.__new__
 
 
@@ -86,8 +88,9 @@ class GridProgress:
     #: configurations the walk will predict in all (falls when pruning decides)
     planned: int
     #: the fewest it can end with (``planned`` once pruning is decided; before, every cap of
-    #: the probe slices and one cap per group elsewhere)
+    #: the probe slices and, elsewhere, one cap per class of caps with the same resident blocks)
     planned_min: int
+    #: seconds spent predicting so far (from the first chunk on)
     elapsed_s: float
     #: whether ``planned`` is final (pruning decided, or no pruning)
     final: bool
@@ -220,8 +223,12 @@ def _chunks(axes: npt.NDArray[np.int64], grid: _Grid,
                                                  [d for d, _ in grid.prefetch], [k for _, k in grid.prefetch],
                                                  [f for f, _ in grid.pins], [m for _, m in grid.pins], grid.checks)]
     columns = (0, 1, 2, 3, 3, 4, 4, 5)  # the axis each KernelConfig field is read from
-    for lo in range(0, len(axes), size):
-        a = axes[lo:lo + size].astype(np.int64)
+    lo = 0
+    while lo < len(axes):
+        # a small first chunk: a budget check sees the rate early
+        step = min(size, FIRST_CHUNK) if lo == 0 else size
+        a = axes[lo:lo + step].astype(np.int64)
+        lo += step
         fields = [values[j][a[:, c]].tolist() for j, c in enumerate(columns)]
         yield a @ radix, [fast_config(*t) for t in zip(*fields, strict=True)], a
 
@@ -327,7 +334,7 @@ def walk_grid(
     n_probe = len(grid.variants) * len(grid.blocks) * len(grid.caps) * len(grid.prefetch) * len(grid.probes) * len(
         grid.checks)
     prune = prune and len(grid.caps) > 1 and bool(grid.others)
-    state = {"evaluated": 0, "infeasible": 0, "planned": grid.size}
+    state: dict[str, Any] = {"evaluated": 0, "infeasible": 0, "planned": grid.size}
     bar = None
     if progress:
         from tqdm import tqdm
@@ -341,6 +348,7 @@ def walk_grid(
 
     def run(items: npt.NDArray[np.int64], pruned_now: bool) -> None:
         for index, configs, axes in _chunks(items, grid, chunk_size):
+            state.setdefault("t_predict", time.perf_counter())
             pin_idx = axes[:, 4]
             cols = np.empty((ncol, len(configs)), dtype=np.float64)
             for j, c in enumerate(columns):
@@ -361,11 +369,20 @@ def walk_grid(
                 final = pruned_now or not prune
                 check(GridProgress(evaluated=state["evaluated"], planned=state["planned"],
                                    planned_min=state["planned"] if final else planned_min,
-                                   elapsed_s=time.perf_counter() - t0, final=final))
+                                   elapsed_s=time.perf_counter() - state["t_predict"], final=final))
 
     n_kept = grid.n_groups * len(grid.caps)
     kept_builds: frozenset[tuple[Any, ...]] | None = None
-    planned_min = n_probe + grid.n_groups * len(grid.others)
+    sigs = None
+    planned_min = grid.size
+    if prune:
+        # the registers and resident blocks of every cap first (cheap): each class of caps with the
+        # same blocks keeps at least one cap, so the walk predicts at least this many
+        dtypes = sorted({t.dtype for c in columns for t in c.workload.tables})
+        sigs = _signatures(grid, gpu, dtypes, space)
+        flat_blocks = sigs[0].reshape(grid.n_groups, len(grid.caps), -1)
+        classes = sum(len({tuple(row) for row in g.tolist()}) for g in flat_blocks)
+        planned_min = n_probe + classes * len(grid.others)
     stopped = None
     try:
         axes_all = (range(len(grid.variants)), range(len(grid.blocks)), range(len(grid.caps)),
@@ -374,9 +391,8 @@ def walk_grid(
             run(_product(*axes_all, range(len(grid.pins)), range(len(grid.checks))), pruned_now=False)
         else:
             run(_product(*axes_all, grid.probes, range(len(grid.checks))), pruned_now=False)
-            assert probe_times is not None
-            dtypes = sorted({t.dtype for c in columns for t in c.workload.tables})
-            blocks, regs = _signatures(grid, gpu, dtypes, space)
+            assert probe_times is not None and sigs is not None
+            blocks, regs = sigs
             flat = (grid.n_groups, len(grid.caps), -1)
             keep = _kept_caps(probe_times.reshape(flat), blocks.reshape(flat), regs.reshape(flat)).reshape(
                 probe_times.shape[:5])

@@ -42,7 +42,7 @@ from search._multifidelity import FidelityResult, evaluation_of, run_fidelity_st
 from search._ranking import RankedConfig, completed_trials, is_feasible, pareto_front, ranked_trials
 from search._samplers import DEFAULT_STARTUP_TRIALS, check_sampler, make_sampler, sampler_method
 from search._space import SearchSpace, build_space, check_space
-from search._storage import resolve_storage
+from search._storage import StorageSpec, resolve_storage
 from search._study import check_study_matches, default_study_name, known_good_configs, open_study
 from search._trials import DEFAULT_ASK_BATCH, add_config_trials, fail_orphans, run_trials, run_workers
 
@@ -144,7 +144,8 @@ class _GridBudget:
         self.rate = p.evaluated / max(p.elapsed_s, 1e-9)
         self.estimate_s = (time.perf_counter() - self.t0) + (p.planned_min - p.evaluated) / self.rate
         if self.estimate_s > self.budget_s:
-            raise GridOverBudget(f"about {self.estimate_s:.0f} s at {self.rate:,.0f} configurations/s")
+            raise GridOverBudget(f"about {self.estimate_s:.0f} s in all (at least {p.planned_min:,} predictions at "
+                                 f"{self.rate:,.0f}/s)")
 
 
 def _grid_trials(outcome: GridOutcome, baseline: KernelConfig, baseline_time: float, top_k: int,
@@ -270,30 +271,10 @@ def optimize(
     grid: dict[str, Any] = {}
     n_run = 0
     warm: list[KernelConfig] = []
-    recorded = study.user_attrs.get(GRID_ATTR)
-    if chosen in ("auto", "grid") and isinstance(recorded, dict) and recorded.get("top_k", 0) >= top_k:
-        method = "exhaustive"
-        reason = (f"the study holds the grid walk of an earlier run ({recorded.get('grid_size', 0):,} configurations, "
-                  f"{recorded.get('n_evaluated', 0):,} predicted): the exact optimum of the model, nothing left to "
-                  "evaluate")
-        grid = dict(recorded)
-    elif chosen in ("auto", "grid"):
-        outcome, reason = _walk(wl, g, sp, objs, top_k, t0, budget_s if chosen == "auto" else None, progress)
-        if outcome.extra.get("stopped") is None:
-            method = "exhaustive"
-            items = _grid_trials(outcome, baseline, baseline_model, top_k, len(objs), wl, sp)
-            present = {trial_config(sp, t) for t in completed_trials(study)
-                       if t.user_attrs.get(SOURCE_ATTR) == "grid"}
-            add_config_trials(study, codec, [it for it in items if it[0] not in present])
-            n_run = sum(1 for it in items if it[0] not in present)
-            grid = {"grid_size": outcome.grid_size, "n_evaluated": outcome.n_evaluated,
-                    "n_infeasible": outcome.n_infeasible, "pruned": outcome.pruned,
-                    "walk_s": round(outcome.elapsed_s, 3), "top_k": top_k}
-            study.set_user_attr(GRID_ATTR, grid)
-            study.set_user_attr("grid_size", outcome.grid_size)
-        else:
-            method = "tpe"
-            warm = [r.config for r in outcome.top[:5]]
+    if chosen in ("auto", "grid"):
+        method, reason, grid, n_run, warm = _grid_stage(study, codec, wl, g, sp, objs, top_k, t0,
+                                                        budget_s if chosen == "auto" else None, progress,
+                                                        baseline_model)
     else:
         method = sampler_method(chosen) if not isinstance(chosen, str) else chosen
         reason = f"sampler {method!r} asked for: {n_trials} trials sampled (not exact)"
@@ -316,7 +297,7 @@ def optimize(
     fid_result = None
     if fidelity != "model":
         top, baseline_time, pareto, fid_result = _expensive(
-            fidelity, study, spec, name, wl, g, sp, objs, ranked, budget_evals, measurements, seed, top_k, progress)
+            fidelity, spec, name, wl, g, sp, objs, ranked, budget_evals, measurements, seed, top_k, progress)
     best = pareto[0] if pareto else top[0]
     return SearchResult(
         best_config=best.config,
@@ -344,8 +325,34 @@ def optimize(
     )
 
 
-def _walk(wl: Workload, g: GPUSpec, sp: SearchSpace, objs: tuple[str, ...], top_k: int, t0: float,
-          budget_s: float | None, progress: bool) -> tuple[GridOutcome, str]:
+def _grid_stage(
+    study: optuna.Study, codec: CapLevelCodec, wl: Workload, g: GPUSpec, sp: SearchSpace, objs: tuple[str, ...],
+    top_k: int, t0: float, budget_s: float | None, progress: bool, baseline_time: float,
+) -> tuple[str, str, dict[str, Any], int, list[KernelConfig]]:
+    """The grid walk into ``study`` (or the walk on record): method, reason, grid attributes,
+    trials written, and, when the walk ran over ``budget_s``, the best it predicted (TPE's start)."""
+    recorded = study.user_attrs.get(GRID_ATTR)
+    if isinstance(recorded, dict) and recorded.get("top_k", 0) >= top_k:
+        return "exhaustive", (f"the study holds the grid walk of an earlier run ({recorded.get('grid_size', 0):,} "
+                              f"configurations, {recorded.get('n_evaluated', 0):,} predicted): the exact optimum of "
+                              "the model, nothing left to evaluate"), dict(recorded), 0, []
+    outcome, reason = _walk(wl, g, sp, top_k, t0, budget_s, progress)
+    if outcome.extra.get("stopped") is not None:
+        return "tpe", reason, {}, 0, [r.config for r in outcome.top[:5]]
+    baseline = KernelConfig()
+    items = _grid_trials(outcome, baseline, baseline_time, top_k, len(objs), wl, sp)
+    present = {trial_config(sp, t) for t in completed_trials(study) if t.user_attrs.get(SOURCE_ATTR) == "grid"}
+    new = [it for it in items if it[0] not in present]
+    add_config_trials(study, codec, new)
+    grid = {"grid_size": outcome.grid_size, "n_evaluated": outcome.n_evaluated, "n_infeasible": outcome.n_infeasible,
+            "pruned": outcome.pruned, "walk_s": round(outcome.elapsed_s, 3), "top_k": top_k}
+    study.set_user_attr(GRID_ATTR, grid)
+    study.set_user_attr("grid_size", outcome.grid_size)
+    return "exhaustive", reason, grid, len(new), []
+
+
+def _walk(wl: Workload, g: GPUSpec, sp: SearchSpace, top_k: int, t0: float, budget_s: float | None,
+          progress: bool) -> tuple[GridOutcome, str]:
     """Walk the grid (pruned), within ``budget_s`` when given; the outcome and the reason text."""
     size = sp.grid_size
     check = _GridBudget(t0, budget_s) if budget_s is not None else None
@@ -355,16 +362,16 @@ def _walk(wl: Workload, g: GPUSpec, sp: SearchSpace, objs: tuple[str, ...], top_
               if outcome.pruned else "")
     if outcome.extra.get("stopped") is not None:
         assert check is not None
-        return outcome, (f"the grid's {size:,} configurations would take {outcome.extra['stopped']}, over the "
-                         f"--budget-s {budget_s:g} s budget: TPE sampled instead (not exact), starting from the best "
-                         f"of the {outcome.n_evaluated:,} configurations predicted before stopping")
+        return outcome, (f"walking the grid of {size:,} configurations would take {outcome.extra['stopped']}, over "
+                         f"the --budget-s {budget_s:g} s budget: TPE sampled instead (not exact), starting from the "
+                         f"best of the {outcome.n_evaluated:,} configurations predicted before stopping")
     rate = outcome.n_evaluated / max(outcome.elapsed_s, 1e-9)
     why = f"within the --budget-s {budget_s:g} s budget" if budget_s is not None else "as asked (--sampler grid)"
     return outcome, (f"walked the whole grid, {why}: {size:,} configurations{pruned} in {outcome.elapsed_s:.1f} s "
                      f"({rate:,.0f}/s); the exact optimum of the model")
 
 
-def _run_sampled(study: optuna.Study, spec: Any, name: str, wl: Workload, g: GPUSpec, sp: SearchSpace,
+def _run_sampled(study: optuna.Study, spec: StorageSpec, name: str, wl: Workload, g: GPUSpec, sp: SearchSpace,
                  codec: CapLevelCodec, objs: tuple[str, ...], n_trials: int, sampler: str | optuna.samplers.BaseSampler,
                  seed: int | None, n_startup_trials: int, ask_batch: int, workers: int, progress: bool,
                  enqueue_known_good: bool, warm: Sequence[KernelConfig]) -> None:
@@ -401,7 +408,7 @@ def _progress_bar(total: int, enabled: bool, desc: str = "trials") -> Any:
 
 
 def _expensive(
-    fidelity: str, model_study: optuna.Study, spec: Any, name: str, wl: Workload, g: GPUSpec, sp: SearchSpace,
+    fidelity: str, spec: StorageSpec, name: str, wl: Workload, g: GPUSpec, sp: SearchSpace,
     objs: tuple[str, ...], ranked: list[RankedConfig], budget_evals: int,
     measurements: str | os.PathLike[str] | None, seed: int | None, top_k: int, progress: bool,
 ) -> tuple[list[RankedConfig], float, list[RankedConfig], FidelityResult]:
