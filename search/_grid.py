@@ -92,6 +92,8 @@ class GridProgress:
     planned_min: int
     #: seconds spent predicting so far (from the first chunk on)
     elapsed_s: float
+    #: chunks predicted so far
+    chunks: int
     #: whether ``planned`` is final (pruning decided, or no pruning)
     final: bool
 
@@ -349,6 +351,7 @@ def walk_grid(
     def run(items: npt.NDArray[np.int64], pruned_now: bool) -> None:
         for index, configs, axes in _chunks(items, grid, chunk_size):
             state.setdefault("t_predict", time.perf_counter())
+            state["chunks"] = state.get("chunks", 0) + 1
             pin_idx = axes[:, 4]
             cols = np.empty((ncol, len(configs)), dtype=np.float64)
             for j, c in enumerate(columns):
@@ -369,7 +372,8 @@ def walk_grid(
                 final = pruned_now or not prune
                 check(GridProgress(evaluated=state["evaluated"], planned=state["planned"],
                                    planned_min=state["planned"] if final else planned_min,
-                                   elapsed_s=time.perf_counter() - state["t_predict"], final=final))
+                                   elapsed_s=time.perf_counter() - state["t_predict"], chunks=state["chunks"],
+                                   final=final))
 
     n_kept = grid.n_groups * len(grid.caps)
     kept_builds: frozenset[tuple[Any, ...]] | None = None

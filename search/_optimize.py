@@ -130,8 +130,11 @@ class _GridBudget:
     """A walk's ``check``: stop when the time since ``t0`` plus the estimated rest exceeds ``budget_s``.
 
     Before the pruning is decided the estimate counts the fewest configurations the walk can
-    end with (one cap per group), so a walk that pruning would bring within the budget is
-    not given up too early; the decided count replaces it after the probe slices.
+    end with (:attr:`GridProgress.planned_min`), so a walk that pruning would bring within the
+    budget is not given up too early. The first chunk also pays the model's per-build set-up
+    (registers, loop instructions of every compiled kernel it meets for the first time), so
+    its rate is low: after it, the walk stops only if the estimate is over twice the budget;
+    from the second chunk on, as soon as it is over the budget.
     """
 
     def __init__(self, t0: float, budget_s: float) -> None:
@@ -143,7 +146,7 @@ class _GridBudget:
     def __call__(self, p: GridProgress) -> None:
         self.rate = p.evaluated / max(p.elapsed_s, 1e-9)
         self.estimate_s = (time.perf_counter() - self.t0) + (p.planned_min - p.evaluated) / self.rate
-        if self.estimate_s > self.budget_s:
+        if self.estimate_s > self.budget_s * (2.0 if p.chunks < 2 else 1.0):
             raise GridOverBudget(f"about {self.estimate_s:.0f} s in all (at least {p.planned_min:,} predictions at "
                                  f"{self.rate:,.0f}/s)")
 
