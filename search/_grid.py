@@ -33,7 +33,6 @@ distributions and sizes. The top k of a pruned walk lists kept configurations on
 from __future__ import annotations
 
 import itertools
-import math
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -45,7 +44,7 @@ import numpy.typing as npt
 
 import perfmodel
 from perfmodel import GPUSpec, InputError, KernelConfig, Workload
-from search._evaluate import evaluate_model
+from search._evaluate import evaluate_model, l2_bytes_set_aside
 from search._space import SearchSpace
 
 __all__ = ["DEFAULT_CHUNK", "GridColumn", "GridOutcome", "GridOverBudget", "GridProgress", "walk_grid"]
@@ -134,11 +133,6 @@ class GridOutcome:
     #: None), ``kept`` (the kept (variant, block size, prefetch distance, prefetch kind, bounds
     #: check, register cap) builds of a pruned walk, else None)
     extra: dict[str, Any] = field(default_factory=dict)
-
-
-def _l2_of(workload: Workload, fraction: float) -> float:
-    """The L2 bytes ``fraction`` sets aside for ``workload`` (its largest table's pinned rows)."""
-    return max(math.floor(fraction * t.rows + 1e-9) * t.row_bytes for t in workload.tables)
 
 
 class _Keeper:
@@ -329,7 +323,8 @@ def walk_grid(
     ncol = len(columns)
     weights = np.array([c.weight for c in columns], dtype=np.float64)
     fractions = [f for f, _ in grid.pins]
-    l2_col = np.array([[_l2_of(c.workload, f) for f in fractions] for c in columns], dtype=np.float64)
+    pinned = [KernelConfig(pinned_row_fraction=f) for f in fractions]
+    l2_col = np.array([l2_bytes_set_aside(c.workload, pinned) for c in columns], dtype=np.float64)
     l2_tot = l2_col.max(axis=0)
     total_keeper = _Keeper(top_k)
     col_keepers = [_Keeper(1) for _ in columns]

@@ -127,7 +127,9 @@ class SearchResult:
 
 
 class _GridBudget:
-    """A walk's ``check``: stop when the time since ``t0`` plus the estimated rest exceeds ``budget_s``.
+    """A walk's ``check``: stop when the walk's estimated time (configurations to predict /
+    measured rate) exceeds ``budget_s``. The model's set-up (its first call per table) is
+    paid whichever way the search goes, so it is not counted.
 
     Before the pruning is decided the estimate counts the fewest configurations the walk can
     end with (:attr:`GridProgress.planned_min`), so a walk that pruning would bring within the
@@ -137,17 +139,16 @@ class _GridBudget:
     from the second chunk on, as soon as it is over the budget.
     """
 
-    def __init__(self, t0: float, budget_s: float) -> None:
-        self.t0 = t0
+    def __init__(self, budget_s: float) -> None:
         self.budget_s = budget_s
         self.rate = math.nan
         self.estimate_s = math.nan
 
     def __call__(self, p: GridProgress) -> None:
         self.rate = p.evaluated / max(p.elapsed_s, 1e-9)
-        self.estimate_s = (time.perf_counter() - self.t0) + (p.planned_min - p.evaluated) / self.rate
+        self.estimate_s = p.elapsed_s + (p.planned_min - p.evaluated) / self.rate
         if self.estimate_s > self.budget_s * (2.0 if p.chunks < 2 else 1.0):
-            raise GridOverBudget(f"about {self.estimate_s:.0f} s in all (at least {p.planned_min:,} predictions at "
+            raise GridOverBudget(f"about {self.estimate_s:.0f} s ({p.planned_min:,} predictions at least, at "
                                  f"{self.rate:,.0f}/s)")
 
 
@@ -218,7 +219,9 @@ def optimize(
         sampler: ``"auto"`` (the grid when its estimated time fits ``budget_s``, else TPE),
             ``"grid"`` (the grid whatever it costs), ``"tpe"``, ``"random"``, or an
             ``optuna.samplers.BaseSampler`` (one process only; ``seed`` is then its own).
-        budget_s: seconds ``"auto"`` may spend, counted from the call, set-up included.
+        budget_s: seconds ``"auto"`` may spend walking the grid (its estimated time: the
+            configurations to predict over the rate measured on the first chunks; the model's
+            set-up, paid whichever way, is not counted).
         budget_evals: expensive evaluations a ``sim`` or ``gpu`` search spends now.
         n_startup_trials: TPE's random trials before it models the space.
         enqueue_known_good: start a new study from PyTorch's kernel and the seed paper's
@@ -275,7 +278,7 @@ def optimize(
     n_run = 0
     warm: list[KernelConfig] = []
     if chosen in ("auto", "grid"):
-        method, reason, grid, n_run, warm = _grid_stage(study, codec, wl, g, sp, objs, top_k, t0,
+        method, reason, grid, n_run, warm = _grid_stage(study, codec, wl, g, sp, objs, top_k,
                                                         budget_s if chosen == "auto" else None, progress,
                                                         baseline_model)
     else:
@@ -330,7 +333,7 @@ def optimize(
 
 def _grid_stage(
     study: optuna.Study, codec: CapLevelCodec, wl: Workload, g: GPUSpec, sp: SearchSpace, objs: tuple[str, ...],
-    top_k: int, t0: float, budget_s: float | None, progress: bool, baseline_time: float,
+    top_k: int, budget_s: float | None, progress: bool, baseline_time: float,
 ) -> tuple[str, str, dict[str, Any], int, list[KernelConfig]]:
     """The grid walk into ``study`` (or the walk on record): method, reason, grid attributes,
     trials written, and, when the walk ran over ``budget_s``, the best it predicted (TPE's start)."""
@@ -339,7 +342,7 @@ def _grid_stage(
         return "exhaustive", (f"the study holds the grid walk of an earlier run ({recorded.get('grid_size', 0):,} "
                               f"configurations, {recorded.get('n_evaluated', 0):,} predicted): the exact optimum of "
                               "the model, nothing left to evaluate"), dict(recorded), 0, []
-    outcome, reason = _walk(wl, g, sp, top_k, t0, budget_s, progress)
+    outcome, reason = _walk(wl, g, sp, top_k, budget_s, progress)
     if outcome.extra.get("stopped") is not None:
         return "tpe", reason, {}, 0, [r.config for r in outcome.top[:5]]
     baseline = KernelConfig()
@@ -354,11 +357,11 @@ def _grid_stage(
     return "exhaustive", reason, grid, len(new), []
 
 
-def _walk(wl: Workload, g: GPUSpec, sp: SearchSpace, top_k: int, t0: float, budget_s: float | None,
+def _walk(wl: Workload, g: GPUSpec, sp: SearchSpace, top_k: int, budget_s: float | None,
           progress: bool) -> tuple[GridOutcome, str]:
     """Walk the grid (pruned), within ``budget_s`` when given; the outcome and the reason text."""
     size = sp.grid_size
-    check = _GridBudget(t0, budget_s) if budget_s is not None else None
+    check = _GridBudget(budget_s) if budget_s is not None else None
     outcome = walk_grid(sp, g, [GridColumn(workload=wl)], prune=True, top_k=max(top_k, 5), progress=progress,
                         check=check)
     pruned = (f" ({outcome.n_evaluated:,} predicted after leaving out dominated register caps)"

@@ -26,7 +26,7 @@ from typing import Any
 import perfmodel
 from perfmodel import GPUSpec, InputError, KernelConfig, Plan, Table, Workload
 from search._coerce import as_gpu, as_workload
-from search._evaluate import parse_objectives
+from search._evaluate import l2_bytes_set_aside, parse_objectives
 from search._grid import GridColumn, Ranked, walk_grid
 from search._space import SearchSpace, build_space, check_space
 
@@ -220,7 +220,7 @@ def plan(
             index=i, group=of_entry[i], table=t, config=k, time_s=float(row["time_s"]),
             single_config_time_s=float(single_pred.breakdown["tables"][i]["time_s"]),
             baseline_time_s=float(base_pred.breakdown["tables"][i]["time_s"]),
-            l2_bytes=float(math.floor(k.pinned_row_fraction * t.rows + 1e-9) * t.row_bytes),
+            l2_bytes=float(l2_bytes_set_aside(Workload(batch_size=wl.batch_size, tables=(t,)), [k])[0]),
         ))
     front = _plan_front(outcome.column_fastest_by_l2, calls, of_entry) if len(objs) > 1 else []
     return PlanResult(
