@@ -2,7 +2,7 @@
 
 The embedding stage launches one lookup kernel per table call, one after another, and each
 call starts with an L2 that holds none of that table's rows except the pinned ones
-(CONTRACT.md), so each table may run its own configuration. A :class:`Plan` holds one
+(docs/formats.md), so each table may run its own configuration. A :class:`Plan` holds one
 :class:`KernelConfig` per ``[[tables]]`` entry of the workload, in the workload's order
 (the ``count`` identical tables of an entry share it). The file (written by
 ``recperf search --per-table``, read by ``recperf predict --plan``)::

@@ -15,7 +15,7 @@ any Optuna storage URL, or a journal file.
 from __future__ import annotations
 
 from search._codec import CapLevelCodec, trial_config
-from search._evaluate import FIDELITIES, OBJECTIVES, Evaluation, evaluate_model, l2_bytes_set_aside
+from search._evaluate import FIDELITIES, OBJECTIVES, Evaluation, Measure, evaluate_model, l2_bytes_set_aside
 from search._exhaustive import ExhaustiveResult, exhaustive
 from search._multifidelity import FidelityPoint, FidelityResult, ModelGuidedSampler, run_fidelity_study
 from search._optimize import DEFAULT_BUDGET_EVALS, DEFAULT_BUDGET_S, SearchResult, optimize
@@ -40,6 +40,7 @@ from search._space import (
     space_from_mapping,
 )
 from search._storage import StorageSpec, resolve_storage
+from search._studies import study_top_k
 from search._study import default_study_name, known_good_configs
 from search._trials import DEFAULT_ASK_BATCH, run_trials
 
@@ -56,6 +57,7 @@ __all__ = [
     "ExhaustiveResult",
     "FidelityPoint",
     "FidelityResult",
+    "Measure",
     "ModelGuidedSampler",
     "PlanResult",
     "RankedConfig",
@@ -83,6 +85,7 @@ __all__ = [
     "run_fidelity_study",
     "run_trials",
     "space_from_mapping",
+    "study_top_k",
     "top_table_rows",
     "trial_config",
     "write_exhaustive_report",

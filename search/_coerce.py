@@ -1,5 +1,5 @@
 """Input coercion shared by the search entry points: workloads and GPUs given as objects,
-ids or file paths, and the integer-argument rule."""
+ids or file paths (integer arguments go through :func:`perfmodel.check_int`)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import os
 from pathlib import Path
 
 import perfmodel
-from perfmodel import GPUSpec, InputError, Workload
+from perfmodel import GPUSpec, Workload
 
-__all__ = ["as_gpu", "as_workload", "check_int"]
+__all__ = ["as_gpu", "as_workload"]
 
 
 def as_workload(workload: Workload | str | os.PathLike[str]) -> tuple[Workload, str | None]:
@@ -22,10 +22,3 @@ def as_workload(workload: Workload | str | os.PathLike[str]) -> tuple[Workload, 
 def as_gpu(gpu: GPUSpec | str) -> GPUSpec:
     """``gpu`` as a :class:`GPUSpec` (an id or a spec file path is looked up)."""
     return gpu if isinstance(gpu, GPUSpec) else perfmodel.get_gpu(gpu)
-
-
-def check_int(name: str, value: object, low: int = 1) -> int:
-    """``value`` if it is an int (not a bool) ``>= low``; else :class:`InputError` naming the rule."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise InputError(f"`{name} >= {low}` must hold, but got {name}={value!r}")
-    return value

@@ -146,7 +146,7 @@ def _kernel_of(d: Any) -> KernelConfig | None:
 
 def read_measurements(measurements: str | os.PathLike[str], gpu: GPUSpec) -> dict[KernelConfig, list[float]]:
     """The measured times of each configuration on ``gpu`` in a measurement file
-    (CONTRACT.md JSON lines); records of other GPUs, and records with no valid kernel or
+    (JSON lines, docs/formats.md); records of other GPUs, and records with no valid kernel or
     time, are left out (the workload is the caller's to match)."""
     path = Path(measurements)
     try:
@@ -174,7 +174,7 @@ def read_measurements(measurements: str | os.PathLike[str], gpu: GPUSpec) -> dic
 def replay_times(
     measurements: str | os.PathLike[str], gpu: GPUSpec, configs: Sequence[KernelConfig]
 ) -> list[float | None]:
-    """Measured times of ``configs`` on ``gpu`` from a measurement file (CONTRACT.md JSON lines).
+    """Measured times of ``configs`` on ``gpu`` from a measurement file (JSON lines, docs/formats.md).
 
     Several records of one configuration give their median; a configuration with no record
     gives None. Records of other GPUs are ignored (the workload is the caller's to match).

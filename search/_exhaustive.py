@@ -9,8 +9,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from perfmodel import GPUSpec, KernelConfig, Workload
-from search._coerce import as_gpu, as_workload, check_int
+from perfmodel import GPUSpec, KernelConfig, Workload, check_int
+from search._coerce import as_gpu, as_workload
 from search._evaluate import evaluate_model
 from search._grid import DEFAULT_CHUNK, GridColumn, GridOutcome, Ranked, walk_grid
 from search._ranking import RankedConfig, pareto_front
@@ -118,7 +118,7 @@ def exhaustive(
     t0 = time.perf_counter()
     wl, _ = as_workload(workload)
     g = as_gpu(gpu)
-    check_int("top_k", top_k)
+    check_int(top_k, "top_k", min_val=1)
     sp = space if space is not None else build_space(wl, g, allow_no_bounds_check=allow_no_bounds_check)
     check_space(sp, wl, g)
     base = float(evaluate_model(wl, g, [KernelConfig()]).time_s[0])

@@ -43,7 +43,7 @@ import numpy as np
 import numpy.typing as npt
 
 import perfmodel
-from perfmodel import GPUSpec, InputError, KernelConfig, Workload
+from perfmodel import GPUSpec, InputError, KernelConfig, Workload, check_int
 from search._evaluate import evaluate_model, l2_bytes_set_aside
 from search._space import SearchSpace
 
@@ -314,10 +314,8 @@ def walk_grid(
     """
     if not columns:
         raise InputError("a grid walk needs at least one workload column, but got none")
-    if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
-        raise InputError(f"`top_k >= 1` must hold, but got top_k={top_k!r}")
-    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
-        raise InputError(f"`chunk_size >= 1` must hold, but got chunk_size={chunk_size!r}")
+    check_int(top_k, "top_k", min_val=1)
+    check_int(chunk_size, "chunk_size", min_val=1)
     t0 = time.perf_counter()
     grid = _Grid(space)
     ncol = len(columns)

@@ -213,7 +213,7 @@ def run_fidelity_study(
         n_objectives: 1 (time) or 2 (time, L2 set aside).
         sampler: the sampler after the warm start (default :class:`ModelGuidedSampler`).
         allowed: the only configurations that may be evaluated (None: the whole space); the
-            budget is cut to those not evaluated yet.
+            budget is cut to those (or to the space's) not evaluated yet.
         seed: the default sampler's seed.
         on_told: called with 1 after every evaluation (a progress bar).
 
@@ -223,8 +223,9 @@ def run_fidelity_study(
     if sampler is None:
         sampler = ModelGuidedSampler(space, model_times, allowed=allowed, seed=seed)
     already = {space.canonical(trial_config(space, t)) for t in completed_trials(study)}
-    if allowed is not None:  # nothing else can be evaluated
-        budget_evals = min(budget_evals, len(allowed - already))
+    # never more than what is left to evaluate
+    left = len(allowed - already) if allowed is not None else space.grid_size - len(already)
+    budget_evals = min(budget_evals, max(left, 0))
     warm = []
     for c in warm_start:
         c = space.canonical(c)

@@ -24,11 +24,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from perfmodel import GPUSpec, InputError, KernelConfig, Workload
+from perfmodel import GPUSpec, InputError, KernelConfig, Workload, check_float, check_int
 from search._codec import CapLevelCodec, trial_config
-from search._coerce import as_gpu, as_workload, check_int
+from search._coerce import as_gpu, as_workload
 from search._evaluate import (
     FIDELITIES,
+    Measure,
     evaluate_model,
     l2_bytes_set_aside,
     measure_times,
@@ -195,6 +196,7 @@ def optimize(
     measurements: str | os.PathLike[str] | None = None,
     progress: bool = False,
     workload_name: str | None = None,
+    measure: Measure | None = None,
 ) -> SearchResult:
     """Search kernel configurations for ``workload`` on ``gpu`` in an Optuna study.
 
@@ -232,9 +234,13 @@ def optimize(
         ask_batch: trials asked and predicted per batch.
         out_dir: where the default storage lives (``out_dir/studies``).
         measurements: with ``fidelity="gpu"``, a JSON-lines file of measured runs to replay
-            (CONTRACT.md) instead of a live GPU.
+            (docs/formats.md) instead of a live GPU.
         progress: tqdm progress bars on stderr.
         workload_name: the stem of the default study name when ``workload`` is an object.
+        measure: with ``fidelity="gpu"`` and no ``measurements``, the function that measures
+            configurations on this machine's GPU (``measure(workload, configs, gpu) -> times``;
+            ``validation.measure_configs`` is one, and ``recperf search --fidelity gpu``
+            passes it: search does not import validation).
 
     Returns:
         The best configuration against PyTorch's kernel as shipped, the top, the study, and
@@ -246,16 +252,15 @@ def optimize(
     objs = parse_objectives(objectives)
     if fidelity not in FIDELITIES:
         raise InputError(f"unknown fidelity {fidelity!r}; valid choices: {', '.join(FIDELITIES)}")
-    check_int("n_trials", n_trials, 0)
-    check_int("workers", workers)
-    check_int("ask_batch", ask_batch)
-    check_int("top_k", top_k)
-    check_int("n_startup_trials", n_startup_trials, 0)
-    check_int("budget_evals", budget_evals)
+    check_int(n_trials, "n_trials", min_val=0)
+    check_int(workers, "workers", min_val=1)
+    check_int(ask_batch, "ask_batch", min_val=1)
+    check_int(top_k, "top_k", min_val=1)
+    check_int(n_startup_trials, "n_startup_trials", min_val=0)
+    check_int(budget_evals, "budget_evals", min_val=1)
     if seed is not None:
-        check_int("seed", seed, 0)
-    if isinstance(budget_s, bool) or not isinstance(budget_s, (int, float)) or not budget_s > 0:
-        raise InputError(f"`budget_s > 0` must hold, but got budget_s={budget_s!r}")
+        check_int(seed, "seed", min_val=0)
+    check_float(budget_s, "budget_s", min_val=0.0, min_open=True)
     chosen = check_sampler(sampler)
     if not isinstance(chosen, str) and workers > 1:
         raise InputError(f"an Optuna sampler object runs in one process, but got workers={workers}; give a sampler "
@@ -303,7 +308,7 @@ def optimize(
     fid_result = None
     if fidelity != "model":
         top, baseline_time, pareto, fid_result = _expensive(
-            fidelity, spec, name, wl, g, sp, objs, ranked, budget_evals, measurements, seed, top_k, progress)
+            fidelity, spec, name, wl, g, sp, objs, ranked, budget_evals, measurements, measure, seed, top_k, progress)
     best = pareto[0] if pareto else top[0]
     return SearchResult(
         best_config=best.config,
@@ -416,7 +421,8 @@ def _progress_bar(total: int, enabled: bool, desc: str = "trials") -> Any:
 def _expensive(
     fidelity: str, spec: StorageSpec, name: str, wl: Workload, g: GPUSpec, sp: SearchSpace,
     objs: tuple[str, ...], ranked: list[RankedConfig], budget_evals: int,
-    measurements: str | os.PathLike[str] | None, seed: int | None, top_k: int, progress: bool,
+    measurements: str | os.PathLike[str] | None, measure: Measure | None, seed: int | None, top_k: int,
+    progress: bool,
 ) -> tuple[list[RankedConfig], float, list[RankedConfig], FidelityResult]:
     """Spend ``budget_evals`` evaluations at ``fidelity`` on the model's ranking (:mod:`search._multifidelity`)."""
     baseline = KernelConfig()
@@ -427,7 +433,7 @@ def _expensive(
             return list(simulate_times(wl, g, configs))
         if measurements is not None:
             return replay_times(measurements, g, configs)
-        return list(measure_times(wl, g, configs))
+        return list(measure_times(wl, g, configs, measure))
 
     def evaluate(configs: list[KernelConfig]) -> Any:
         return evaluation_of(times_of(configs), l2_bytes_set_aside(wl, configs), missing)

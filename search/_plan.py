@@ -1,7 +1,7 @@
 """``search.plan``: the best kernel configuration for each table, against one shared configuration.
 
 The stage launches one lookup kernel per table call and each call sees an L2 that holds none
-of that table's rows but the pinned ones (CONTRACT.md), so the stage time is the sum of the
+of that table's rows but the pinned ones (docs/formats.md), so the stage time is the sum of the
 table calls' times and each table can take its own configuration. One grid walk
 (:mod:`search._grid`) predicts every configuration for each *group* of identical tables
 (equal but for ``count``) and keeps each group's best, the best configuration for all tables
@@ -106,7 +106,7 @@ class PlanResult:
         return out
 
     def write(self, path: str | os.PathLike[str]) -> Path:
-        """Write the plan file (CONTRACT.md "Plan file") with a comment per table."""
+        """Write the plan file (docs/formats.md, "Plan") with a comment per table."""
         return self.plan.write(path, self.comments())
 
     def to_dict(self) -> dict[str, Any]:

@@ -37,7 +37,7 @@ def test_study_top_k_reads_the_best_distinct_configurations(tmp_path: Path) -> N
         search.study_top_k(url, "nope", 3)
 
 
-def test_gpu_fidelity_reranks_with_the_measuring_function_it_is_given() -> None:
+def test_gpu_fidelity_measures_with_the_function_it_is_given() -> None:
     w = perfmodel.Workload(batch_size=256, tables=(perfmodel.Table(
         rows=20_000, dim=32, pooling=8, indices=perfmodel.IndexDistribution(kind="zipf", alpha=1.1)),))
     gpu = perfmodel.get_gpu("a100-80gb")
@@ -55,9 +55,14 @@ def test_gpu_fidelity_reranks_with_the_measuring_function_it_is_given() -> None:
 
     r = search.optimize(w, gpu, n_trials=12, seed=0, storage=":memory:", space=space, fidelity="gpu", top_k=3,
                         measure=measure, enqueue_known_good=False)
-    assert len(asked) == 1 and asked[0][-1] == perfmodel.KernelConfig()  # the top k, then the baseline
-    assert r.fidelity == "gpu" and r.best_config.prefetch_distance == min(c.prefetch_distance for c in asked[0][:-1])
-    assert r.baseline_time_s == pytest.approx(1e-3 + 1e-6)
-    assert [t.time_s for t in r.top] == sorted(t.time_s for t in r.top)
+    assert asked[0] == [perfmodel.KernelConfig()]  # the baseline first, for the speedup
+    assert all(len(call) == 1 for call in asked[1:])  # then one measured configuration per trial
+    evaluated = [call[0] for call in asked[1:]]
+    # the budget (30 by default) is cut to the 6 configurations the space holds, each measured once
+    assert len(evaluated) == len(set(evaluated)) == space.grid_size == 6
+    assert r.fidelity == "gpu" and r.best_config == perfmodel.KernelConfig(variant="warp", block_size=128)
+    assert r.baseline_time_s == pytest.approx(1e-3 + 1e-6) and r.best_time_s == pytest.approx(1e-3)
+    assert [t.time_s for t in r.top] == sorted(t.time_s for t in r.top) and len(r.top) == 3
+    assert r.fidelity_study is not None and len(r.fidelity_study.points) == 6
     with pytest.raises(perfmodel.InputError, match="fidelity `gpu` needs a measuring function"):
         search.optimize(w, gpu, n_trials=2, seed=0, storage=":memory:", space=space, fidelity="gpu")

@@ -15,10 +15,6 @@ import perfmodel
 import search
 from perfmodel import KernelConfig
 
-pytestmark = pytest.mark.skipif(
-    not hasattr(perfmodel, "predict_batch"), reason="perfmodel.predict_batch (issue 4) is not available yet"
-)
-
 WORKLOAD_TOML = """
 batch_size = 512
 [[tables]]

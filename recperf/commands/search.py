@@ -91,12 +91,19 @@ def run(args: argparse.Namespace) -> int:
     if args.exhaustive:
         return _exhaustive(args, workload, gpu, stem, space, progress)
 
+    measure: search.Measure | None = None
+    if args.fidelity == "gpu" and args.measurements is None:
+        # live measurements: search takes the measuring function, validation provides it (the
+        # two packages meet here; neither imports the other)
+        from validation import measure_configs
+
+        measure = measure_configs
     result = search.optimize(
         workload, gpu, n_trials=args.trials, seed=args.seed, storage=args.storage, fidelity=args.fidelity,
         study_name=args.study_name or None, objectives=args.objectives, space=space,
         allow_no_bounds_check=args.allow_no_bounds_check, sampler=args.sampler, budget_s=args.budget_s,
         budget_evals=args.budget_evals, top_k=args.top_k, workers=args.workers, ask_batch=args.ask_batch,
-        out_dir=args.out, measurements=args.measurements, progress=progress, workload_name=stem,
+        out_dir=args.out, measurements=args.measurements, progress=progress, workload_name=stem, measure=measure,
     )
     report = None
     if not args.no_report:
