@@ -9,25 +9,25 @@ go to the configuration that comes first in the grid's order, so the answer does
 on the order of the walk.
 
 Pruning (``prune=True``). A register cap changes the model's time only through the compiled
-kernel: the registers ptxas allocates (hence the resident blocks per SM) and the code it
-emits (its instructions and spills per lookup). Take a *group*: the configurations that
-share variant, block size, prefetch distance and kind and bounds check, and differ in cap,
-pinned fraction and pinning method. Two caps of a group that give the same resident blocks
-for every dtype of the workload (:func:`perfmodel.kernel_registers`,
-:func:`perfmodel.occupancy`) see the same memory system at every pinned fraction; they
-differ only in the work each lookup issues, and the model's time never falls as that work
-grows (its warp-scheduler queue is increasing in the issue time per iteration). So the
-order of two such caps at one pinned fraction is their order at every pinned fraction. The
-walk first predicts *probe slices* (no pinning, and the largest pinned fraction with each
-pinning method) for every cap, then, in each group, leaves out of the other slices a cap
-that another cap with the same blocks beats or equals at every probe in every column (an
-exact tie needs equal registers too, and the cap that comes first in the grid is kept).
-The left-out configurations are never faster than a kept one with the same pinned fraction
-and method (hence the same L2 set-aside): the optimum, each column's optimum and the Pareto
-front are unchanged. ``tests/test_search_grid.py`` checks this against the full grid, and
-checks the premise itself (every left-out configuration is at least as slow as its
-dominator, at every pinned fraction, in every column) on workloads that mix dtypes,
-distributions and sizes. The top k of a pruned walk lists kept configurations only.
+kernel's facts (:func:`perfmodel.kernel_facts`): its registers (hence the resident blocks per
+SM), the instructions one lookup iteration issues, the dependent chain, the row loads in
+flight and the L2-hint distance. Take a *group*: the configurations that share variant,
+block size, prefetch distance and kind and bounds check, and differ in cap, pinned fraction
+and pinning method. Two caps of a group whose kernels have the same resident blocks and the
+same facts but the instruction count, for every dtype of the workload and both pinning
+methods, see the same memory system and chain at every pinned fraction; the model's time
+never falls as the instruction count grows (its warp-scheduler queue is increasing in the
+issue time per iteration). So a cap is left out when another cap of its group has the same
+blocks and facts and no more instructions (fewer for some dtype, or the same everywhere and
+an earlier place in the grid: then the two predict the same times). The left-out
+configurations are never faster than a kept one with the same pinned fraction and method
+(hence the same L2 set-aside): the optimum, each column's optimum and the Pareto front are
+unchanged, and the walk knows how many configurations it will predict before it starts.
+``tests/test_search_grid.py`` checks this against the full grid, and checks the premise
+itself (every left-out configuration is at least as slow as its dominator, at every pinned
+fraction, in every column) on workloads that mix dtypes, distributions and sizes: a change to
+the model that made time depend on another kernel fact, or on the instruction count the other
+way, fails there. The top k of a pruned walk lists kept configurations only.
 """
 
 from __future__ import annotations
@@ -84,17 +84,12 @@ class GridProgress:
     """Where a walk stands, passed to its ``check`` after every chunk."""
 
     evaluated: int
-    #: configurations the walk will predict in all (falls when pruning decides)
+    #: configurations the walk will predict in all (pruning is decided before it starts)
     planned: int
-    #: the fewest it can end with (``planned`` once pruning is decided; before, every cap of
-    #: the probe slices and, elsewhere, one cap per class of caps with the same resident blocks)
-    planned_min: int
     #: seconds spent predicting so far (from the first chunk on)
     elapsed_s: float
     #: chunks predicted so far
     chunks: int
-    #: whether ``planned`` is final (pruning decided, or no pruning)
-    final: bool
 
 
 class GridOverBudget(Exception):
@@ -197,10 +192,6 @@ class _Grid:
         self.checks = space.bounds_checks
         self.size = (len(self.variants) * len(self.blocks) * len(self.caps) * len(self.prefetch) * len(self.pins)
                      * len(self.checks))
-        # probe slices: the first pin pair (no pinning when the space has 0) and the largest fraction's pairs
-        top = space.pinned_row_fractions[-1]
-        self.probes = sorted({0} | {i for i, (f, _) in enumerate(self.pins) if f == top})
-        self.others = [i for i in range(len(self.pins)) if i not in self.probes]
         #: cap groups: (variant, block size, prefetch pair, bounds check)
         self.n_groups = len(self.variants) * len(self.blocks) * len(self.prefetch) * len(self.checks)
 
@@ -235,52 +226,59 @@ def _product(*ranges: Sequence[int]) -> npt.NDArray[np.int64]:
     return np.stack([m.reshape(-1) for m in mesh], axis=1)
 
 
-def _signatures(grid: _Grid, gpu: GPUSpec, dtypes: Sequence[str],
-                space: SearchSpace) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-    """Resident blocks and registers of every (variant, block, prefetch, check, cap), for each
-    dtype and pin method: two arrays of shape (variants, blocks, prefetch, checks, caps, S)."""
+#: the kernel facts a cap must share with another for one to dominate the other (the
+#: registers enter as resident blocks, the instruction count is compared, the rest does not
+#: enter the model's time)
+_SAME_FACTS = ("dependent_instructions", "row_loads_in_flight", "l2_hint_distance")
+
+
+def _cap_facts(grid: _Grid, gpu: GPUSpec, dtypes: Sequence[str], space: SearchSpace) -> tuple[
+        npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.float64]]:
+    """Per (variant, block, prefetch, check, cap) and per (pin method, dtype): the resident
+    blocks, an id of the facts that must match, and the instructions per iteration."""
     n_s = len(dtypes) * len(space.pin_methods)
     shape = (len(grid.variants), len(grid.blocks), len(grid.prefetch), len(grid.checks), len(grid.caps), n_s)
-    regs = np.zeros(shape, dtype=np.int64)
     blocks = np.zeros(shape, dtype=np.int64)
+    same = np.zeros(shape, dtype=np.int64)
+    instr = np.zeros(shape, dtype=np.float64)
+    ids: dict[tuple[Any, ...], int] = {}
     memo: dict[tuple[int, int], int] = {}
     for i0, i3, i5, i2 in itertools.product(range(len(grid.variants)), range(len(grid.prefetch)),
                                             range(len(grid.checks)), range(len(grid.caps))):
         d, k = grid.prefetch[i3]
         s = 0
-        for m in space.pin_methods:  # registers do not depend on the block size (caps are per kernel)
+        for m in space.pin_methods:  # the facts do not depend on the block size (caps are per kernel)
             c = fast_config(grid.variants[i0], grid.blocks[0], grid.caps[i2], d, k, 0.0, m, grid.checks[i5])
             for dt in dtypes:
-                r = int(perfmodel.kernel_registers(c, gpu, dt)[0])
-                regs[i0, :, i3, i5, i2, s] = r
+                f = perfmodel.kernel_facts(c, gpu.arch, dt)
+                same[i0, :, i3, i5, i2, s] = ids.setdefault(tuple(getattr(f, n) for n in _SAME_FACTS), len(ids))
+                instr[i0, :, i3, i5, i2, s] = f.instructions_per_iteration
                 for i1, b in enumerate(grid.blocks):
-                    got = memo.get((b, r))
+                    got = memo.get((b, f.registers))
                     if got is None:
                         try:
-                            got = int(perfmodel.occupancy(gpu, block_size=b, registers_per_thread=r)
+                            got = int(perfmodel.occupancy(gpu, block_size=b, registers_per_thread=f.registers)
                                       .active_blocks_per_sm)
                         except ValueError:  # cannot be resident
                             got = 0
-                        memo[(b, r)] = got
+                        memo[(b, f.registers)] = got
                     blocks[i0, i1, i3, i5, i2, s] = got
                 s += 1
-    return blocks, regs
+    return blocks, same, instr
 
 
-def _kept_caps(times: npt.NDArray[np.float64], blocks: npt.NDArray[np.int64],
-               regs: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
-    """Which caps of each group no other cap of the group dominates (module docstring).
-
-    ``times``: groups x caps x (probes * columns); ``blocks``, ``regs``: groups x caps x S.
-    """
-    n = times.shape[1]
+def _kept_caps(blocks: npt.NDArray[np.int64], same: npt.NDArray[np.int64],
+               instr: npt.NDArray[np.float64]) -> npt.NDArray[np.bool_]:
+    """Which caps of each group no other cap of the group dominates (module docstring);
+    each array is groups x caps x (pin methods * dtypes)."""
+    n = blocks.shape[1]
     # [g, o, c]: cap o against cap c of group g
-    same = np.all(blocks[:, :, None, :] == blocks[:, None, :, :], axis=-1)
-    le = np.all(times[:, :, None, :] <= times[:, None, :, :], axis=-1)
-    lt = np.any(times[:, :, None, :] < times[:, None, :, :], axis=-1)
-    same_regs = np.all(regs[:, :, None, :] == regs[:, None, :, :], axis=-1)
+    alike = (np.all(blocks[:, :, None, :] == blocks[:, None, :, :], axis=-1)
+             & np.all(same[:, :, None, :] == same[:, None, :, :], axis=-1))
+    le = np.all(instr[:, :, None, :] <= instr[:, None, :, :], axis=-1)
+    lt = np.any(instr[:, :, None, :] < instr[:, None, :, :], axis=-1)
     earlier = np.triu(np.ones((n, n), dtype=bool), k=1)  # o < c
-    dominated = same & le & (lt | (earlier & same_regs))
+    dominated = alike & le & (lt | earlier)
     kept: npt.NDArray[np.bool_] = ~np.any(dominated, axis=1)
     return kept
 
@@ -326,25 +324,39 @@ def walk_grid(
     l2_tot = l2_col.max(axis=0)
     total_keeper = _Keeper(top_k)
     col_keepers = [_Keeper(1) for _ in columns]
-    n_probe = len(grid.variants) * len(grid.blocks) * len(grid.caps) * len(grid.prefetch) * len(grid.probes) * len(
-        grid.checks)
-    prune = prune and len(grid.caps) > 1 and bool(grid.others)
-    state: dict[str, Any] = {"evaluated": 0, "infeasible": 0, "planned": grid.size}
     bar = None
+    kept_builds: frozenset[tuple[Any, ...]] | None = None
+    n_caps = grid.n_groups * len(grid.caps)
+    pin_axis = np.arange(len(grid.pins), dtype=np.int64)
+    if prune and len(grid.caps) > 1:
+        dtypes = sorted({t.dtype for c in columns for t in c.workload.tables})
+        flat = (grid.n_groups, len(grid.caps), -1)
+        blocks, same, instr = _cap_facts(grid, gpu, dtypes, space)
+        keep = _kept_caps(blocks.reshape(flat), same.reshape(flat), instr.reshape(flat)).reshape(blocks.shape[:5])
+        kept = np.argwhere(keep)  # rows (variant, block, prefetch, check, cap)
+        kept_builds = frozenset((grid.variants[a], grid.blocks[b], *grid.prefetch[p], grid.checks[c], grid.caps[r])
+                                for a, b, p, c, r in kept.tolist())
+        items = np.empty((len(kept) * len(pin_axis), 6), dtype=np.int64)
+        for j, col in enumerate((0, 1, 4, 2)):  # variant, block, cap, prefetch
+            items[:, j] = np.repeat(kept[:, col], len(pin_axis))
+        items[:, 4] = np.tile(pin_axis, len(kept))
+        items[:, 5] = np.repeat(kept[:, 3], len(pin_axis))
+        n_kept = len(kept)
+    else:
+        prune = False
+        items = _product(range(len(grid.variants)), range(len(grid.blocks)), range(len(grid.caps)),
+                         range(len(grid.prefetch)), range(len(grid.pins)), range(len(grid.checks)))
+        n_kept = n_caps
+    state: dict[str, Any] = {"evaluated": 0, "infeasible": 0, "chunks": 0}
     if progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=grid.size, desc="grid", unit="config", unit_scale=True, file=sys.stderr, dynamic_ncols=True)
-
-    probe_times = np.full((len(grid.variants), len(grid.blocks), len(grid.prefetch), len(grid.checks),
-                           len(grid.caps), len(grid.probes), ncol), np.inf) if prune else None
-    probe_pos = np.full(len(grid.pins), -1, dtype=np.int64)
-    probe_pos[grid.probes] = np.arange(len(grid.probes))
-
-    def run(items: npt.NDArray[np.int64], pruned_now: bool) -> None:
+        bar = tqdm(total=len(items), desc="grid", unit="config", unit_scale=True, file=sys.stderr,
+                   dynamic_ncols=True)
+    stopped = None
+    try:
+        t_predict = time.perf_counter()
         for index, configs, axes in _chunks(items, grid, chunk_size):
-            state.setdefault("t_predict", time.perf_counter())
-            state["chunks"] = state.get("chunks", 0) + 1
             pin_idx = axes[:, 4]
             cols = np.empty((ncol, len(configs)), dtype=np.float64)
             for j, c in enumerate(columns):
@@ -355,61 +367,13 @@ def walk_grid(
             for j in range(ncol):
                 col_keepers[j].add(cols[j], l2_col[j][pin_idx], index, configs, top=False)
             state["infeasible"] += int((~np.isfinite(total)).sum())
-            if probe_times is not None and not pruned_now:
-                i0, i1, i2, i3, i4, i5 = axes.T
-                probe_times[i0, i1, i3, i5, i2, probe_pos[i4]] = cols.T
             state["evaluated"] += len(configs)
+            state["chunks"] += 1
             if bar is not None:
                 bar.update(len(configs))
             if check is not None:
-                final = pruned_now or not prune
-                check(GridProgress(evaluated=state["evaluated"], planned=state["planned"],
-                                   planned_min=state["planned"] if final else planned_min,
-                                   elapsed_s=time.perf_counter() - state["t_predict"], chunks=state["chunks"],
-                                   final=final))
-
-    n_kept = grid.n_groups * len(grid.caps)
-    kept_builds: frozenset[tuple[Any, ...]] | None = None
-    sigs = None
-    planned_min = grid.size
-    if prune:
-        # the registers and resident blocks of every cap first (cheap): each class of caps with the
-        # same blocks keeps at least one cap, so the walk predicts at least this many
-        dtypes = sorted({t.dtype for c in columns for t in c.workload.tables})
-        sigs = _signatures(grid, gpu, dtypes, space)
-        flat_blocks = sigs[0].reshape(grid.n_groups, len(grid.caps), -1)
-        classes = sum(len({tuple(row) for row in g.tolist()}) for g in flat_blocks)
-        planned_min = n_probe + classes * len(grid.others)
-    stopped = None
-    try:
-        axes_all = (range(len(grid.variants)), range(len(grid.blocks)), range(len(grid.caps)),
-                    range(len(grid.prefetch)))
-        if not prune:
-            run(_product(*axes_all, range(len(grid.pins)), range(len(grid.checks))), pruned_now=False)
-        else:
-            run(_product(*axes_all, grid.probes, range(len(grid.checks))), pruned_now=False)
-            assert probe_times is not None and sigs is not None
-            blocks, regs = sigs
-            flat = (grid.n_groups, len(grid.caps), -1)
-            keep = _kept_caps(probe_times.reshape(flat), blocks.reshape(flat), regs.reshape(flat)).reshape(
-                probe_times.shape[:5])
-            n_kept = int(keep.sum())
-            planned = n_probe + n_kept * len(grid.others)
-            state["planned"] = planned
-            if bar is not None:
-                bar.total = planned
-                bar.refresh()
-            kept = np.argwhere(keep)  # rows (variant, block, prefetch, check, cap)
-            kept_builds = frozenset(
-                (grid.variants[a], grid.blocks[b], *grid.prefetch[p], grid.checks[c], grid.caps[r])
-                for a, b, p, c, r in kept.tolist())
-            others = np.asarray(grid.others, dtype=np.int64)
-            rest = np.empty((len(kept) * len(others), 6), dtype=np.int64)
-            for j, col in enumerate((0, 1, 4, 2)):  # variant, block, cap, prefetch
-                rest[:, j] = np.repeat(kept[:, col], len(others))
-            rest[:, 4] = np.tile(others, len(kept))
-            rest[:, 5] = np.repeat(kept[:, 3], len(others))
-            run(rest, pruned_now=True)
+                check(GridProgress(evaluated=state["evaluated"], planned=len(items),
+                                   elapsed_s=time.perf_counter() - t_predict, chunks=state["chunks"]))
     except GridOverBudget as exc:
         stopped = str(exc)
     finally:
@@ -429,6 +393,5 @@ def walk_grid(
         column_fastest_by_l2=tuple(k.ranked_by_l2() for k in col_keepers),
         elapsed_s=time.perf_counter() - t0,
         pruned=prune,
-        extra={"caps": grid.n_groups * len(grid.caps), "caps_kept": n_kept, "stopped": stopped,
-               "kept": kept_builds},
+        extra={"caps": n_caps, "caps_kept": n_kept, "stopped": stopped, "kept": kept_builds},
     )

@@ -132,9 +132,8 @@ class _GridBudget:
     measured rate) exceeds ``budget_s``. The model's set-up (its first call per table) is
     paid whichever way the search goes, so it is not counted.
 
-    Before the pruning is decided the estimate counts the fewest configurations the walk can
-    end with (:attr:`GridProgress.planned_min`), so a walk that pruning would bring within the
-    budget is not given up too early. The first chunk also pays the model's per-build set-up
+    The walk knows how many configurations it will predict (pruning is decided before it
+    starts). The first chunk also pays the model's per-build set-up
     (registers, loop instructions of every compiled kernel it meets for the first time), so
     its rate is low: after it, the walk stops only if the estimate is over twice the budget;
     from the second chunk on, as soon as it is over the budget.
@@ -147,10 +146,9 @@ class _GridBudget:
 
     def __call__(self, p: GridProgress) -> None:
         self.rate = p.evaluated / max(p.elapsed_s, 1e-9)
-        self.estimate_s = p.elapsed_s + (p.planned_min - p.evaluated) / self.rate
+        self.estimate_s = p.elapsed_s + (p.planned - p.evaluated) / self.rate
         if self.estimate_s > self.budget_s * (2.0 if p.chunks < 2 else 1.0):
-            raise GridOverBudget(f"about {self.estimate_s:.0f} s ({p.planned_min:,} predictions at least, at "
-                                 f"{self.rate:,.0f}/s)")
+            raise GridOverBudget(f"about {self.estimate_s:.0f} s ({p.planned:,} predictions at {self.rate:,.0f}/s)")
 
 
 def _grid_trials(outcome: GridOutcome, baseline: KernelConfig, baseline_time: float, top_k: int,
