@@ -1,0 +1,258 @@
+"""Trace files read in chunks: the head a call uses, per-row access counts, a digest.
+
+Notation: N indices in the file, D distinct rows among them, E rows of the table, n the
+accesses of one call, k pinned rows.
+
+Nothing here allocates per table row or holds the whole file: a trace is read
+``CHUNK_INDICES`` indices at a time, so memory is O(D + chunk) for the counts and O(n) for
+a call's head, however large the table or the file.
+
+- text: one decimal index per line (any whitespace separates), parsed by NumPy's C parser
+  (``np.fromstring`` with a separator, 4x faster than splitting into Python objects);
+- ``.npy``: 1-D integers, read after the header chunk by chunk;
+- ``.pt`` (Meta ``dlrm_datasets``): a tuple ``(indices, offsets, lengths)``, memory-mapped by
+  ``torch.load(mmap=True, weights_only=True)`` when torch is installed.
+
+Ranks: the hottest row first by access count over the whole file, ties by row id; rows the
+file never reads come after, by row id (only their ids are ever needed, and only the first
+few, for pinning).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+import numpy.typing as npt
+
+from perfmodel._errors import InputError
+
+__all__ = ["CHUNK_INDICES", "TraceCounts", "iter_trace_chunks", "trace_counts", "trace_digest", "trace_head"]
+
+IntArray = npt.NDArray[np.int64]
+
+#: indices per chunk (64 MB of int64)
+CHUNK_INDICES = 1 << 23
+#: bytes per text chunk (about CHUNK_INDICES short lines)
+_TEXT_CHUNK_BYTES = 1 << 26
+_WHITESPACE = (b"\n", b" ", b"\t", b"\r", b"\f", b"\v")
+
+
+def _key(path: str | os.PathLike[str]) -> tuple[str, float, int]:
+    p = os.path.abspath(os.fspath(path))
+    try:
+        st = os.stat(p)
+    except OSError as exc:
+        raise InputError(f"cannot read trace {p!r}: {exc.strerror}") from None
+    return p, st.st_mtime, st.st_size
+
+
+def _parse_text(block: bytes, path: str, line0: int) -> IntArray:
+    if not block or block.isspace():
+        return np.zeros(0, dtype=np.int64)
+    try:
+        return np.fromstring(block, dtype=np.int64, sep=" ")  # type: ignore[no-any-return]
+    except ValueError:
+        for i, tok in enumerate(block.split()):
+            try:
+                int(tok)
+            except ValueError:
+                raise InputError(
+                    f"trace {path!r}: every line must be one decimal integer index, but index {line0 + i} is "
+                    f"{tok[:40].decode(errors='replace')!r}"
+                ) from None
+        raise InputError(f"trace {path!r}: every line must be one decimal integer index") from None
+
+
+def _text_chunks(path: str, chunk: int) -> Iterator[IntArray]:
+    pos = 0
+    carry = b""
+    with open(path, "rb") as f:
+        while True:
+            data = f.read(min(max(chunk, 1 << 13) * 8, _TEXT_CHUNK_BYTES))
+            if not data:
+                break
+            block = carry + data
+            cut = max(block.rfind(w) for w in _WHITESPACE)
+            if cut < 0:  # one token longer than the chunk: keep reading
+                carry = block
+                continue
+            carry = block[cut + 1:]
+            arr = _parse_text(block[: cut + 1], path, pos)
+            pos += arr.size
+            yield arr
+    arr = _parse_text(carry, path, pos)
+    if arr.size:
+        yield arr
+
+
+def _npy_chunks(path: str, chunk: int) -> Iterator[IntArray]:
+    fmt = np.lib.format
+    with open(path, "rb") as f:
+        try:
+            version = fmt.read_magic(f)
+            shape, _fortran, dtype = (fmt.read_array_header_1_0(f) if version == (1, 0)
+                                      else fmt.read_array_header_2_0(f))
+        except ValueError as exc:
+            raise InputError(f"trace {path!r}: not a readable .npy file ({exc})") from None
+        if len(shape) != 1 or not np.issubdtype(dtype, np.integer):
+            raise InputError(f"trace {path!r}: a .npy trace must be a 1-D integer array, but got {dtype} {shape}")
+        left = int(shape[0])
+        while left > 0:  # plain reads, not a memory map: resident memory stays one chunk
+            arr = np.fromfile(f, dtype=dtype, count=min(chunk, left))
+            if arr.size == 0:
+                raise InputError(f"trace {path!r}: the file ends before its {shape[0]} indices")
+            left -= arr.size
+            yield arr.astype(np.int64, copy=False)
+
+
+def _pt_chunks(path: str, table: int, chunk: int) -> Iterator[IntArray]:
+    try:
+        import torch
+    except ImportError:
+        raise InputError(f"trace {path!r}: reading Meta dlrm_datasets .pt files needs torch (pip install torch)") from None
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except RuntimeError:  # an old (non-zip) serialization cannot be memory-mapped
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    if not (isinstance(obj, (tuple, list)) and len(obj) == 3):
+        raise InputError(f"trace {path!r}: expected a tuple (indices, offsets, lengths), but got {type(obj).__name__}")
+    indices, _offsets, lengths = obj
+    lens = np.asarray(lengths.numpy() if hasattr(lengths, "numpy") else lengths)
+    lens = lens.reshape(lens.shape[0], -1) if lens.ndim > 1 else lens.reshape(1, -1)
+    if not 0 <= table < lens.shape[0]:
+        raise InputError(f"`0 <= indices.table < {lens.shape[0]}` must hold for {path!r}, but got table={table}")
+    per_table = lens.sum(axis=1).astype(np.int64)
+    start = int(per_table[:table].sum())
+    stop = start + int(per_table[table])
+    idx = indices.numpy() if hasattr(indices, "numpy") else np.asarray(indices)
+    for i in range(start, stop, chunk):
+        yield np.asarray(idx[i : min(i + chunk, stop)], dtype=np.int64)
+
+
+def iter_trace_chunks(path: str | os.PathLike[str], table: int = 0, chunk: int = CHUNK_INDICES) -> Iterator[IntArray]:
+    """The file's indices, ``chunk`` (about, for text) at a time, checked to be >= 0."""
+    p, _mtime, _size = _key(path)
+    if p.endswith(".npy"):
+        gen = _npy_chunks(p, chunk)
+    elif p.endswith(".pt"):
+        gen = _pt_chunks(p, table, chunk)
+    else:
+        gen = _text_chunks(p, chunk)
+    pos = 0
+    for arr in gen:
+        if arr.size and int(arr.min()) < 0:
+            at = int(np.argmax(arr < 0))
+            raise InputError(f"trace {p!r}: indices must be >= 0, but position {pos + at} holds {int(arr[at])}")
+        pos += arr.size
+        yield arr
+    if pos == 0:
+        raise InputError(f"trace {p!r} holds no indices")
+
+
+def trace_head(path: str | os.PathLike[str], n: int, table: int = 0) -> IntArray:
+    """The first ``n`` indices of the file, wrapping around at its end (read-only)."""
+    got: list[IntArray] = []
+    have = 0
+    for arr in iter_trace_chunks(path, table, chunk=min(CHUNK_INDICES, max(n, 1))):
+        got.append(arr[: n - have])
+        have += got[-1].size
+        if have >= n:
+            break
+    head = np.concatenate(got) if got else np.zeros(0, dtype=np.int64)
+    if head.size < n:  # the file is shorter than the call: wrap around
+        head = head[np.arange(n, dtype=np.int64) % head.size]
+    out = np.ascontiguousarray(head, dtype=np.int64)
+    out.setflags(write=False)
+    return out
+
+
+def _merge_counts(ids: IntArray, counts: IntArray, new_ids: IntArray, new_counts: IntArray) -> tuple[IntArray, IntArray]:
+    if ids.size == 0:
+        return new_ids, new_counts
+    both, inv = np.unique(np.concatenate([ids, new_ids]), return_inverse=True)
+    summed = np.bincount(inv, weights=np.concatenate([counts, new_counts]).astype(np.float64), minlength=both.size)
+    return both.astype(np.int64), np.rint(summed).astype(np.int64)
+
+
+@dataclass(frozen=True)
+class TraceCounts:
+    """Access counts of every row the file reads, and their ranks (module docstring)."""
+
+    #: distinct row ids, ascending
+    ids: IntArray
+    #: accesses of each, over the whole file
+    counts: IntArray
+    #: rank (0 hottest) of each of ``ids``
+    ranks: IntArray
+    #: ``ids`` hottest first
+    hot_ids: IntArray
+    total: int
+
+    def rank_of(self, rows: npt.ArrayLike) -> IntArray:
+        """Ranks of rows the file reads (every index of a call is one)."""
+        r = np.asarray(rows, dtype=np.int64)
+        pos = np.minimum(np.searchsorted(self.ids, r), max(self.ids.size - 1, 0))
+        if r.size and not np.array_equal(self.ids[pos], r):
+            raise ValueError("rank_of: some rows are not in the trace")
+        out: IntArray = self.ranks[pos]
+        return out
+
+    def hottest(self, k: int, rows: int) -> IntArray:
+        """Row ids of the ``k`` hottest rows of a table of ``rows`` rows (O(k + D) work)."""
+        k = max(0, min(int(k), int(rows)))
+        inside = self.hot_ids[self.hot_ids < rows]
+        if k <= inside.size:
+            return np.ascontiguousarray(inside[:k])
+        # then the rows the file never reads, by id: the first `need` ids missing from `ids`
+        need = k - inside.size
+        present = self.ids[self.ids < rows]
+        candidates = np.arange(min(rows, need + present.size), dtype=np.int64)
+        cold = np.setdiff1d(candidates, present, assume_unique=True)[:need]
+        return np.concatenate([inside, cold]).astype(np.int64)
+
+
+def trace_counts(path: str | os.PathLike[str], table: int = 0) -> TraceCounts:
+    """Per-row access counts over the whole file (cached by path, modification time and size)."""
+    return _trace_counts_cached(*_key(path), table)
+
+
+@lru_cache(maxsize=16)
+def _trace_counts_cached(path: str, mtime: float, size: int, table: int) -> TraceCounts:
+    ids = np.zeros(0, dtype=np.int64)
+    counts = np.zeros(0, dtype=np.int64)
+    total = 0
+    for arr in iter_trace_chunks(path, table):
+        u, c = np.unique(arr, return_counts=True)
+        ids, counts = _merge_counts(ids, counts, u.astype(np.int64), c.astype(np.int64))
+        total += arr.size
+    order = np.lexsort((ids, -counts))  # hottest first, ties by row id
+    ranks = np.empty(ids.size, dtype=np.int64)
+    ranks[order] = np.arange(ids.size, dtype=np.int64)
+    for a in (ids, counts, ranks):
+        a.setflags(write=False)
+    hot = ids[order]
+    hot.setflags(write=False)
+    return TraceCounts(ids=ids, counts=counts, ranks=ranks, hot_ids=hot, total=total)
+
+
+def trace_digest(path: str | os.PathLike[str], table: int = 0) -> str:
+    """SHA-256 of the file's bytes (read in chunks) and the table index, for cache keys."""
+    return _trace_digest_cached(*_key(path), table)
+
+
+@lru_cache(maxsize=64)
+def _trace_digest_cached(path: str, mtime: float, size: int, table: int) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while True:
+            data = f.read(1 << 24)
+            if not data:
+                break
+            h.update(data)
+    h.update(repr(("table", table)).encode())
+    return h.hexdigest()
