@@ -100,6 +100,10 @@ def read_trace(path: str | os.PathLike[str]) -> IntArray:
     return out
 
 
+def _is_pow2(v: int) -> bool:
+    return v > 0 and v & (v - 1) == 0
+
+
 def cache_sim(
     rows: npt.ArrayLike,
     *,
@@ -149,8 +153,9 @@ def cache_sim(
         )
     from perfmodel.sim import _l2jit
 
-    if policy == "lru":
-        c = _l2jit.run_rows_lru(keys, row_bytes, line_bytes, sector_bytes, sets, ways)
+    if policy == "lru" and _is_pow2(line_bytes) and _is_pow2(sector_bytes):
+        c = _l2jit.run_rows_lru(keys, row_bytes, int(line_bytes).bit_length() - 1, int(sector_bytes).bit_length() - 1, sets,
+                                ways)
     else:
         c = _l2jit.run_rows_policy(keys, row_bytes, line_bytes, sector_bytes, sets, ways, POLICIES[policy], seed)
     row_hits, line_acc, line_hits, sec_acc, sec_hits = (int(x) for x in c)

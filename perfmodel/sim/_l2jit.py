@@ -15,13 +15,41 @@ never evict them, and use the quota's ways while persisting lines do not.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numba
 import numpy as np
 import numpy.typing as npt
+from llvmlite import ir
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic
 
 IntArray = npt.NDArray[np.int64]
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)  # Fibonacci hashing constant (Knuth)
+
+
+@intrinsic  # type: ignore[misc]
+def prefetch(typingctx: Any, arr: Any, idx: Any) -> Any:  # pragma: no cover - compiled
+    """Software prefetch of ``arr[idx]`` into the CPU caches (LLVM's ``llvm.prefetch``: a
+    read, high locality, data cache). Unlike a load it never stalls the pipeline, so the
+    sets of the next accesses arrive while this one is simulated. The name's typed-pointer
+    mangling (p0i8) is upgraded by newer LLVMs to the opaque one."""
+    sig = types.void(arr, idx)
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        aryty = signature.args[0]
+        ary = context.make_array(aryty)(context, builder, args[0])
+        ptr = cgutils.get_item_pointer(context, builder, aryty, ary, [args[1]], wraparound=False, boundscheck=False)
+        i8p = ir.IntType(8).as_pointer()
+        i32 = ir.IntType(32)
+        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]),
+                                            "llvm.prefetch.p0i8")
+        builder.call(fn, [builder.bitcast(ptr, i8p), ir.Constant(i32, 0), ir.Constant(i32, 3), ir.Constant(i32, 1)])
+        return context.get_dummy_value()
+
+    return sig, codegen
 
 
 @numba.njit(cache=True, inline="always")  # type: ignore[misc]
@@ -287,11 +315,21 @@ def parse_ints(buf: npt.NDArray[np.uint8]) -> IntArray:  # pragma: no cover - co
     return out
 
 
+#: accesses ahead whose sets :func:`run_rows_lru` prefetches (8 measured best of 4, 8, 16 on
+#: the reuse_medium trace at 40 MiB: 2x the rate of no prefetch)
+PREFETCH_AHEAD = 8
+
+
 @numba.njit(cache=True)  # type: ignore[misc]
-def run_rows_lru(rows: IntArray, row_bytes: int, line_bytes: int, sector_bytes: int, n_sets: int,
+def run_rows_lru(rows: IntArray, row_bytes: int, line_shift: int, sector_shift: int, n_sets: int,
                  ways: int) -> IntArray:  # pragma: no cover - compiled
-    """:func:`run_rows_policy` for LRU, specialized: one packed word per way, move to front."""
-    spl = line_bytes // sector_bytes
+    """:func:`run_rows_policy` for LRU, specialized: one packed word per way, move to front;
+    lines and sectors of power-of-two sizes (``1 << line_shift``, ``1 << sector_shift``
+    bytes), so addresses split by shifts; the sets of the access ``PREFETCH_AHEAD`` ahead
+    are prefetched."""
+    spl_shift = line_shift - sector_shift
+    spl = 1 << spl_shift
+    n = rows.shape[0]
     packed = np.full(n_sets * ways, -1, dtype=np.int64)
     popc = np.zeros(256, dtype=np.int64)
     for m in range(1, 256):
@@ -301,17 +339,23 @@ def run_rows_lru(rows: IntArray, row_bytes: int, line_bytes: int, sector_bytes: 
     line_hits = 0
     sec_acc = 0
     sec_hits = 0
-    for k in range(rows.shape[0]):
+    for k in range(n):
+        if k + PREFETCH_AHEAD < n:
+            ahead = rows[k + PREFETCH_AHEAD] * row_bytes
+            for ln in range(ahead >> line_shift, ((ahead + row_bytes - 1) >> line_shift) + 1):
+                b = set_of(ln, n_sets) * ways
+                prefetch(packed, b)
+                prefetch(packed, b + ways - 1)
         first = rows[k] * row_bytes
-        s0 = first // sector_bytes
-        s1 = (first + row_bytes - 1) // sector_bytes
-        l0 = s0 // spl
-        l1 = s1 // spl
+        s0 = first >> sector_shift
+        s1 = (first + row_bytes - 1) >> sector_shift
+        l0 = s0 >> spl_shift
+        l1 = s1 >> spl_shift
         row_hit = True
         line = l0
         while line <= l1:
-            lo = s0 - line * spl if line == l0 else 0
-            hi = s1 - line * spl if line == l1 else spl - 1
+            lo = s0 - (line << spl_shift) if line == l0 else 0
+            hi = s1 - (line << spl_shift) if line == l1 else spl - 1
             mask = ((1 << (hi + 1)) - 1) ^ ((1 << lo) - 1)
             nreq = hi - lo + 1
             base = set_of(line, n_sets) * ways
