@@ -35,11 +35,12 @@ def _as_keys(keys: npt.ArrayLike) -> IntArray:
 
 
 def _dense(keys: IntArray) -> tuple[IntArray, int]:
-    """Keys renumbered 0..k-1 (k distinct keys); cheap when they already are small ids."""
+    """Keys renumbered 0..k-1 (k distinct keys); kept as they are when they already are ids
+    below 4 n + 4096 (the kernel's per-key array then costs no more than the stream's)."""
     if keys.size == 0:
         return keys, 0
     lo, hi = int(keys.min()), int(keys.max())
-    if lo >= 0 and hi < max(4 * keys.size, 1 << 20):
+    if lo >= 0 and hi < 4 * keys.size + 4096:
         return keys, hi + 1
     uniq, inv = np.unique(keys, return_inverse=True)
     return np.ascontiguousarray(inv, dtype=np.int64), int(uniq.size)
