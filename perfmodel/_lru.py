@@ -19,7 +19,7 @@ import numpy.typing as npt
 
 from perfmodel._errors import InputError
 
-__all__ = ["lru_hit_counts", "lru_hit_rates", "stack_distances"]
+__all__ = ["lru_hit_counts", "lru_hit_rates", "merged_hit_counts", "stack_distances"]
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
@@ -100,3 +100,42 @@ def lru_hit_rates(keys: npt.ArrayLike, capacities: npt.ArrayLike) -> FloatArray:
     k = _as_keys(keys)
     hits = lru_hit_counts(k, capacities)
     return hits.astype(np.float64) / max(1, k.size)
+
+
+def merged_hit_counts(keys: npt.ArrayLike, distances: npt.ArrayLike, capacities: npt.ArrayLike,
+                      window: int) -> IntArray:
+    """Hits under a miss of an exact LRU, one count per capacity: hits that come fewer than
+    ``window`` accesses after the latest miss of their key (its data still on the way).
+
+    At capacity C access t misses when its stack distance d_t is -1 (first touch) or >= C.
+    A hit t is under a miss iff one of its key's accesses in the ``window`` before it missed,
+    i.e. iff C <= M_t, the largest distance among those accesses (a first touch counting as
+    infinite). So with D_t = max(d_t, M_t) the count is #{0 <= d_t < C} - #{0 <= D_t < C}:
+    one pass for every capacity at once.
+
+    Args:
+        keys: the stream, 1-D integers.
+        distances: its :func:`stack_distances`.
+        capacities: LRU capacities (keys).
+        window: accesses within which a hit waits for its key's miss.
+    """
+    k = _as_keys(keys)
+    d = np.asarray(distances, dtype=np.int64)
+    caps = np.atleast_1d(_as_capacities(capacities))
+    if k.size == 0:
+        return np.zeros(caps.size, dtype=np.int64)
+    from perfmodel._lru_jit import window_max_before
+
+    order = np.argsort(k, kind="stable")  # by key, stream order within a key
+    ks = k[order]
+    new_group = np.empty(ks.size, dtype=np.bool_)
+    new_group[0] = True
+    np.not_equal(ks[1:], ks[:-1], out=new_group[1:])
+    inf = np.iinfo(np.int64).max  # beyond every capacity: a first touch always misses
+    d_sorted = d[order]
+    m = window_max_before(order.astype(np.int64), np.where(d_sorted < 0, inf, d_sorted), new_group, int(window))
+    hit = d_sorted >= 0
+    a = np.searchsorted(np.sort(d_sorted[hit]), caps, side="left")
+    b = np.searchsorted(np.sort(np.maximum(d_sorted[hit], m[hit])), caps, side="left")
+    out: IntArray = (a - b).astype(np.int64)
+    return out

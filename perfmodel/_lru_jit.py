@@ -52,3 +52,28 @@ def stack_distances_dense(keys: IntArray, n_keys: int) -> IntArray:  # pragma: n
             i += i & (-i)
         last[k] = t
     return out
+
+
+@numba.njit(cache=True, nogil=True)  # type: ignore[misc]
+def window_max_before(pos: IntArray, value: IntArray, new_group: npt.NDArray[np.bool_],
+                      window: int) -> IntArray:  # pragma: no cover - compiled
+    """For each element i of a sequence cut into groups (``new_group[i]`` starts one, ``pos``
+    ascending within a group): the largest ``value[j]`` over the earlier j of its group with
+    ``pos[i] - pos[j] < window``, or -1 when there is none. A monotonic deque, O(n)."""
+    n = pos.shape[0]
+    out = np.empty(n, dtype=np.int64)
+    dq = np.empty(n, dtype=np.int64)  # indices, values decreasing from head to tail
+    head = 0
+    tail = 0
+    for i in range(n):
+        if new_group[i]:
+            head = 0
+            tail = 0
+        while head < tail and pos[i] - pos[dq[head]] >= window:
+            head += 1
+        out[i] = value[dq[head]] if head < tail else -1
+        while head < tail and value[dq[tail - 1]] <= value[i]:
+            tail -= 1
+        dq[tail] = i
+        tail += 1
+    return out

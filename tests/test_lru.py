@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from perfmodel import InputError
-from perfmodel._lru import lru_hit_counts, lru_hit_rates, stack_distances
+from perfmodel._lru import lru_hit_counts, lru_hit_rates, merged_hit_counts, stack_distances
 
 TRACES = Path(__file__).resolve().parent.parent / "perfmodel" / "data" / "traces"
 
@@ -108,3 +108,38 @@ def test_facts_reuse_medium_figures() -> None:
     rates = lru_hit_rates(ids, [4096, 60_000])
     assert rates[0] == pytest.approx(0.677, abs=0.0005)
     assert rates[1] == pytest.approx(0.738, abs=0.0005)
+
+
+def _merged_reference(stream: list[int], capacity: int, window: int) -> int:
+    """Hits under a miss by definition: replay an LRU list, remember each key's latest miss."""
+    lru: list[int] = []
+    last_miss: dict[int, int] = {}
+    merged = 0
+    for t, key in enumerate(stream):
+        if key in lru:
+            hit = lru.index(key) < capacity  # position 0 = most recent: the stack distance
+            lru.remove(key)
+        else:
+            hit = False
+        lru.insert(0, key)
+        if hit:
+            merged += t - last_miss[key] < window
+        else:
+            last_miss[key] = t
+    return merged
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(0, 12), min_size=1, max_size=120), st.integers(1, 14), st.integers(1, 40))
+def test_merged_hits_match_their_definition(stream: list[int], capacity: int, window: int) -> None:
+    d = stack_distances(stream)
+    got = merged_hit_counts(stream, d, [capacity], window)[0]
+    assert got == _merged_reference(stream, capacity, window), (stream, capacity, window)
+
+
+def test_merged_hits_worked_example() -> None:
+    """Row 7 misses at 0, is hit at 1 and 2 while in flight (window 3), then at 10 when it has
+    arrived; 5's hits at 5 and 6 wait for its miss at 4. At capacity 1 the reuse of 7 at 10
+    (distance 2) misses, and the merged hits stay the same four."""
+    stream = np.array([7, 7, 7, 9, 5, 5, 5, 5, 5, 5, 7])
+    assert merged_hit_counts(stream, stack_distances(stream), [1, 10], 3).tolist() == [4, 4]

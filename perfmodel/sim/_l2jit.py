@@ -20,7 +20,7 @@ from typing import Any
 import numba
 import numpy as np
 import numpy.typing as npt
-from llvmlite import ir
+from llvmlite import ir  # type: ignore[import-untyped]
 from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
@@ -41,11 +41,12 @@ def prefetch(typingctx: Any, arr: Any, idx: Any) -> Any:  # pragma: no cover - c
     def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
         aryty = signature.args[0]
         ary = context.make_array(aryty)(context, builder, args[0])
-        ptr = cgutils.get_item_pointer(context, builder, aryty, ary, [args[1]], wraparound=False, boundscheck=False)
+        ptr = cgutils.get_item_pointer(context, builder, aryty, ary, [args[1]], wraparound=False,  # type: ignore[no-untyped-call]
+                                       boundscheck=False)
         i8p = ir.IntType(8).as_pointer()
         i32 = ir.IntType(32)
-        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]),
-                                            "llvm.prefetch.p0i8")
+        fnty = ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0i8")  # type: ignore[no-untyped-call]
         builder.call(fn, [builder.bitcast(ptr, i8p), ir.Constant(i32, 0), ir.Constant(i32, 3), ir.Constant(i32, 1)])
         return context.get_dummy_value()
 
@@ -344,8 +345,8 @@ def run_rows_lru(rows: IntArray, row_bytes: int, line_shift: int, sector_shift: 
             ahead = rows[k + PREFETCH_AHEAD] * row_bytes
             for ln in range(ahead >> line_shift, ((ahead + row_bytes - 1) >> line_shift) + 1):
                 b = set_of(ln, n_sets) * ways
-                prefetch(packed, b)
-                prefetch(packed, b + ways - 1)
+                prefetch(packed, b)  # type: ignore[call-arg]
+                prefetch(packed, b + ways - 1)  # type: ignore[call-arg]
         first = rows[k] * row_bytes
         s0 = first >> sector_shift
         s1 = (first + row_bytes - 1) >> sector_shift
