@@ -10,7 +10,8 @@ def clear_caches(*, disk: bool = False) -> None:
 
     The caches hold what was read from files (GPU specs, the calibration, the compiler
     table, traces, model and CPU specs) and what was computed from them (index streams, L2
-    residency and L1 grids, kernel facts, occupancy, per-table constants of the model). Call
+    residency and L1 grids, rank popularity, trace counts and digests, kernel facts,
+    occupancy, per-table constants of the model). Call
     it after changing such a file in a running process, or to free memory; results do not
     change otherwise. With ``disk=True`` the residency and L1 grids stored on disk
     (:mod:`perfmodel._disk_cache`) are deleted too.
@@ -25,7 +26,9 @@ def clear_caches(*, disk: bool = False) -> None:
         _model,
         _occupancy,
         _physics,
+        _popularity,
         _resources,
+        _traces,
     )
     from perfmodel.pipeline import _costs, _specs
 
@@ -35,7 +38,8 @@ def clear_caches(*, disk: bool = False) -> None:
     for fn in (
         _kernel.compile_facts, _kernel.streaming_bandwidth,
         _physics.model_params, _physics._loop_table, _physics.loop_instructions,
-        _indices._load_trace_cached, _indices._zipf_rank_probabilities, _indices.table_call, _indices.hot_rows,
+        _indices.table_call, _popularity._uniform, _popularity._zipf,
+        _traces._trace_counts_cached, _traces._trace_digest_cached,
         _gpu._catalogue, _gpu._load_cached,
         _occupancy._occupancy_cached,
         _resources.load_resource_table, _resources.kernel_resources,

@@ -19,7 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from perfmodel._config import Table
-from perfmodel._indices import load_trace
+from perfmodel._traces import trace_digest
 
 __all__ = ["CACHE_VERSION", "cache_dir", "clear", "load", "save", "trace_key"]
 
@@ -39,11 +39,11 @@ def cache_dir() -> Path | None:
 
 
 def trace_key(table: Table, parts: tuple[Any, ...]) -> str:
-    """Key of a grid computed from ``table``'s trace: a hash of the trace's indices and of
-    ``parts`` (every other input of the computation, with :data:`CACHE_VERSION`)."""
+    """Key of a grid computed from ``table``'s trace: a hash of the trace file's bytes (read in
+    chunks) and of ``parts`` (every other input of the computation, with :data:`CACHE_VERSION`)."""
     assert table.indices.path is not None
     h = hashlib.sha256()
-    h.update(np.ascontiguousarray(load_trace(table.indices.path, table.indices.table)).tobytes())
+    h.update(trace_digest(table.indices.path, table.indices.table).encode())
     h.update(repr(parts).encode())
     return h.hexdigest()[:32]
 

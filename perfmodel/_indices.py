@@ -1,18 +1,23 @@
-"""Index streams of a table call, traces, and per-row access frequencies.
+"""Index streams of a table call, and the hottest rows of a table.
 
-Notation: B bags per call (batch size), L lookups per bag (pooling), E rows of the table.
+Notation: B bags per call (batch size), L lookups per bag (pooling), E rows of the table,
+n = B L accesses of a call, k rows asked for.
+
+Nothing here costs O(E): a call's stream costs O(n), the k hottest rows O(k) (plus, for a
+trace, O(distinct rows of the file), counted in chunks by :mod:`perfmodel._traces`).
 
 A table call reads the indices of its B bags, bag after bag (CONTRACT.md):
 
 - ``trace``: bags take consecutive runs of L indices of the file, wrapping around at its
-  end; a call uses the first B bags. Formats: text (one decimal index per line), NumPy
-  ``.npy`` (1-D integers) and Meta ``dlrm_datasets`` ``.pt`` files (a tuple of
-  ``indices, offsets, lengths`` tensors; ``lengths`` is tables x batch), loaded with
-  ``torch.load(weights_only=True)`` when torch is installed.
+  end; a call uses the first B bags, read from the file's head only. Formats: text (one
+  decimal index per line), NumPy ``.npy`` (1-D integers) and Meta ``dlrm_datasets`` ``.pt``
+  files (a tuple of ``indices, offsets, lengths`` tensors; ``lengths`` is tables x batch),
+  read with torch when it is installed (:mod:`perfmodel._traces`).
 - ``uniform`` / ``zipf``: independent draws from the distribution, seeded from the
   distribution's ``seed`` and the table's shape, so every run sees the same stream. Zipf
-  ranks (rank 1 hottest, probability proportional to rank^-alpha) are spread over row ids
-  by a seeded permutation, as hashed ids are in production tables.
+  ranks (rank 1 hottest, probability proportional to rank^-alpha) are drawn by
+  :meth:`perfmodel._popularity.ZipfPopularity.sample_ranks` (no per-row table) and spread
+  over row ids by a seeded affine bijection, as hashed ids are in production tables.
 
 Variable pooling (``pooling_mean`` with ``pooling_dist``) draws bag lengths the same way.
 """
@@ -20,6 +25,7 @@ Variable pooling (``pooling_mean`` with ``pooling_dist``) draws bag lengths the 
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 from dataclasses import dataclass
 from functools import lru_cache
@@ -29,11 +35,12 @@ import numpy.typing as npt
 
 from perfmodel._config import Table
 from perfmodel._errors import InputError
+from perfmodel._popularity import ZipfPopularity, popularity
+from perfmodel._traces import iter_trace_chunks, trace_counts, trace_head
 
-__all__ = ["TableCall", "hot_rows", "load_trace", "row_probabilities", "table_call", "zipf_rank_to_row"]
+__all__ = ["TableCall", "bag_lengths", "hot_rows", "load_trace", "table_call", "zipf_rank_to_row"]
 
 IntArray = npt.NDArray[np.int64]
-FloatArray = npt.NDArray[np.float64]
 
 
 def _stable_seed(*parts: object) -> int:
@@ -41,56 +48,12 @@ def _stable_seed(*parts: object) -> int:
     return int.from_bytes(h, "little")
 
 
-@lru_cache(maxsize=16)
-def _load_trace_cached(path: str, mtime: float, table: int) -> IntArray:
-    if path.endswith(".npy"):
-        arr = np.load(path, allow_pickle=False)
-        if arr.ndim != 1 or not np.issubdtype(arr.dtype, np.integer):
-            raise InputError(f"trace {path!r}: a .npy trace must be a 1-D integer array, but got {arr.dtype} {arr.shape}")
-        out: IntArray = arr.astype(np.int64)
-    elif path.endswith(".pt"):
-        out = _load_dlrm_dataset(path, table)
-    else:
-        try:
-            with open(path, "rb") as f:
-                data = f.read()
-            out = np.array(data.split(), dtype=np.int64)
-        except ValueError:
-            raise InputError(f"trace {path!r}: every line must be one decimal integer index") from None
-    if out.size == 0:
-        raise InputError(f"trace {path!r} holds no indices")
-    if out.min() < 0:
-        pos = int(np.argmax(out < 0))
-        raise InputError(f"trace {path!r}: indices must be >= 0, but position {pos} holds {int(out[pos])}")
+def load_trace(path: str | os.PathLike[str], table: int = 0) -> IntArray:
+    """Every index of a trace file, read-only (the whole file in memory: for tests and small
+    traces; the model itself reads only a call's head and counts rows in chunks)."""
+    out = np.concatenate(list(iter_trace_chunks(path, table)))
     out.setflags(write=False)
     return out
-
-
-def _load_dlrm_dataset(path: str, table: int) -> IntArray:
-    try:
-        import torch
-    except ImportError:
-        raise InputError(f"trace {path!r}: reading Meta dlrm_datasets .pt files needs torch (pip install torch)") from None
-    obj = torch.load(path, map_location="cpu", weights_only=True)
-    if not (isinstance(obj, (tuple, list)) and len(obj) == 3):
-        raise InputError(f"trace {path!r}: expected a tuple (indices, offsets, lengths), but got {type(obj).__name__}")
-    indices, _offsets, lengths = (np.asarray(x.numpy() if hasattr(x, "numpy") else x) for x in obj)
-    lengths = lengths.reshape(lengths.shape[0], -1) if lengths.ndim > 1 else lengths.reshape(1, -1)
-    if not 0 <= table < lengths.shape[0]:
-        raise InputError(f"`0 <= indices.table < {lengths.shape[0]}` must hold for {path!r}, but got table={table}")
-    per_table = lengths.sum(axis=1).astype(np.int64)
-    start = int(per_table[:table].sum())
-    return np.asarray(indices[start : start + int(per_table[table])], dtype=np.int64)
-
-
-def load_trace(path: str | os.PathLike[str], table: int = 0) -> IntArray:
-    """The indices of a trace file (read-only array; cached by path and modification time)."""
-    p = os.path.abspath(os.fspath(path))
-    try:
-        mtime = os.stat(p).st_mtime
-    except OSError as exc:
-        raise InputError(f"cannot read trace {p!r}: {exc.strerror}") from None
-    return _load_trace_cached(p, mtime, table)
 
 
 @dataclass(frozen=True)
@@ -117,39 +80,29 @@ def bag_lengths(table: Table, batch_size: int) -> IntArray:
     return np.full(batch_size, round(mean), dtype=np.int64)  # pragma: no cover - 'fixed' uses pooling
 
 
-def zipf_rank_to_row(ranks: IntArray, rows: int, seed: int) -> IntArray:
+def zipf_rank_to_row(ranks: npt.ArrayLike, rows: int, seed: int) -> IntArray:
     """Row id of each 0-based Zipf rank: a seeded affine bijection ``(a * rank + b) mod E``.
 
-    It spreads hot rows over the table as hashed ids are spread, at no memory cost.
+    It spreads hot rows over the table as hashed ids are spread, at no memory cost. The
+    product is reduced exactly for any E below 2^63 (by doubling when a * E could overflow
+    64 bits).
     """
     a = 2654435761 % rows or 1  # Knuth's multiplicative constant (a prime)
-    while np.gcd(a, rows) != 1:
+    while math.gcd(a, rows) != 1:
         a += 1
     b = _stable_seed("zipf-offset", seed, rows) % rows
-    return ((np.asarray(ranks, dtype=np.int64) * a + b) % rows).astype(np.int64)
-
-
-@lru_cache(maxsize=64)
-def _zipf_rank_probabilities(rows: int, alpha: float) -> FloatArray:
-    w = np.arange(1, rows + 1, dtype=np.float64) ** (-alpha)
-    w /= w.sum()
-    w.setflags(write=False)
-    return w
-
-
-def row_probabilities(table: Table) -> FloatArray | None:
-    """Per-row access probabilities q_i for independent-reference distributions.
-
-    Uniform: 1/E each; Zipf: rank^-alpha normalized, hottest first (rank order, not row
-    ids). ``None`` for traces (their rows are not independent draws; see
-    :mod:`perfmodel._l2`).
-    """
-    kind = table.indices.kind
-    if kind == "uniform":
-        return np.full(table.rows, 1.0 / table.rows)
-    if kind == "zipf":
-        return _zipf_rank_probabilities(table.rows, table.indices.alpha)
-    return None
+    r = np.asarray(ranks, dtype=np.int64)
+    if a * (rows - 1) + b < 2**63:
+        return ((r * a + b) % rows).astype(np.int64)
+    e = np.uint64(rows)
+    acc = np.full(r.shape, np.uint64(b))
+    term = r.astype(np.uint64) % e
+    while a:  # a * r mod E = sum of the set bits of a times r 2^j mod E (all below 2^64)
+        if a & 1:
+            acc = (acc + term) % e
+        term = (term * np.uint64(2)) % e
+        a >>= 1
+    return acc.astype(np.int64)
 
 
 @lru_cache(maxsize=32)
@@ -160,16 +113,15 @@ def table_call(table: Table, batch_size: int) -> TableCall:
     kind = table.indices.kind
     if kind == "trace":
         assert table.indices.path is not None
-        trace = load_trace(table.indices.path, table.indices.table)
-        idx = trace[np.arange(n, dtype=np.int64) % len(trace)]
+        idx = trace_head(table.indices.path, n, table.indices.table)
     elif kind == "uniform":
         rng = np.random.default_rng(_stable_seed("uniform", table.indices.seed, table.rows, batch_size, n))
         idx = rng.integers(0, table.rows, n, dtype=np.int64)
     else:
         rng = np.random.default_rng(_stable_seed("zipf", table.indices.seed, table.rows, table.indices.alpha, n))
-        cdf = np.cumsum(_zipf_rank_probabilities(table.rows, table.indices.alpha))
-        ranks = np.minimum(np.searchsorted(cdf, rng.random(n)), table.rows - 1)
-        idx = zipf_rank_to_row(ranks, table.rows, table.indices.seed)
+        pop = popularity(table)
+        assert isinstance(pop, ZipfPopularity)
+        idx = zipf_rank_to_row(pop.sample_ranks(rng, n), table.rows, table.indices.seed)
     if idx.size and int(idx.max()) >= table.rows:
         pos = int(np.argmax(idx >= table.rows))
         raise InputError(
@@ -183,22 +135,22 @@ def table_call(table: Table, batch_size: int) -> TableCall:
     return TableCall(idx, offsets)
 
 
-@lru_cache(maxsize=32)
-def hot_rows(table: Table) -> IntArray:
-    """Row ids, hottest first, as the seed paper ranks them for pinning.
+def hot_rows(table: Table, k: int | None = None) -> IntArray:
+    """Ids of the ``k`` hottest rows (all rows when ``k`` is None), hottest first, as the seed
+    paper ranks them for pinning; O(k) work (a trace adds its distinct rows, counted once).
 
-    Traces: by access count over the whole trace file (ties by row id), rows never
-    accessed last; Zipf: by rank; uniform: row order (every row is equally hot).
+    Traces: by access count over the whole trace file (ties by row id), rows never accessed
+    last, by id; Zipf: by rank; uniform: row order (every row is equally hot).
     """
+    k = table.rows if k is None else max(0, min(int(k), table.rows))
     kind = table.indices.kind
     if kind == "trace":
         assert table.indices.path is not None
-        trace = load_trace(table.indices.path, table.indices.table)
-        counts = np.bincount(trace, minlength=table.rows)[: table.rows]
-        order = np.lexsort((np.arange(table.rows), -counts)).astype(np.int64)
+        order = trace_counts(table.indices.path, table.indices.table).hottest(k, table.rows)
     elif kind == "zipf":
-        order = zipf_rank_to_row(np.arange(table.rows, dtype=np.int64), table.rows, table.indices.seed)
+        order = zipf_rank_to_row(np.arange(k, dtype=np.int64), table.rows, table.indices.seed)
     else:
-        order = np.arange(table.rows, dtype=np.int64)
+        order = np.arange(k, dtype=np.int64)
+    order = np.ascontiguousarray(order, dtype=np.int64)
     order.setflags(write=False)
     return order

@@ -273,8 +273,7 @@ def pinned_rows(table: Table, kernel: KernelConfig, gpu: GPUSpec) -> IntArray:
     """Ids of the rows ``kernel`` pins for ``table``: the hottest first
     (:func:`perfmodel._indices.hot_rows`), :func:`pinned_row_count` of them."""
     k = pinned_row_count(kernel.pinned_row_fraction, table.rows, table.row_bytes, gpu)
-    out: IntArray = np.ascontiguousarray(hot_rows(table)[: max(k, 0)], dtype=np.int64)
-    return out
+    return hot_rows(table, max(k, 0))
 
 
 # ---- the passes around the lookup kernel -----------------------------------------------------

@@ -5,7 +5,8 @@ Notation as in :mod:`perfmodel._l2`: B bags, n row accesses per call, q_i access
 probability of row i; bpb consecutive bags per block, g bags in flight per SM.
 
 Independent references (uniform, Zipf): Che's approximation with a cold start over a busy
-SM's references, on the same rank bins as the L2's (:func:`perfmodel._l2.rank_bin_edges`).
+SM's references (:mod:`perfmodel._che`), on the same rank bins as the L2's
+(:mod:`perfmodel._popularity`): no per-row arrays.
 Traces: the streams of a few SMs replayed through an exact LRU (:mod:`perfmodel._lru`),
 kept on disk (:mod:`perfmodel._disk_cache`).
 """
@@ -18,9 +19,10 @@ import numpy as np
 import numpy.typing as npt
 
 from perfmodel import _disk_cache
+from perfmodel._che import hit_fraction
 from perfmodel._config import Table
-from perfmodel._indices import row_probabilities, table_call
-from perfmodel._l2 import rank_bin_edges
+from perfmodel._indices import bag_lengths, table_call
+from perfmodel._popularity import popularity
 
 __all__ = ["L1_BPB_GRID", "L1_G_GRID", "clear_cache", "l1_hit_grid"]
 
@@ -40,39 +42,6 @@ L1_G_GRID = np.array([1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0])
 _L1_SAMPLE_SMS = 4
 
 _L1_CACHE: dict[tuple[Table, int, int, int], FloatArray] = {}
-
-
-def _irm_l1_fraction(q: FloatArray, n_s: float, capacity_rows: float) -> float:
-    """Che's approximation with a cold start for n_s independent references (probabilities q,
-    hottest first) to an LRU of ``capacity_rows`` rows: the share of references that hit."""
-    rows = q.size
-    edges = rank_bin_edges(rows)
-    csum = np.concatenate([[0.0], np.cumsum(q)])
-    count = (edges[1:] - edges[:-1]).astype(np.float64)
-    qb = (csum[edges[1:]] - csum[edges[:-1]]) / np.maximum(count, 1.0)
-    keep = (count > 0) & (qb > 0)
-    qb, count = qb[keep], count[keep]
-    if n_s <= 0:
-        return 0.0
-    first = -np.expm1(-n_s * qb)  # a row's first reference in the stream misses
-    if capacity_rows >= float((count * first).sum()):
-        return float((count * (n_s * qb - first)).sum() / n_s)  # every reuse hits
-    # Che: a reference hits when its row was referenced within the characteristic time T,
-    # sum m (1 - exp(-q T)) = C (T by bisection in log space). From a cold start, the
-    # reference at time t looks back min(t, T), so row i hits
-    # q int_0^n (1 - exp(-q min(t, T))) dt = q T - (1 - e^{-qT}) + q (n - T)(1 - e^{-qT}) times
-    # (T < n; T >= n: every reuse).
-    lo, hi = math.log(1e-6 / qb.max()), math.log(1e6 / qb.min())
-    for _ in range(100):
-        mid = 0.5 * (lo + hi)
-        if float((count * -np.expm1(-qb * math.exp(mid))).sum()) < capacity_rows:
-            lo = mid
-        else:
-            hi = mid
-    t = min(math.exp(0.5 * (lo + hi)), n_s)
-    e = -np.expm1(-qb * t)
-    hits = qb * t - e + qb * (n_s - t) * e
-    return float((count * hits).sum() / n_s)
 
 
 def _trace_l1_fraction(table: Table, batch_size: int, sm_count: int, capacity_rows: float, bpb: int,
@@ -124,16 +93,14 @@ def l1_hit_grid(table: Table, batch_size: int, sm_count: int, capacity_rows: flo
     got = _L1_CACHE.get(key)
     if got is not None:
         return got
-    from perfmodel._indices import bag_lengths
-
-    q = row_probabilities(table)
-    if q is not None:
+    pop = popularity(table)
+    if pop is not None:
         # the call's blocks of bpb bags go to min(sm_count, blocks) SMs: a small batch or a
         # large block leaves SMs idle, and each busy SM's L1 sees that much more of the stream
         n_all = float(bag_lengths(table, batch_size).sum())
-        qs = np.sort(q)[::-1]
+        atoms = pop.atoms()
         busy = [min(sm_count, math.ceil(batch_size / float(bpb))) for bpb in L1_BPB_GRID]
-        by_busy = {s: _irm_l1_fraction(qs, n_all / s, capacity_rows) for s in set(busy)}  # one solve per SM count
+        by_busy = {s: hit_fraction(atoms, n_all / s, capacity_rows) for s in set(busy)}  # one solve per SM count
         grid = np.repeat(np.array([by_busy[s] for s in busy])[:, None], L1_G_GRID.size, axis=1)
     else:  # replayed once per trace, batch, SM count and capacity; kept on disk like the L2 grids
         name = "l1-" + _disk_cache.trace_key(table, (

@@ -12,12 +12,12 @@ the pointer chase; it folds in the near/far partitions' duplication of lines).
 
 Two estimators of the unpinned hit count, both from a cold start:
 
-- independent references (uniform, Zipf): Che's approximation over the unpinned rows,
-  an access hits when its row was accessed within the characteristic time T,
-  sum_i (1 - exp(-q'_i T)) = C, from a cold start: the access at time t looks back
-  min(t, T), so row i's expected hits are q' T - (1 - e^{-q'T}) + q' (n' - T)(1 - e^{-q'T})
-  (all its n' q'_i - (1 - exp(-n' q'_i)) reuses when T >= n'). Rows are grouped into rank bins (exact for the hottest
-  1,024, log-spaced after), which keeps tables of 10^7 rows cheap.
+- independent references (uniform, Zipf): Che's approximation over the unpinned rows
+  (:mod:`perfmodel._che`): an access hits when its row was accessed within the
+  characteristic time T, sum_i (1 - (1 - q'_i)^T) = C, from a cold start: the access at
+  time t looks back min(t, T). Rows are described by rank bins (:mod:`perfmodel._popularity`:
+  the hottest ranks one by one, geometric bins after, within 1e-4 points of the per-row
+  sums), so the cost is the same for 10^3 and 10^12 rows; pinned rows are a prefix of ranks.
 - traces: exact LRU stack distances of the call's stream with the pinned rows taken out
   (real traces have temporal locality that Che misses by tens of points, FACTS.md 4).
 
@@ -33,15 +33,17 @@ Hits under a miss. An access whose row is still on its way from DRAM (requested 
 warp moments before) is merged into that miss: it moves no DRAM bytes but waits as long as a
 miss. A hit counts as such when fewer than G accesses (one lookup step of the bags in
 flight) separate it from the latest miss of its row: exactly so for traces (per capacity, in
-the interleaved order), and for independent references with probability 1 - exp(-q' G m)
-(Poisson arrivals of the row's misses, m its miss share). A hot row that stays resident
+the interleaved order, :func:`perfmodel._lru.merged_hit_counts`), and for independent
+references with probability 1 - (1 - q' m)^G (m the row's miss share). A hot row that stays resident
 misses once, so its later hits are fast. :meth:`Residency.hits` returns both counts: hits that save DRAM bytes,
 and hits that also save latency.
 
 Precomputed per table and batch size (independent of the kernel configuration), then
 interpolated for each configuration: a grid over pinned rows k and capacity C (and G for
-traces). Trace grids are computed lazily, cell by cell, and cached in memory and on disk
-(:mod:`perfmodel._disk_cache`). The SM's own L1 is estimated in :mod:`perfmodel._l1`.
+traces). Grids are computed lazily, one pinned-row value at a time (a configuration needs
+two), cached in memory, and for traces on disk (:mod:`perfmodel._disk_cache`). A trace is
+never held whole: the call's head and the file's per-row counts (:mod:`perfmodel._traces`).
+The SM's own L1 is estimated in :mod:`perfmodel._l1`.
 """
 
 from __future__ import annotations
@@ -55,12 +57,16 @@ import numpy as np
 import numpy.typing as npt
 
 from perfmodel import _disk_cache
+from perfmodel._che import call_hits, expected_distinct
 from perfmodel._config import Table
-from perfmodel._indices import hot_rows, row_probabilities, table_call
+from perfmodel._indices import bag_lengths, table_call
+from perfmodel._lru import merged_hit_counts, stack_distances
 from perfmodel._physics import bracket as _bracket
 from perfmodel._physics import bracket_scalar as _bracket_scalar
+from perfmodel._popularity import Popularity, popularity
+from perfmodel._traces import trace_counts
 
-__all__ = ["Residency", "clear_cache", "rank_bin_edges", "residency"]
+__all__ = ["Residency", "clear_cache", "residency"]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -70,7 +76,6 @@ PIN_GRID = np.array([0.0, 0.005, 0.01, 0.02, 0.035, 0.05, 0.075, 0.1, 0.125, 0.1
 #: bags-in-flight grid for traces
 G_GRID = np.array([1, 64, 256, 1024, 4096])
 _N_CAP = 56
-_EXACT_RANKS = 1024
 
 
 @dataclass
@@ -81,16 +86,20 @@ class Residency:
     batch_size: int
     accesses: int
     distinct_rows: int
-    #: accesses to the k hottest rows, for k on PIN_GRID x rows (exact pinned-hit counts)
-    pinned_access_counts: IntArray
+    #: accesses to the k hottest rows, for k on PIN_GRID x rows (counted for traces, expected
+    #: for independent references)
+    pinned_access_counts: FloatArray
     #: capacity grid (rows), log-spaced from 1 to the distinct rows of the call
     capacities: FloatArray
-    #: unpinned hit counts [pin, G, capacity] (NaN = not yet computed, traces only)
+    #: unpinned hit counts [pin, G, capacity] (NaN = not yet computed)
     grid: FloatArray
     #: of those, hits under a miss (reuse within G accesses), same shape
     inflight: FloatArray
-    _hot_rank: IntArray | None = field(default=None, repr=False)
-    _order_cache: dict[int, IntArray] = field(default_factory=dict, repr=False)
+    #: independent references: the rows' popularity by rank
+    _pop: Popularity | None = field(default=None, repr=False)
+    #: traces: the rank (0 hottest) of each access of the call
+    _call_rank: IntArray | None = field(default=None, repr=False)
+    _order_cache: dict[int, tuple[IntArray, IntArray, IntArray]] = field(default_factory=dict, repr=False)
     _key: str = ""
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -103,7 +112,7 @@ class Residency:
 
     @property
     def is_trace(self) -> bool:
-        return self._hot_rank is not None
+        return self._call_rank is not None
 
     def _refresh(self) -> None:
         """Note which grid cells exist, and mirror the grids as lists for one-configuration lookups."""
@@ -112,7 +121,7 @@ class Residency:
         self._done = {(int(a), int(b)) for a, b in zip(*np.nonzero(done), strict=True)}
         self._grid_list = self.grid.tolist()
         self._inflight_list = self.inflight.tolist()
-        self._pinned_list: list[float] = self.pinned_access_counts.astype(np.float64).tolist()
+        self._pinned_list: list[float] = self.pinned_access_counts.tolist()
 
     def pinned_rows_grid(self) -> FloatArray:
         out: FloatArray = self._kgrid
@@ -122,21 +131,46 @@ class Residency:
         """Accesses of the call that go to the ``pinned_rows`` hottest rows (interpolated between grid points)."""
         return np.interp(pinned_rows, self._kgrid, self.pinned_access_counts)
 
-    # ---- traces: lazy grid cells -----------------------------------------------------
-    def _interleaved(self, g: int) -> IntArray:
+    # ---- lazy grid cells ------------------------------------------------------------------
+    def _interleaved(self, g: int) -> tuple[IntArray, IntArray, IntArray]:
+        """The call's accesses in the order the L2 sees them with ``g`` bags in flight: (rows,
+        their ranks, the stable by-row order of those rows)."""
         got = self._order_cache.get(g)
         if got is not None:
             return got
+        assert self._call_rank is not None
         call = table_call(self.table, self.batch_size)
-        idx = call.indices
-        b = self.batch_size
         lengths = call.lengths
-        bag = np.repeat(np.arange(b, dtype=np.int64), lengths)
-        pos = np.arange(idx.size, dtype=np.int64) - np.repeat(call.offsets, lengths)
+        bag = np.repeat(np.arange(self.batch_size, dtype=np.int64), lengths)
+        pos = np.arange(call.indices.size, dtype=np.int64) - np.repeat(call.offsets, lengths)
         order = np.lexsort((bag, pos, bag // g))  # group, then lookup position, then bag
-        out = np.ascontiguousarray(idx[order])
+        stream = call.indices[order]
+        out = (stream, self._call_rank[order], np.argsort(stream, kind="stable"))
         self._order_cache[g] = out
         return out
+
+    def _trace_cells(self, p: int, g: int, caps: IntArray) -> None:
+        """Exact LRU of the interleaved stream without the pinned rows: grid cell (p, g)."""
+        k = int(self._kgrid[p])
+        window = int(G_GRID[g])
+        stream, rank, by_row = self._interleaved(window)
+        keep = rank >= k
+        kept = stream[keep]
+        dist = stack_distances(kept)
+        self.grid[p, g, :] = np.searchsorted(np.sort(dist[dist >= 0]), caps, side="left")
+        # the kept stream's by-row order is the full one's, filtered, in kept positions
+        kept_pos = np.cumsum(keep) - 1
+        by_row_kept = kept_pos[by_row[keep[by_row]]]
+        self.inflight[p, g, :] = merged_hit_counts(kept, dist, caps, window, by_row_kept)
+
+    def _irm_cells(self, p: int) -> None:
+        """Che over the unpinned ranks: grid cells (p, every G)."""
+        assert self._pop is not None
+        k = int(self._kgrid[p])
+        rest = self.accesses - float(self.pinned_access_counts[p])
+        got = call_hits(self._pop.atoms(k), rest, self.capacities, G_GRID.astype(np.float64))
+        self.grid[p, :, :] = got.hits[None, :]
+        self.inflight[p, :, :] = got.merged
 
     def _ensure_cells(self, pin_idx: IntArray, g_idx: IntArray) -> None:
         n_g = len(G_GRID)
@@ -144,25 +178,18 @@ class Residency:
         missing = flat[np.isnan(self.grid.reshape(-1, self.grid.shape[-1])[flat, 0])]
         if missing.size == 0:
             return
-        # a pinned-row value is computed for every G at once: configurations that share a pinned
-        # fraction differ in block size and occupancy, so they will ask for the other G cells
-        need = {(int(f) // n_g, g) for f in missing for g in range(n_g)}
-        from perfmodel._lru import stack_distances
-
+        # independent references: one Che solve gives a pinned-row value's every G; traces:
+        # one exact LRU pass per cell, only the cells asked for
         with self._lock:
-            assert self._hot_rank is not None
             caps = np.maximum(np.round(self.capacities).astype(np.int64), 1)
-            for p, g in sorted(need):
+            for f in missing.tolist():
+                p, g = divmod(int(f), n_g)
                 if not np.isnan(self.grid[p, g, 0]):
                     continue
-                k = int(self.pinned_rows_grid()[p])
-                window = int(G_GRID[g])
-                stream = self._interleaved(window)
-                kept = stream[self._hot_rank[stream] >= k]
-                dist = stack_distances(kept)
-                reused = dist >= 0
-                self.grid[p, g, :] = np.searchsorted(np.sort(dist[reused]), caps, side="left")
-                self.inflight[p, g, :] = _merged_hits(kept, dist, caps, window)
+                if self._pop is not None:
+                    self._irm_cells(p)
+                else:
+                    self._trace_cells(p, g, caps)
             self._refresh()
             self._save()
 
@@ -201,7 +228,7 @@ class Residency:
             pi, pw = _bracket(self._kgrid, k)
             ci, cw = _bracket(self._log_caps, np.log(np.maximum(c, 1.0)))
             gi, gw = _bracket(_LOG_G, np.log(np.maximum(g, 1.0)))
-        if self.is_trace and not self._complete and not (
+        if not self._complete and not (
             scalar and {(pi, gi), (pi, gi + 1), (pi + 1, gi), (pi + 1, gi + 1)} <= self._done
         ):
             self._ensure_cells(np.atleast_1d(np.stack([pi, pi, pi + 1, pi + 1])),
@@ -236,71 +263,6 @@ _LOG_G = np.log(G_GRID.astype(np.float64))
 _LOG_G_LIST = _LOG_G.tolist()
 
 
-def rank_bin_edges(rows: int, extra: IntArray | None = None) -> IntArray:
-    """Edges of the rank bins Che's approximation sums over: every rank of the hottest 1,024
-    rows, log-spaced after (768 points), plus ``extra`` edges; keeps tables of 10^7 rows cheap."""
-    parts = [np.arange(0, min(_EXACT_RANKS, rows) + 1), np.geomspace(max(_EXACT_RANKS, 1), rows, 768).astype(np.int64),
-             np.array([rows], dtype=np.int64)]
-    if extra is not None:
-        parts.append(np.asarray(extra, dtype=np.int64))
-    edges: IntArray = np.unique(np.concatenate(parts))
-    out: IntArray = edges[(edges >= 0) & (edges <= rows)]
-    return out
-
-
-def _che_grid(table: Table, n: int, capacities: FloatArray) -> tuple[FloatArray, FloatArray, IntArray, int]:
-    """Che hit counts on the (pin, capacity) grid for an independent-reference table."""
-    q = row_probabilities(table)
-    assert q is not None
-    rows = table.rows
-    kgrid = np.floor(PIN_GRID * rows).astype(np.int64)
-    edges = rank_bin_edges(rows, kgrid)  # every pinned-grid point an edge
-    csum = np.concatenate([[0.0], np.cumsum(q)])
-    mass = csum[edges[1:]] - csum[edges[:-1]]  # probability of each bin
-    count = (edges[1:] - edges[:-1]).astype(np.float64)
-    qbin = mass / np.maximum(count, 1.0)  # per-row probability (mean over the bin)
-    grid = np.zeros((len(kgrid), len(G_GRID), len(capacities)))
-    inflight = np.zeros_like(grid)
-    pinned_counts = np.zeros(len(kgrid), dtype=np.int64)
-    for pi, k in enumerate(kgrid):
-        keep = edges[:-1] >= k
-        qk, mk = qbin[keep], count[keep]
-        qmass = float((qk * mk).sum())
-        pinned_counts[pi] = round(n * (1.0 - qmass))
-        if qmass <= 0:
-            continue
-        qn = qk / qmass  # probabilities within the unpinned stream
-        nn = n * qmass  # unpinned accesses in the call
-        # expected accesses beyond each row's first (compulsory-miss) access
-        first = 1.0 - np.exp(-nn * qn)
-        reuse = nn * qn - first
-        # Che's characteristic time T(C): occupancy(T) = sum m (1 - exp(-q T)) is increasing in
-        # T, so tabulate it on a log grid and invert by interpolation
-        tgrid = np.geomspace(1e-3 / qn.max(), 1e3 / qn.min(), 600)
-        occ = (mk[None, :] * -np.expm1(-np.outer(tgrid, qn))).sum(axis=1)
-        caps = np.minimum(capacities, mk.sum() * (1 - 1e-12))
-        t_of_c = np.minimum(np.exp(np.interp(caps, occ, np.log(tgrid))), nn)
-        # from a cold start the access at time t looks back min(t, T): row i hits
-        # q T - (1 - e^{-qT}) + q (n - T)(1 - e^{-qT}) times (every reuse when T >= n)
-        e = -np.expm1(-np.outer(t_of_c, qn))  # (capacity, bin)
-        row_hits = qn[None, :] * t_of_c[:, None] - e + qn[None, :] * (nn - t_of_c)[:, None] * e
-        row_hits[capacities >= mk.sum(), :] = reuse
-        row_hits = np.clip(row_hits, 0.0, reuse[None, :])
-        h = row_hits / np.maximum(reuse, 1e-300)[None, :]  # hit share of the row's reuses
-        grid[pi, :, :] = (row_hits * mk[None, :]).sum(axis=1)[None, :]
-        # a hit within G accesses of its row's latest miss waits for that miss (hit under a
-        # miss). A row's misses come at the rate q' m per access, m its miss share (first
-        # touch + missed reuses over its accesses), so a hit has a miss among the G accesses
-        # before it with probability 1 - exp(-q' G m) (Poisson): a hot resident row misses
-        # once and its hits are fast; a row that keeps missing has its close reuses merged.
-        acc = np.maximum(nn * qn, 1e-300)
-        m = np.minimum((first[None, :] + (1.0 - h) * reuse[None, :]) / acc[None, :], 1.0)  # (capacity, bin)
-        close = -np.expm1(-G_GRID.astype(np.float64)[:, None, None] * (qn * m)[None, :, :])  # (G, capacity, bin)
-        inflight[pi, :, :] = (close * h[None, :, :] * (mk * reuse)[None, None, :]).sum(axis=2)
-    distinct_all = float((count * (1.0 - np.exp(-n * qbin))).sum())
-    return grid, inflight, pinned_counts, round(distinct_all)
-
-
 _RESIDENCY: dict[tuple[Table, int], Residency] = {}
 _RES_LOCK = threading.Lock()
 
@@ -332,23 +294,24 @@ def residency(table: Table, batch_size: int) -> Residency:
 
 
 def _build(table: Table, batch_size: int) -> Residency:
-    if table.indices.kind != "trace":
-        from perfmodel._indices import bag_lengths
-
+    kgrid = np.floor(PIN_GRID * table.rows)
+    pop = popularity(table)
+    if pop is not None:
         n = int(bag_lengths(table, batch_size).sum())
         caps = _capacity_grid(min(table.rows, n))  # up to the most rows a call can touch
-        grid, inflight, pinned, distinct = _che_grid(table, n, caps)
-        return Residency(table=table, batch_size=batch_size, accesses=n, distinct_rows=distinct,
-                         pinned_access_counts=pinned, capacities=caps, grid=grid, inflight=inflight)
+        grid = np.full((len(PIN_GRID), len(G_GRID), len(caps)), np.nan)
+        return Residency(table=table, batch_size=batch_size, accesses=n,
+                         distinct_rows=round(expected_distinct(pop.atoms(), n)),
+                         pinned_access_counts=n * pop.prefix_mass(kgrid), capacities=caps, grid=grid,
+                         inflight=grid.copy(), _pop=pop)
+    assert table.indices.path is not None
     call = table_call(table, batch_size)
     idx = call.indices
-    hot = hot_rows(table)
-    rank = np.empty(table.rows, dtype=np.int64)
-    rank[hot] = np.arange(table.rows, dtype=np.int64)
-    ranks_in_call = np.sort(rank[idx])
-    kgrid = np.floor(PIN_GRID * table.rows).astype(np.int64)
-    pinned = np.searchsorted(ranks_in_call, kgrid, side="left").astype(np.int64)
-    distinct = int(np.unique(idx).size)
+    rank = trace_counts(table.indices.path, table.indices.table).rank_of(idx, table.rows)
+    per_rank = np.bincount(rank)  # ranks are dense (0 .. rows read - 1): accesses of each
+    pinned = np.concatenate([[0], np.cumsum(per_rank)])[np.minimum(kgrid, per_rank.size).astype(np.int64)]
+    pinned = pinned.astype(np.float64)
+    distinct = int(np.count_nonzero(per_rank))
     caps = _capacity_grid(distinct)
     key = _disk_cache.trace_key(table, (
         _disk_cache.CACHE_VERSION, table.rows, table.pooling, table.pooling_mean, table.pooling_dist,
@@ -360,27 +323,4 @@ def _build(table: Table, batch_size: int) -> Residency:
         grid, inflight = cached[0].copy(), cached[1].copy()
     return Residency(table=table, batch_size=batch_size, accesses=int(idx.size), distinct_rows=distinct,
                      pinned_access_counts=pinned, capacities=caps, grid=grid, inflight=inflight,
-                     _hot_rank=rank, _key=key)
-
-
-def _merged_hits(stream: IntArray, dist: IntArray, caps: IntArray, window: int) -> FloatArray:
-    """Hits under a miss of an exact LRU, for each capacity: hits that come fewer than
-    ``window`` accesses after the latest miss of their row (its data still on the way).
-
-    Each row's accesses are taken in stream order; at capacity C an access misses when its
-    stack distance is -1 (first touch) or at least C. A hot row that stays resident misses
-    once, so only the accesses of its first window wait; a row that keeps missing has most
-    of its close reuses merged.
-    """
-    order = np.argsort(stream, kind="stable")  # by row, stream order within a row
-    d = dist[order]
-    pos = order.astype(np.int64)
-    ar = np.arange(d.size, dtype=np.int64)
-    out = np.zeros(caps.size)
-    for i, c in enumerate(caps):
-        miss = (d < 0) | (d >= c)
-        # each row's run starts with a miss (its first touch), so the running maximum of miss
-        # indices stays within the row
-        last = np.maximum.accumulate(np.where(miss, ar, 0))
-        out[i] = np.count_nonzero(~miss & (pos - pos[last] < window))
-    return out
+                     _call_rank=rank, _key=key)

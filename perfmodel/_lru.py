@@ -103,7 +103,7 @@ def lru_hit_rates(keys: npt.ArrayLike, capacities: npt.ArrayLike) -> FloatArray:
 
 
 def merged_hit_counts(keys: npt.ArrayLike, distances: npt.ArrayLike, capacities: npt.ArrayLike,
-                      window: int) -> IntArray:
+                      window: int, by_key: IntArray | None = None) -> IntArray:
     """Hits under a miss of an exact LRU, one count per capacity: hits that come fewer than
     ``window`` accesses after the latest miss of their key (its data still on the way).
 
@@ -118,6 +118,8 @@ def merged_hit_counts(keys: npt.ArrayLike, distances: npt.ArrayLike, capacities:
         distances: its :func:`stack_distances`.
         capacities: LRU capacities (keys).
         window: accesses within which a hit waits for its key's miss.
+        by_key: ``np.argsort(keys, kind="stable")`` when the caller has it (a subsequence
+            of a stream keeps the stream's order, so it can be filtered, not sorted again).
     """
     k = _as_keys(keys)
     d = np.asarray(distances, dtype=np.int64)
@@ -126,7 +128,7 @@ def merged_hit_counts(keys: npt.ArrayLike, distances: npt.ArrayLike, capacities:
         return np.zeros(caps.size, dtype=np.int64)
     from perfmodel._lru_jit import window_max_before
 
-    order = np.argsort(k, kind="stable")  # by key, stream order within a key
+    order = np.argsort(k, kind="stable") if by_key is None else by_key  # by key, stream order within a key
     ks = k[order]
     new_group = np.empty(ks.size, dtype=np.bool_)
     new_group[0] = True

@@ -52,6 +52,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
+from perfmodel._capacity import check_device_fit
 from perfmodel._config import KernelConfig, Table, Workload
 from perfmodel._errors import InputError
 from perfmodel._gpu import GPUSpec, get_gpu
@@ -522,7 +523,9 @@ def _evaluate(
 def _check_args(workload: Workload, gpu: GPUSpec | str) -> GPUSpec:
     if not isinstance(workload, Workload):
         raise InputError(f"workload must be a perfmodel.Workload, but got {type(workload).__name__}")
-    return get_gpu(gpu)
+    g = get_gpu(gpu)
+    check_device_fit(workload, g)  # capacity first: tables larger than the GPU are one error, not an allocation
+    return g
 
 
 def predict_batch(workload: Workload, kernels: Sequence[KernelConfig], gpu: GPUSpec | str) -> FloatArray:

@@ -24,7 +24,7 @@ import hashlib
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 import numpy as np
 import numpy.typing as npt
@@ -193,14 +193,34 @@ class TraceCounts:
     hot_ids: IntArray
     total: int
 
-    def rank_of(self, rows: npt.ArrayLike) -> IntArray:
-        """Ranks of rows the file reads (every index of a call is one)."""
+    def rank_of(self, rows: npt.ArrayLike, table_rows: int | None = None) -> IntArray:
+        """Ranks of rows the file reads (every index of a call is one); with ``table_rows``,
+        ranks among the ids below it only (a file may hold ids past a table's end)."""
         r = np.asarray(rows, dtype=np.int64)
-        pos = np.minimum(np.searchsorted(self.ids, r), max(self.ids.size - 1, 0))
-        if r.size and not np.array_equal(self.ids[pos], r):
-            raise ValueError("rank_of: some rows are not in the trace")
-        out: IntArray = self.ranks[pos]
+        dense = self._dense_ranks
+        if dense is not None:
+            out: IntArray = dense[np.minimum(r, dense.size - 1)]
+            if r.size and (int(out.min()) < 0 or int(r.max()) >= dense.size):
+                raise ValueError("rank_of: some rows are not in the trace")
+        else:
+            pos = np.minimum(np.searchsorted(self.ids, r), max(self.ids.size - 1, 0))
+            if r.size and not np.array_equal(self.ids[pos], r):
+                raise ValueError("rank_of: some rows are not in the trace")
+            out = self.ranks[pos]
+        if table_rows is not None and self.ids.size and int(self.ids[-1]) >= table_rows:
+            inside_before = np.cumsum(self.hot_ids < table_rows) - 1  # rank among the ids below table_rows
+            out = inside_before[out]
         return out
+
+    @cached_property
+    def _dense_ranks(self) -> IntArray | None:
+        """Rank by row id (-1: not in the file) when the ids are small enough for a table
+        (below 4 D + 2^20); else None (binary search)."""
+        if self.ids.size == 0 or int(self.ids[-1]) >= 4 * self.ids.size + (1 << 20):
+            return None
+        table = np.full(int(self.ids[-1]) + 1, -1, dtype=np.int64)
+        table[self.ids] = self.ranks
+        return table
 
     def hottest(self, k: int, rows: int) -> IntArray:
         """Row ids of the ``k`` hottest rows of a table of ``rows`` rows (O(k + D) work)."""
@@ -227,7 +247,13 @@ def _trace_counts_cached(path: str, mtime: float, size: int, table: int) -> Trac
     counts = np.zeros(0, dtype=np.int64)
     total = 0
     for arr in iter_trace_chunks(path, table):
-        u, c = np.unique(arr, return_counts=True)
+        top = int(arr.max())
+        if top < 4 * arr.size + (1 << 20):  # small ids: a histogram, O(chunk + top)
+            hist = np.bincount(arr)
+            u = np.flatnonzero(hist)
+            c = hist[u]
+        else:
+            u, c = np.unique(arr, return_counts=True)
         ids, counts = _merge_counts(ids, counts, u.astype(np.int64), c.astype(np.int64))
         total += arr.size
     order = np.lexsort((ids, -counts))  # hottest first, ties by row id

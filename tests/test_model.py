@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 import perfmodel
 from perfmodel._indices import table_call
 from perfmodel._l1 import L1_BPB_GRID, l1_hit_grid
-from perfmodel._l2 import _merged_hits, residency
-from perfmodel._lru import lru_hit_counts
+from perfmodel._l2 import residency
+from perfmodel._lru import lru_hit_counts, merged_hit_counts, stack_distances
 
 TRACES = Path(str(resources.files("perfmodel").joinpath("data/traces")))
 A100 = perfmodel.get_gpu("a100-80gb")
@@ -161,12 +161,9 @@ def test_trace_l1_grid_is_exact_lru_of_the_sms_streams() -> None:
 
 def test_hits_under_a_miss_need_a_recent_miss_of_the_row() -> None:
     """Row 7 misses at 0, is hit at 1 and 2 while in flight (window 3), then at 10 when it has
-    arrived; row 9 is touched once."""
+    arrived; row 9 is touched once (the exact count: tests/test_lru.py)."""
     stream = np.array([7, 7, 7, 9, 5, 5, 5, 5, 5, 5, 7], dtype=np.int64)
-    from perfmodel._lru import stack_distances
-
-    d = stack_distances(stream)
-    merged = _merged_hits(stream, d, np.array([1, 10]), window=3)
+    merged = merged_hit_counts(stream, stack_distances(stream), np.array([1, 10]), window=3)
     # capacity 10: hits of 7 at 1, 2 merged (its miss at 0); 7 at 10 fast; 5's hits at 5, 6
     # merged (its miss at 4), the rest fast
     assert merged[1] == 4

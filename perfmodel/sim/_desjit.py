@@ -211,9 +211,10 @@ def simulate_call(
     # per-iteration costs (cycles) and the in-flight window
     issue_cycles_warp: float, issue_cycles_sm: float, dep_cycles: float, window: int, l2_hint_distance: int,
     block_start_cycles: float,
-    # memory system
+    # memory system; persist_access[i]: index i of the call reads a pinned row (warm_rows are
+    # the call's first indices, so the same flags serve them)
     fp: FloatArray, l1_sets: int, l1_ways: int, l2_sets: int, l2_ways: int, n_parts: int, duplicate: int,
-    quota: int, policy: int, persist_row: npt.NDArray[np.uint8], apw: int, seed: int,
+    quota: int, policy: int, persist_access: npt.NDArray[np.uint8], apw: int, seed: int,
     pinned_lines: IntArray, pinned_masks: IntArray, warm_rows: IntArray,
 ) -> tuple[float, IntArray, IntArray, FloatArray, FloatArray]:  # pragma: no cover - compiled
     """Run one table call. Returns (end time, counters, latency histogram, per-SM finish times, per-SM lookups)."""
@@ -260,7 +261,7 @@ def simulate_call(
         s0 = row * row_bytes // sec_b
         s1 = (row * row_bytes + row_bytes - 1) // sec_b
         wsm = (i * 7919) % sm_count  # spread over the SMs (and so over both partitions)
-        wpers = 1 if (apw and persist_row[row]) else 0
+        wpers = 1 if (apw and persist_access[i]) else 0
         for line in range(s0 // 4, s1 // 4 + 1):
             a = max(s0, line * 4) - line * 4
             b = min(s1, line * 4 + 3) - line * 4
@@ -335,7 +336,7 @@ def simulate_call(
             last = row * row_bytes + hi - 1
             s0 = first // sec_b
             s1 = last // sec_b
-            pers = 1 if (apw and persist_row[row]) else 0
+            pers = 1 if (apw and persist_access[bag_start[bag] + j]) else 0
             done = t
             whole = 0  # lines of the row that hit in L1 entirely
             some = 0  # a sector of the row hit in L1
@@ -384,7 +385,7 @@ def simulate_call(
                 f2 = row2 * row_bytes + lo
                 l2s0 = f2 // sec_b
                 l2s1 = (row2 * row_bytes + hi - 1) // sec_b
-                pers2 = 1 if (apw and persist_row[row2]) else 0
+                pers2 = 1 if (apw and persist_access[bag_start[bag] + j + l2_hint_distance]) else 0
                 for line in range(l2s0 // 4, l2s1 // 4 + 1):
                     a = max(l2s0, line * 4) - line * 4
                     b = min(l2s1, line * 4 + 3) - line * 4

@@ -71,6 +71,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from perfmodel._capacity import check_device_fit
 from perfmodel._config import KernelConfig, Table, Workload
 from perfmodel._errors import InputError, choices_text
 from perfmodel._gpu import GPUSpec, get_gpu
@@ -296,8 +297,8 @@ def _simulate_table(
     hint_distance = facts.l2_hint_distance
     # ---- pinning
     pinned = pinned_rows(table, kernel, gpu)
-    persist_row = np.zeros(table.rows, dtype=np.uint8)
-    persist_row[pinned] = 1
+    # per access of the call, whether it reads a pinned row (O(lookups), never O(rows))
+    persist_access = np.isin(call.indices, pinned).astype(np.uint8)
     apw = 1 if kernel.pin_method == "access-policy-window" else 0
     p_lines, p_masks = _row_lines(pinned, rb) if pinned.size else (np.zeros(0, np.int64), np.zeros(0, np.int64))
     # ---- memory timing, cycles
@@ -331,7 +332,7 @@ def _simulate_table(
             float(instr), float(instr / SCHEDULERS_PER_SM), float(dep_cycles), int(window), int(hint_distance),
             float(turnaround),
             fp, int(l1_sets), int(params.l1_ways), int(l2_sets), int(params.l2_ways), int(parts),
-            1 if parts > 1 else 0, int(quota), POLICIES[params.policy], persist_row, apw, int(params.seed),
+            1 if parts > 1 else 0, int(quota), POLICIES[params.policy], persist_access, apw, int(params.seed),
             p_lines, p_masks, warm,
         )
         # a window's bulk is its SMs' mean finish time; its tail (the last SM's lag) happens once per call
@@ -427,6 +428,7 @@ def simulate_detailed(
     if not isinstance(kernel, KernelConfig):
         raise InputError(f"kernel must be a perfmodel.KernelConfig, but got {type(kernel).__name__}")
     g = get_gpu(gpu)
+    check_device_fit(workload, g)
     p = params or SimParams()
     changes: dict[str, Any] = {}
     if policy is not None:
