@@ -118,9 +118,11 @@ class Residency:
         """Note which grid cells exist, and mirror the grids as lists for one-configuration lookups."""
         done = ~np.isnan(self.grid[:, :, 0])
         self._complete = bool(done.all())
+        self._missing = ~done.ravel()  # by cell pin * len(G_GRID) + G
         self._done = {(int(a), int(b)) for a, b in zip(*np.nonzero(done), strict=True)}
         self._grid_list = self.grid.tolist()
         self._inflight_list = self.inflight.tolist()
+        self._flat = np.stack([self.grid.ravel(), self.inflight.ravel()])
         self._pinned_list: list[float] = self.pinned_access_counts.tolist()
 
     def pinned_rows_grid(self) -> FloatArray:
@@ -202,13 +204,15 @@ class Residency:
         """Expected row-load hits of one call (pinned hits included), vectorized."""
         return self.hit_counts(pinned_rows, capacity_rows, bags_in_flight)[0]
 
-    def hit_counts(self, pinned_rows: Any, capacity_rows: Any, bags_in_flight: Any) -> tuple[Any, Any]:
+    def hit_counts(self, pinned_rows: Any, capacity_rows: Any, bags_in_flight: Any, *,
+                   log_bags_in_flight: Any = None) -> tuple[Any, Any]:
         """(hits, hits that also save latency) of one call, pinned hits included, vectorized.
 
         Args:
             pinned_rows: k, rows pinned (already capped by the persisting maximum).
             capacity_rows: C, L2 capacity left to the other rows, in rows.
             bags_in_flight: G, bags whose lookups interleave.
+            log_bags_in_flight: log(max(G, 1)) when the caller has it (arrays only).
         """
         scalar = all(isinstance(v, (int, float)) for v in (pinned_rows, capacity_rows, bags_in_flight))
         if scalar:  # one configuration: plain floats, no array overhead (same arithmetic)
@@ -227,12 +231,18 @@ class Residency:
                                             (pinned_rows, capacity_rows, bags_in_flight)))
             pi, pw = _bracket(self._kgrid, k)
             ci, cw = _bracket(self._log_caps, np.log(np.maximum(c, 1.0)))
-            gi, gw = _bracket(_LOG_G, np.log(np.maximum(g, 1.0)))
-        if not self._complete and not (
-            scalar and {(pi, gi), (pi, gi + 1), (pi + 1, gi), (pi + 1, gi + 1)} <= self._done
-        ):
-            self._ensure_cells(np.atleast_1d(np.stack([pi, pi, pi + 1, pi + 1])),
-                               np.atleast_1d(np.stack([gi, gi + 1, gi, gi + 1])))
+            gi, gw = _bracket(_LOG_G, np.log(np.maximum(g, 1.0)) if log_bags_in_flight is None
+                              else np.broadcast_to(log_bags_in_flight, g.shape))
+        if not self._complete:
+            if scalar:
+                if not {(pi, gi), (pi, gi + 1), (pi + 1, gi), (pi + 1, gi + 1)} <= self._done:
+                    self._ensure_cells(np.array([pi, pi, pi + 1, pi + 1]), np.array([gi, gi + 1, gi, gi + 1]))
+            else:
+                n_g = len(G_GRID)
+                cells = (pi * n_g + gi)[None, :] + np.array([0, 1, n_g, n_g + 1])[:, None]
+                if self._missing[cells].any():
+                    flat = np.unique(cells)
+                    self._ensure_cells(flat // n_g, flat % n_g)
         # the four (pin, G) corners, each linear in log capacity
         if scalar:
             hits_s = merged_s = 0.0
@@ -244,19 +254,22 @@ class Residency:
             kp, kw = _bracket_scalar(self._kgrid_list, k)
             pinned_s = self._pinned_list[kp] + (self._pinned_list[kp + 1] - self._pinned_list[kp]) * kw
             return hits_s + pinned_s, hits_s - merged_s + pinned_s
-        hits: Any = 0.0
-        merged: Any = 0.0
-        for dp, wp in ((0, 1.0 - pw), (1, pw)):
-            for dg, wg in ((0, 1.0 - gw), (1, gw)):
-                for grid, is_hits in ((self.grid, True), (self.inflight, False)):
-                    lo = grid[pi + dp, gi + dg, ci]
-                    v = wp * wg * (lo + (grid[pi + dp, gi + dg, ci + 1] - lo) * cw)
-                    if is_hits:
-                        hits = hits + v
-                    else:
-                        merged = merged + v
+        # the eight (pin, G, capacity) corners of each configuration, gathered at once from both
+        # grids: trilinear in (k, log G, log C)
+        n_g, n_c = self.grid.shape[1], self.grid.shape[2]
+        base = (pi * n_g + gi) * n_c + ci
+        offsets = (_CORNERS_P * n_g * n_c + _CORNERS_G * n_c + _CORNERS_C)[:, None]
+        vals = np.take(self._flat, base[None, :] + offsets, axis=1)  # (2, 8, configs): hits, hits under a miss
+        weights = (np.where(_CORNERS_P[:, None] == 1, pw, 1.0 - pw) * np.where(_CORNERS_G[:, None] == 1, gw, 1.0 - gw)
+                   * np.where(_CORNERS_C[:, None] == 1, cw, 1.0 - cw))  # (8, configs)
+        hits, merged = np.einsum("ijk,jk->ik", vals, weights)
         pinned = self.pinned_accesses(k)
         return hits + pinned, hits - merged + pinned
+
+
+#: the corners of a (pin, G, capacity) cell, as offsets (0 or 1) along each axis
+_CORNERS_P, _CORNERS_G, _CORNERS_C = (np.array(v) for v in zip(*[(a, b, c) for a in (0, 1) for b in (0, 1)
+                                                                  for c in (0, 1)], strict=True))
 
 
 _LOG_G = np.log(G_GRID.astype(np.float64))

@@ -187,37 +187,43 @@ def _configs(
 ) -> tuple[_Configs, Any, Any, list[str], Any]:
     """The configurations as columns, with registers, spills and resident blocks.
 
-    Work is done once per distinct configuration (a search repeats many), then expanded.
+    The compiler's facts are looked up once per distinct compile key (variant, cap, prefetch,
+    check, pin method: a grid of configurations has few), resident blocks once per distinct
+    (block size, registers) pair (:func:`_resident_blocks`); the rest are array operations.
     Returns (configs, registers, spill bytes, register sources, blocks per SM).
     """
     ks = kernels if isinstance(kernels, list) else list(kernels)
     try:
-        rows = [(k.variant, k.register_cap, k.prefetch_distance, k.prefetch_kind, k.bounds_check, k.pin_method,
-                 k.block_size, k.pinned_row_fraction) for k in ks]
+        keys = [(k.variant, k.register_cap, k.prefetch_distance, k.prefetch_kind, k.bounds_check, k.pin_method)
+                for k in ks]
+        sizes = [k.block_size for k in ks]
+        fracs = [k.pinned_row_fraction for k in ks]
     except AttributeError:
         bad = next(k for k in ks if not isinstance(k, KernelConfig))
         raise InputError(f"kernels must be KernelConfig objects, but got {type(bad).__name__}") from None
-    index: dict[tuple[Any, ...], int] = {}
-    inv = [index.setdefault(r, len(index)) for r in rows]
-    uniq = list(index)
-    info: list[KernelFacts] = [compile_facts(*r[:6], gpu.arch, dtype) for r in uniq]
-    blocks_u = [_blocks_one(gpu, r[6], f.registers) for r, f in zip(uniq, info, strict=True)]
+    arch = gpu.arch
     if scalar:
-        r, f = uniq[0], info[0]
-        c = _Configs(ks, r[0] == "warp", r[6], r[7], r[5] == "evict-last-prefetch", _CHECK_CODE[r[4]],
+        r = keys[0]
+        f = compile_facts(*r, arch, dtype)
+        c = _Configs(ks, r[0] == "warp", sizes[0], fracs[0], r[5] == "evict-last-prefetch", _CHECK_CODE[r[4]],
                      f.instructions_per_iteration, f.dependent_cycles, float(f.row_loads_in_flight),
                      float(f.l2_hint_distance))
-        return c, f.registers, float(f.spill_bytes), [f.registers_source], blocks_u[0]
-    at = np.asarray(inv, dtype=np.int64)
+        return c, f.registers, float(f.spill_bytes), [f.registers_source], _blocks_one(gpu, sizes[0], f.registers)
+    index: dict[tuple[Any, ...], int] = {}
+    code = np.asarray([index.setdefault(r, len(index)) for r in keys], dtype=np.int64)
+    uniq = list(index)
+    info: list[KernelFacts] = [compile_facts(*r, arch, dtype) for r in uniq]
 
     def col(values: list[Any], dtype_: Any) -> Any:
-        return np.asarray(values, dtype=dtype_)[at]
+        return np.asarray(values, dtype=dtype_)[code]
 
+    block = np.asarray(sizes, dtype=np.int64)
+    regs = col([f.registers for f in info], np.int64)
     c = _Configs(
         ks,
         col([r[0] == "warp" for r in uniq], bool),
-        col([r[6] for r in uniq], np.int64),
-        col([r[7] for r in uniq], np.float64),
+        block,
+        np.asarray(fracs, dtype=np.float64),
         col([r[5] == "evict-last-prefetch" for r in uniq], bool),
         col([_CHECK_CODE[r[4]] for r in uniq], np.int64),
         col([f.instructions_per_iteration for f in info], np.float64),
@@ -226,8 +232,7 @@ def _configs(
         col([float(f.l2_hint_distance) for f in info], np.float64),
     )
     srcs = sorted({f.registers_source for f in info})
-    return (c, col([f.registers for f in info], np.int64), col([float(f.spill_bytes) for f in info], np.float64),
-            srcs, col(blocks_u, np.int64))
+    return c, regs, col([float(f.spill_bytes) for f in info], np.float64), srcs, _resident_blocks(gpu, block, regs)
 
 
 @dataclass(frozen=True)
@@ -306,11 +311,23 @@ def _l1_share(h1: Any, bpb: Any, g_sm: Any, xp: Any) -> Any:
         lo = h1[i, j] + (h1[i, j + 1] - h1[i, j]) * wj
         hi = h1[i + 1, j] + (h1[i + 1, j + 1] - h1[i + 1, j]) * wj
         return float(lo + (hi - lo) * wi)
-    iv, wiv = bracket(_LOG_BPB, np.log(bpb))
-    jv, wjv = bracket(_LOG_G_SM, np.log(g_sm))
-    lov = h1[iv, jv] + (h1[iv, jv + 1] - h1[iv, jv]) * wjv
-    hiv = h1[iv + 1, jv] + (h1[iv + 1, jv + 1] - h1[iv + 1, jv]) * wjv
-    return lov + (hiv - lov) * wiv
+    return _l1_share_logs(h1, np.log(bpb), np.log(g_sm))
+
+
+#: log of warps per block (1 ... 32), looked up instead of computed for each configuration
+_LOG_WARPS = np.log(np.maximum(np.arange(33, dtype=np.float64), 1.0))
+
+
+def _l1_share_logs(h1: npt.NDArray[np.float64], log_bpb: FloatArray, log_g_sm: FloatArray) -> FloatArray:
+    """:func:`_l1_share` on arrays, from the logarithms of its arguments."""
+    iv, wiv = bracket(_LOG_BPB, log_bpb)
+    jv, wjv = bracket(_LOG_G_SM, log_g_sm)
+    n_j = h1.shape[1]
+    corners = np.take(h1, (iv * n_j + jv)[None, :] + np.array([0, 1, n_j, n_j + 1])[:, None])  # (4, configs)
+    lov = corners[0] + (corners[1] - corners[0]) * wjv
+    hiv = corners[2] + (corners[3] - corners[2]) * wjv
+    out: FloatArray = lov + (hiv - lov) * wiv
+    return out
 
 
 def _table_eval(table: Table, batch: int, c: _Configs, gpu: GPUSpec, blocks: Any, xp: Any) -> dict[str, Any]:
@@ -348,7 +365,9 @@ def _table_eval(table: Table, batch: int, c: _Configs, gpu: GPUSpec, blocks: Any
     k_rows = pinned_row_count(c.pinned_fraction, table.rows, r_bytes, gpu)
     pinned_bytes = evict_last_pass_bytes(k_rows, r_bytes, gpu.l2_sector_bytes)
     cap_rows = p.l2_capacity_fraction * xp.maximum(gpu.l2_size_bytes - pinned_bytes, 0.0) / r_fp
-    hits, hits_fast = res.hit_counts(1.0 * k_rows, 1.0 * cap_rows, 1.0 * bags_in_flight)
+    # logarithms are the costly array operations: log G is taken once, for the L2 and the L1
+    log_g = None if xp is _PY else np.log(np.maximum(bags_in_flight, 1.0))
+    hits, hits_fast = res.hit_counts(1.0 * k_rows, 1.0 * cap_rows, 1.0 * bags_in_flight, log_bags_in_flight=log_g)
     h = xp.minimum(xp.maximum(hits / n, 0.0), 1.0)  # hits: no DRAM traffic
     hl = xp.minimum(xp.maximum(hits_fast / n, 0.0), 1.0)  # of which not merged into an in-flight miss
     # of those, served by the issuing SM's own L1 (the kernels use no shared memory, so the
@@ -356,7 +375,13 @@ def _table_eval(table: Table, batch: int, c: _Configs, gpu: GPUSpec, blocks: Any
     # runs of consecutive bags: wpb (warp) or wpb / chunks (pytorch, at least one bag).
     bpb = xp.where(c.warp_variant, 1.0 * wpb, xp.maximum(wpb / chunks, 1.0))
     g_sm = xp.maximum(bags_in_flight / gpu.sm_count, 1.0)
-    h1 = xp.minimum(_l1_share(k_.h1, bpb, g_sm, xp), hl)
+    if xp is _PY or isinstance(k_.h1, float):
+        h1 = xp.minimum(_l1_share(k_.h1, bpb, g_sm, xp), hl)
+    else:  # log bpb from a table of log(warps per block); log g_sm = max(log G - log SMs, 0)
+        assert log_g is not None
+        log_wpb = np.take(_LOG_WARPS, wpb)
+        log_bpb = np.where(c.warp_variant, log_wpb, np.maximum(log_wpb - math.log(chunks), 0.0))
+        h1 = np.minimum(_l1_share_logs(k_.h1, log_bpb, np.maximum(log_g - math.log(gpu.sm_count), 0.0)), hl)
 
     # one iteration's dependent chain (seconds)
     # index loads: both kernels read one 8-B index per iteration (all lanes the same address).
@@ -399,14 +424,15 @@ def _table_eval(table: Table, batch: int, c: _Configs, gpu: GPUSpec, blocks: Any
         which = xp.where(t == t_l2bw, 2, xp.where(sn >= z, 3, xp.where(kk > 0.5 * z, 1, 0)))
         return t, which
 
-    t_full, bound_full = iteration(w_full)
     if xp is _PY:  # one configuration: skip the evaluations whose result is known (same values)
+        t_full, bound_full = iteration(w_full)
         t_last = t_full if last_trip_share == 1.0 else iteration(w_full * last_trip_share)[0]
         wave_tail = 0.0 if tail_blocks == 0 else (
             (units_per_warp - 1.0) * iteration(w_tail)[0] + iteration(w_tail * last_trip_share)[0])
-    else:
-        t_last = iteration(w_full * last_trip_share)[0]
-        wave_tail = (units_per_warp - 1.0) * iteration(w_tail)[0] + iteration(w_tail * last_trip_share)[0]
+    else:  # the four warp counts in one pass over a (4, configs) array
+        t4, which4 = iteration(np.stack([w_full, w_full * last_trip_share, w_tail, w_tail * last_trip_share]))
+        t_full, bound_full, t_last = t4[0], which4[0], t4[1]
+        wave_tail = (units_per_warp - 1.0) * t4[2] + t4[3]
     wave_full = (units_per_warp - 1.0) * t_full + t_last
     lookup_s = (full_waves * wave_full + (tail_blocks > 0) * wave_tail) * iters_per_unit
     lookup_s = xp.where(blocks > 0, lookup_s + KERNEL_LAUNCH_GAP_S, xp.inf)
@@ -458,8 +484,9 @@ def _table_eval(table: Table, batch: int, c: _Configs, gpu: GPUSpec, blocks: Any
 _BOUND_NAMES = ("latency", "dram-bandwidth", "l2-bandwidth", "issue")
 
 
-#: resident blocks per (block size, registers), per GPU object (GPUSpec hashing is not free)
-_BLOCKS: dict[int, tuple[GPUSpec, dict[tuple[int, int], int]]] = {}
+#: resident blocks per SM by (block size / 32, registers), per GPU object (GPUSpec hashing is
+#: not free); -1 = not computed yet
+_BLOCKS: dict[int, tuple[GPUSpec, npt.NDArray[np.int64]]] = {}
 
 
 def clear_cache() -> None:
@@ -468,15 +495,36 @@ def clear_cache() -> None:
     _BLOCKS.clear()
 
 
-def _blocks_one(gpu: GPUSpec, block_size: int, regs: int) -> int:
-    """Resident blocks per SM of one (block size, registers) pair (memoized)."""
+def _blocks_table(gpu: GPUSpec) -> npt.NDArray[np.int64]:
     entry = _BLOCKS.get(id(gpu))
     if entry is None or entry[0] is not gpu:
-        entry = _BLOCKS[id(gpu)] = (gpu, {})
-    memo = entry[1]
-    got = memo.get((block_size, regs))
-    if got is None:
-        got = memo[(block_size, regs)] = int(blocks_per_sm(gpu, block_size, regs, 0)["active"])
+        entry = _BLOCKS[id(gpu)] = (gpu, np.full((1024 // 32 + 1, 256), -1, dtype=np.int64))
+    return entry[1]
+
+
+def _resident_blocks(gpu: GPUSpec, block_size: IntArray, regs: IntArray) -> IntArray:
+    """Resident blocks per SM of each (block size, registers) pair (exact occupancy, memoized
+    in a table; the pairs not seen before computed in one vectorized call)."""
+    table = _blocks_table(gpu)
+    b = block_size // 32
+    r = np.minimum(regs, 255)
+    got = table[b, r]
+    if (got < 0).any():
+        todo = np.unique(b[got < 0] * 256 + r[got < 0])
+        tb, tr = todo // 256, todo % 256
+        table[tb, tr] = np.asarray(blocks_per_sm(gpu, tb * 32, tr, 0)["active"], dtype=np.int64)
+        got = table[b, r]
+    out: IntArray = got
+    return out
+
+
+def _blocks_one(gpu: GPUSpec, block_size: int, regs: int) -> int:
+    """Resident blocks per SM of one (block size, registers) pair (memoized)."""
+    table = _blocks_table(gpu)
+    got = int(table[block_size // 32, min(regs, 255)])
+    if got < 0:
+        got = int(blocks_per_sm(gpu, block_size, regs, 0)["active"])
+        table[block_size // 32, min(regs, 255)] = got
     return got
 
 
