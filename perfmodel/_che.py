@@ -32,7 +32,7 @@ import numpy.typing as npt
 
 from perfmodel._popularity import Atoms
 
-__all__ = ["CallHits", "call_hits", "characteristic_time", "expected_distinct", "hit_fraction", "touched"]
+__all__ = ["CallHits", "call_hits", "characteristic_time", "expected_distinct", "hit_fraction", "hit_fractions", "touched"]
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -147,6 +147,27 @@ def call_hits(atoms: Atoms, n: float, capacities: npt.ArrayLike, windows: npt.Ar
 
 def hit_fraction(atoms: Atoms, n: float, capacity: float) -> float:
     """Share of n independent accesses that hit a cold LRU of ``capacity`` rows."""
-    if n <= 0:
-        return 0.0
-    return float(call_hits(atoms, n, [capacity]).hits[0] / n)
+    return float(hit_fractions(atoms, [n], capacity)[0])
+
+
+def hit_fractions(atoms: Atoms, ns: npt.ArrayLike, capacity: float) -> FloatArray:
+    """:func:`hit_fraction` for several stream lengths: T(C) does not depend on n, so it is
+    solved once."""
+    n = np.atleast_1d(np.asarray(ns, dtype=np.float64))
+    keep = (atoms.count > 0) & (atoms.q > 0)
+    qm, cnt = atoms.q[keep], atoms.count[keep]
+    mass = float(qm @ cnt)
+    if mass <= 0:
+        return np.zeros(n.size)
+    q = np.minimum(qm / mass, 1.0)
+    t_inf = float(characteristic_time(Atoms(q, cnt), [capacity])[0])
+    first = touched(q[None, :], n[:, None])  # (stream, atom)
+    reuse = np.maximum(n[:, None] * q[None, :] - first, 0.0)
+    if not np.isfinite(t_inf):
+        hits = reuse
+    else:
+        t = np.minimum(t_inf, n)[:, None]
+        e = touched(q[None, :], t)
+        hits = np.clip(q[None, :] * t - e + q[None, :] * (n[:, None] - t) * e, 0.0, reuse)
+    out: FloatArray = np.where(n > 0, (hits @ cnt) / np.maximum(n, 1e-300), 0.0)
+    return out

@@ -19,7 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from perfmodel import _disk_cache
-from perfmodel._che import hit_fraction
+from perfmodel._che import hit_fractions
 from perfmodel._config import Table
 from perfmodel._indices import bag_lengths, table_call
 from perfmodel._popularity import popularity
@@ -98,9 +98,10 @@ def l1_hit_grid(table: Table, batch_size: int, sm_count: int, capacity_rows: flo
         # the call's blocks of bpb bags go to min(sm_count, blocks) SMs: a small batch or a
         # large block leaves SMs idle, and each busy SM's L1 sees that much more of the stream
         n_all = float(bag_lengths(table, batch_size).sum())
-        atoms = pop.atoms()
         busy = [min(sm_count, math.ceil(batch_size / float(bpb))) for bpb in L1_BPB_GRID]
-        by_busy = {s: hit_fraction(atoms, n_all / s, capacity_rows) for s in set(busy)}  # one solve per SM count
+        counts = sorted(set(busy))
+        by_busy = dict(zip(counts, hit_fractions(pop.atoms(), [n_all / s for s in counts], capacity_rows).tolist(),
+                           strict=True))  # one Che solve: T depends on the capacity only
         grid = np.repeat(np.array([by_busy[s] for s in busy])[:, None], L1_G_GRID.size, axis=1)
     else:  # replayed once per trace, batch, SM count and capacity; kept on disk like the L2 grids
         name = "l1-" + _disk_cache.trace_key(table, (

@@ -114,14 +114,21 @@ class Residency:
     def is_trace(self) -> bool:
         return self._call_rank is not None
 
-    def _refresh(self) -> None:
-        """Note which grid cells exist, and mirror the grids as lists for one-configuration lookups."""
+    def _refresh(self, cells: list[tuple[int, int]] | None = None) -> None:
+        """Note which grid cells exist, and mirror the grids as lists for one-configuration
+        lookups (all cells, or only ``cells``, the ones just computed)."""
         done = ~np.isnan(self.grid[:, :, 0])
         self._complete = bool(done.all())
         self._missing = ~done.ravel()  # by cell pin * len(G_GRID) + G
-        self._done = {(int(a), int(b)) for a, b in zip(*np.nonzero(done), strict=True)}
-        self._grid_list = self.grid.tolist()
-        self._inflight_list = self.inflight.tolist()
+        if cells is None:
+            self._done = {(int(a), int(b)) for a, b in zip(*np.nonzero(done), strict=True)}
+            self._grid_list = self.grid.tolist()
+            self._inflight_list = self.inflight.tolist()
+        else:
+            for p, g in cells:
+                self._done.add((p, g))
+                self._grid_list[p][g] = self.grid[p, g].tolist()
+                self._inflight_list[p][g] = self.inflight[p, g].tolist()
         self._flat = np.stack([self.grid.ravel(), self.inflight.ravel()])
         self._pinned_list: list[float] = self.pinned_access_counts.tolist()
 
@@ -184,15 +191,18 @@ class Residency:
         # one exact LRU pass per cell, only the cells asked for
         with self._lock:
             caps = np.maximum(np.round(self.capacities).astype(np.int64), 1)
+            new: list[tuple[int, int]] = []
             for f in missing.tolist():
                 p, g = divmod(int(f), n_g)
                 if not np.isnan(self.grid[p, g, 0]):
                     continue
                 if self._pop is not None:
                     self._irm_cells(p)
+                    new.extend((p, gg) for gg in range(n_g))
                 else:
                     self._trace_cells(p, g, caps)
-            self._refresh()
+                    new.append((p, g))
+            self._refresh(new)
             self._save()
 
     def _save(self) -> None:

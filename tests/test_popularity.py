@@ -14,7 +14,14 @@ import numpy.typing as npt
 import pytest
 from scipy.special import zeta
 
-from perfmodel._che import call_hits, characteristic_time, expected_distinct, hit_fraction, touched
+from perfmodel._che import (
+    call_hits,
+    characteristic_time,
+    expected_distinct,
+    hit_fraction,
+    hit_fractions,
+    touched,
+)
 from perfmodel._config import IndexDistribution, Table
 from perfmodel._popularity import (
     EXACT_RANKS,
@@ -171,3 +178,11 @@ def test_popularity_of_tables() -> None:
     u = popularity(Table(rows=10, dim=4, pooling=1))
     assert isinstance(u, UniformPopularity)
     assert isinstance(z.atoms(), Atoms)
+
+
+def test_hit_fractions_solve_once_for_every_stream_length() -> None:
+    atoms = ZipfPopularity(80_000, 1.05).atoms()
+    ns = [10.0, 3_000.0, 40_000.0, 2e6]
+    got = hit_fractions(atoms, ns, 900.0)
+    for n, g in zip(ns, got, strict=True):
+        assert g == pytest.approx(call_hits(atoms, n, [900.0]).hits[0] / n, rel=1e-12)
