@@ -60,7 +60,7 @@ from perfmodel import _disk_cache
 from perfmodel._che import call_hits, expected_distinct
 from perfmodel._config import Table
 from perfmodel._indices import bag_lengths, table_call
-from perfmodel._lru import merged_hit_counts, stack_distances
+from perfmodel._lru import count_below, merged_hit_counts, stack_distances
 from perfmodel._physics import bracket as _bracket
 from perfmodel._physics import bracket_scalar as _bracket_scalar
 from perfmodel._popularity import Popularity, popularity
@@ -166,7 +166,7 @@ class Residency:
         keep = rank >= k
         kept = stream[keep]
         dist = stack_distances(kept)
-        self.grid[p, g, :] = np.searchsorted(np.sort(dist[dist >= 0]), caps, side="left")
+        self.grid[p, g, :] = count_below(dist, caps)
         # the kept stream's by-row order is the full one's, filtered, in kept positions
         kept_pos = np.cumsum(keep) - 1
         by_row_kept = kept_pos[by_row[keep[by_row]]]

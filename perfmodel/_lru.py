@@ -19,7 +19,7 @@ import numpy.typing as npt
 
 from perfmodel._errors import InputError
 
-__all__ = ["lru_hit_counts", "lru_hit_rates", "merged_hit_counts", "stack_distances"]
+__all__ = ["count_below", "lru_hit_counts", "lru_hit_rates", "merged_hit_counts", "stack_distances"]
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
@@ -66,10 +66,22 @@ def stack_distances(keys: npt.ArrayLike) -> IntArray:
     return out
 
 
+def count_below(values: IntArray, capacities: IntArray) -> IntArray:
+    """``#{v in values : 0 <= v < C}`` for each capacity C (any order), without sorting the
+    values: each value's bucket among the sorted capacities, a histogram, a running sum."""
+    caps = np.asarray(capacities, dtype=np.int64)
+    order = np.argsort(caps, kind="stable")
+    sorted_caps = caps[order]
+    v = values[values >= 0]
+    # v < C for the capacities after the first cap exceeding v: bucket = #caps <= v
+    hist = np.bincount(np.searchsorted(sorted_caps, v, side="right"), minlength=sorted_caps.size + 1)
+    out = np.empty(caps.size, dtype=np.int64)
+    out[order] = np.cumsum(hist)[: sorted_caps.size]
+    return out
+
+
 def _hits_from_distances(dist: IntArray, caps: IntArray) -> IntArray:
-    reuse = np.sort(dist[dist >= 0])
-    # hits(C) = #{d : 0 <= d < C}
-    return np.searchsorted(reuse, caps, side="left").astype(np.int64)
+    return count_below(dist, caps)  # hits(C) = #{d : 0 <= d < C}
 
 
 def _as_capacities(capacities: npt.ArrayLike) -> IntArray:
@@ -137,7 +149,7 @@ def merged_hit_counts(keys: npt.ArrayLike, distances: npt.ArrayLike, capacities:
     d_sorted = d[order]
     m = window_max_before(order.astype(np.int64), np.where(d_sorted < 0, inf, d_sorted), new_group, int(window))
     hit = d_sorted >= 0
-    a = np.searchsorted(np.sort(d_sorted[hit]), caps, side="left")
-    b = np.searchsorted(np.sort(np.maximum(d_sorted[hit], m[hit])), caps, side="left")
+    a = count_below(d_sorted[hit], caps)
+    b = count_below(np.maximum(d_sorted[hit], m[hit]), caps)
     out: IntArray = (a - b).astype(np.int64)
     return out

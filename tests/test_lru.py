@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from perfmodel import InputError
-from perfmodel._lru import lru_hit_counts, lru_hit_rates, merged_hit_counts, stack_distances
+from perfmodel._lru import count_below, lru_hit_counts, lru_hit_rates, merged_hit_counts, stack_distances
 
 TRACES = Path(__file__).resolve().parent.parent / "perfmodel" / "data" / "traces"
 
@@ -143,3 +143,10 @@ def test_merged_hits_worked_example() -> None:
     (distance 2) misses, and the merged hits stay the same four."""
     stream = np.array([7, 7, 7, 9, 5, 5, 5, 5, 5, 5, 7])
     assert merged_hit_counts(stream, stack_distances(stream), [1, 10], 3).tolist() == [4, 4]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(-1, 50), max_size=200), st.lists(st.integers(0, 60), min_size=1, max_size=10))
+def test_count_below_is_a_count(values: list[int], caps: list[int]) -> None:
+    got = count_below(np.array(values, dtype=np.int64), np.array(caps, dtype=np.int64))
+    assert got.tolist() == [sum(0 <= v < c for v in values) for c in caps]
