@@ -184,13 +184,17 @@ class _Configs:
 
 def _configs(
     kernels: Sequence[KernelConfig], gpu: GPUSpec, dtype: str, scalar: bool
-) -> tuple[_Configs, Any, Any, list[str], Any]:
-    """The configurations as columns, with registers, spills and resident blocks.
+) -> tuple[_Configs, Any, Any, list[str], Any, IntArray | None]:
+    """The distinct configurations as columns, with registers, spills and resident blocks.
 
-    The compiler's facts are looked up once per distinct compile key (variant, cap, prefetch,
-    check, pin method: a grid of configurations has few), resident blocks once per distinct
-    (block size, registers) pair (:func:`_resident_blocks`); the rest are array operations.
-    Returns (configs, registers, spill bytes, register sources, blocks per SM).
+    Work is done once per distinct configuration (a search repeats some): the columns hold
+    the distinct ones, and the last value maps every configuration to its column entry (None
+    when all are distinct). The compiler's facts are looked up once per distinct compile key
+    (variant, cap, prefetch, check, pin method: a grid of configurations has few), resident
+    blocks once per distinct (block size, registers) pair (:func:`_resident_blocks`); repeats
+    are found by sorting (compile key, block size, pinned fraction) as numbers, which costs
+    less than hashing every configuration's fields.
+    Returns (configs, registers, spill bytes, register sources, blocks per SM, expansion).
     """
     ks = kernels if isinstance(kernels, list) else list(kernels)
     try:
@@ -208,22 +212,35 @@ def _configs(
         c = _Configs(ks, r[0] == "warp", sizes[0], fracs[0], r[5] == "evict-last-prefetch", _CHECK_CODE[r[4]],
                      f.instructions_per_iteration, f.dependent_cycles, float(f.row_loads_in_flight),
                      float(f.l2_hint_distance))
-        return c, f.registers, float(f.spill_bytes), [f.registers_source], _blocks_one(gpu, sizes[0], f.registers)
+        return c, f.registers, float(f.spill_bytes), [f.registers_source], _blocks_one(gpu, sizes[0], f.registers), None
     index: dict[tuple[Any, ...], int] = {}
     code = np.asarray([index.setdefault(r, len(index)) for r in keys], dtype=np.int64)
     uniq = list(index)
     info: list[KernelFacts] = [compile_facts(*r, arch, dtype) for r in uniq]
+    block = np.asarray(sizes, dtype=np.int64)
+    frac = np.asarray(fracs, dtype=np.float64)
+    # repeated configurations: equal (compile key, block size, pinned fraction)
+    expand = None
+    number = code * 64 + block // 32
+    order = np.lexsort((frac, number))
+    first = np.empty(order.size, dtype=bool)
+    first[:1] = True
+    first[1:] = (np.diff(number[order]) != 0) | (np.diff(frac[order]) != 0)
+    if not first.all():
+        expand = np.empty(order.size, dtype=np.int64)
+        expand[order] = np.cumsum(first) - 1
+        keep = order[first]
+        code, block, frac = code[keep], block[keep], frac[keep]
 
     def col(values: list[Any], dtype_: Any) -> Any:
         return np.asarray(values, dtype=dtype_)[code]
 
-    block = np.asarray(sizes, dtype=np.int64)
     regs = col([f.registers for f in info], np.int64)
     c = _Configs(
         ks,
         col([r[0] == "warp" for r in uniq], bool),
         block,
-        np.asarray(fracs, dtype=np.float64),
+        frac,
         col([r[5] == "evict-last-prefetch" for r in uniq], bool),
         col([_CHECK_CODE[r[4]] for r in uniq], np.int64),
         col([f.instructions_per_iteration for f in info], np.float64),
@@ -232,7 +249,8 @@ def _configs(
         col([float(f.l2_hint_distance) for f in info], np.float64),
     )
     srcs = sorted({f.registers_source for f in info})
-    return c, regs, col([float(f.spill_bytes) for f in info], np.float64), srcs, _resident_blocks(gpu, block, regs)
+    return (c, regs, col([float(f.spill_bytes) for f in info], np.float64), srcs, _resident_blocks(gpu, block, regs),
+            expand)
 
 
 @dataclass(frozen=True)
@@ -539,7 +557,7 @@ def _evaluate(
     dram: Any = 0.0
     n_all = 0.0
     dtype0 = workload.tables[0].dtype
-    c, regs, spill, srcs, blocks = _configs(kernels, gpu, dtype0, scalar)
+    c, regs, spill, srcs, blocks, expand = _configs(kernels, gpu, dtype0, scalar)
     for t in workload.tables:
         if t.dtype != dtype0:
             b_t = _configs(kernels, gpu, t.dtype, scalar)[4]
@@ -565,6 +583,8 @@ def _evaluate(
         "blocks_per_sm": blocks,
         "warps_per_sm": warps,
     }
+    if expand is not None:  # from the distinct configurations back to every one asked for
+        agg = {k: v[expand] if isinstance(v, np.ndarray) else v for k, v in agg.items()}
     return agg, per_table
 
 
