@@ -11,6 +11,7 @@ import os
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -104,6 +105,20 @@ class KernelConfig:
 
     def replace(self, **changes: Any) -> KernelConfig:
         return dataclasses.replace(self, **changes)
+
+    @cached_property
+    def _model_row(self) -> tuple[int, tuple[Any, ...], int, float]:
+        """(compile id, compile key, block size, pinned fraction): what the vectorized model
+        reads of a configuration, worked out once per object (it is frozen). The compile key
+        holds the fields that change the compiled kernel; equal keys share one interned id,
+        so a batch groups configurations by integers instead of hashing their fields."""
+        key = (self.variant, self.register_cap, self.prefetch_distance, self.prefetch_kind, self.bounds_check,
+               self.pin_method)
+        return _COMPILE_IDS.setdefault(key, len(_COMPILE_IDS)), key, self.block_size, self.pinned_row_fraction
+
+
+#: interned compile keys (see KernelConfig._model_row); never cleared, so ids stay valid
+_COMPILE_IDS: dict[tuple[Any, ...], int] = {}
 
 
 @dataclass(frozen=True, kw_only=True)

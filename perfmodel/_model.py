@@ -191,31 +191,29 @@ def _configs(
     the distinct ones, and the last value maps every configuration to its column entry (None
     when all are distinct). The compiler's facts are looked up once per distinct compile key
     (variant, cap, prefetch, check, pin method: a grid of configurations has few), resident
-    blocks once per distinct (block size, registers) pair (:func:`_resident_blocks`); repeats
-    are found by sorting (compile key, block size, pinned fraction) as numbers, which costs
-    less than hashing every configuration's fields.
+    blocks once per distinct (block size, registers) pair (:func:`_resident_blocks`). Each
+    configuration is read once per object (``KernelConfig._model_row``: an interned compile
+    id, the key, block size, pinned fraction), and configurations are grouped and repeats
+    found by sorting those numbers, never by hashing their fields on every call.
     Returns (configs, registers, spill bytes, register sources, blocks per SM, expansion).
     """
     ks = kernels if isinstance(kernels, list) else list(kernels)
     try:
-        keys = [(k.variant, k.register_cap, k.prefetch_distance, k.prefetch_kind, k.bounds_check, k.pin_method)
-                for k in ks]
-        sizes = [k.block_size for k in ks]
-        fracs = [k.pinned_row_fraction for k in ks]
+        rows = [k._model_row for k in ks]
     except AttributeError:
         bad = next(k for k in ks if not isinstance(k, KernelConfig))
         raise InputError(f"kernels must be KernelConfig objects, but got {type(bad).__name__}") from None
     arch = gpu.arch
     if scalar:
-        r = keys[0]
+        _, r, size, fraction = rows[0]
         f = compile_facts(*r, arch, dtype)
-        c = _Configs(ks, r[0] == "warp", sizes[0], fracs[0], r[5] == "evict-last-prefetch", _CHECK_CODE[r[4]],
+        c = _Configs(ks, r[0] == "warp", size, fraction, r[5] == "evict-last-prefetch", _CHECK_CODE[r[4]],
                      f.instructions_per_iteration, f.dependent_cycles, float(f.row_loads_in_flight),
                      float(f.l2_hint_distance))
-        return c, f.registers, float(f.spill_bytes), [f.registers_source], _blocks_one(gpu, sizes[0], f.registers), None
-    index: dict[tuple[Any, ...], int] = {}
-    code = np.asarray([index.setdefault(r, len(index)) for r in keys], dtype=np.int64)
-    uniq = list(index)
+        return c, f.registers, float(f.spill_bytes), [f.registers_source], _blocks_one(gpu, size, f.registers), None
+    ids, keys, sizes, fracs = zip(*rows, strict=True)
+    _, first_of, code = np.unique(np.asarray(ids, dtype=np.int64), return_index=True, return_inverse=True)
+    uniq = [keys[i] for i in first_of.tolist()]
     info: list[KernelFacts] = [compile_facts(*r, arch, dtype) for r in uniq]
     block = np.asarray(sizes, dtype=np.int64)
     frac = np.asarray(fracs, dtype=np.float64)
