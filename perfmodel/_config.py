@@ -108,17 +108,20 @@ class KernelConfig:
 
     @cached_property
     def _model_row(self) -> tuple[int, tuple[Any, ...], int, float]:
-        """(compile id, compile key, block size, pinned fraction): what the vectorized model
+        """(compile code, compile key, block size, pinned fraction): what the vectorized model
         reads of a configuration, worked out once per object (it is frozen). The compile key
-        holds the fields that change the compiled kernel; equal keys share one interned id,
-        so a batch groups configurations by integers instead of hashing their fields."""
+        holds the fields that change the compiled kernel; the code numbers it one-to-one (mixed
+        radix over the validated ranges), so a batch groups configurations by sorting integers
+        instead of hashing their fields."""
         key = (self.variant, self.register_cap, self.prefetch_distance, self.prefetch_kind, self.bounds_check,
                self.pin_method)
-        return _COMPILE_IDS.setdefault(key, len(_COMPILE_IDS)), key, self.block_size, self.pinned_row_fraction
-
-
-#: interned compile keys (see KernelConfig._model_row); never cleared, so ids stay valid
-_COMPILE_IDS: dict[tuple[Any, ...], int] = {}
+        code = PIN_METHODS.index(self.pin_method)
+        code = code * len(BOUNDS_CHECKS) + BOUNDS_CHECKS.index(self.bounds_check)
+        code = code * len(PREFETCH_KINDS) + PREFETCH_KINDS.index(self.prefetch_kind)
+        code = code * (MAX_PREFETCH_DISTANCE + 1) + self.prefetch_distance
+        code = code * 256 + self.register_cap
+        code = code * len(VARIANTS) + VARIANTS.index(self.variant)
+        return code, key, self.block_size, self.pinned_row_fraction
 
 
 @dataclass(frozen=True, kw_only=True)

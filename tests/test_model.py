@@ -252,3 +252,20 @@ def test_access_policy_window_remap_pass_tracks_the_exact_count(kind: str) -> No
     assert p.pin_time_s == pytest.approx(s.pin_time_s, rel=0.15), (p.pin_time_s, s.pin_time_s)
     none = perfmodel.predict(w, dataclasses.replace(apw, pinned_row_fraction=0.0), A100)
     assert none.pin_time_s == 0.0
+
+
+def test_compile_codes_number_compile_keys_one_to_one() -> None:
+    """predict_batch groups configurations by KernelConfig._model_row's integer code: equal
+    codes must mean equal compile keys (extremes of every field's range)."""
+    seen: dict[int, tuple[object, ...]] = {}
+    for v in perfmodel.VARIANTS:
+        for cap in (0, perfmodel.MIN_REGISTER_CAP, 255):
+            for pd in (0, perfmodel.MAX_PREFETCH_DISTANCE):
+                for kind in perfmodel.PREFETCH_KINDS:
+                    for check in perfmodel.BOUNDS_CHECKS:
+                        for pin in perfmodel.PIN_METHODS:
+                            k = perfmodel.KernelConfig(variant=v, register_cap=cap, prefetch_distance=pd,
+                                                       prefetch_kind=kind, bounds_check=check, pin_method=pin)
+                            code, key, _, _ = k._model_row
+                            assert seen.setdefault(code, key) == key
+    assert len(seen) == 2 * 3 * 2 * 2 * 3 * 2
