@@ -11,9 +11,8 @@ import os
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from perfmodel._errors import InputError, check_float, check_int, choices_text
 
@@ -80,6 +79,12 @@ class KernelConfig:
     #: how prefetched rows are held: ``register`` (a register ring) or ``l2-hint``
     #: (``prefetch.global.L2`` hints, no registers)
     prefetch_kind: str = "register"
+    #: what the vectorized model reads of a configuration, set once per object by
+    #: ``__post_init__`` (not a field: no key of the file format): the compile code (the
+    #: fields that change the compiled kernel, numbered one-to-one by a mixed radix over their
+    #: validated ranges, so a batch groups configurations by sorting integers instead of
+    #: hashing fields), the compile key, block size and pinned fraction
+    _model_row: ClassVar[tuple[int, tuple[Any, ...], int, float]]
 
     def __post_init__(self) -> None:
         _choice("variant", self.variant, VARIANTS)
@@ -99,6 +104,7 @@ class KernelConfig:
         _choice("pin_method", self.pin_method, PIN_METHODS)
         _choice("bounds_check", self.bounds_check, BOUNDS_CHECKS)
         _choice("prefetch_kind", self.prefetch_kind, PREFETCH_KINDS)
+        object.__setattr__(self, "_model_row", self._compile_row())
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -106,13 +112,8 @@ class KernelConfig:
     def replace(self, **changes: Any) -> KernelConfig:
         return dataclasses.replace(self, **changes)
 
-    @cached_property
-    def _model_row(self) -> tuple[int, tuple[Any, ...], int, float]:
-        """(compile code, compile key, block size, pinned fraction): what the vectorized model
-        reads of a configuration, worked out once per object (it is frozen). The compile key
-        holds the fields that change the compiled kernel; the code numbers it one-to-one (mixed
-        radix over the validated ranges), so a batch groups configurations by sorting integers
-        instead of hashing their fields."""
+    def _compile_row(self) -> tuple[int, tuple[Any, ...], int, float]:
+        """(compile code, compile key, block size, pinned fraction): see ``_model_row``."""
         key = (self.variant, self.register_cap, self.prefetch_distance, self.prefetch_kind, self.bounds_check,
                self.pin_method)
         code = PIN_METHODS.index(self.pin_method)
