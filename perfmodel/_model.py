@@ -182,6 +182,18 @@ class _Configs:
     hint_distance: Any
 
 
+def _model_row_of(k: Any) -> tuple[int, tuple[Any, ...], int, float]:
+    """``k._model_row``, set now where ``k`` was built without ``__post_init__`` (search's grid
+    builds checked values that way); InputError for anything but a KernelConfig."""
+    if not isinstance(k, KernelConfig):
+        raise InputError(f"kernels must be KernelConfig objects, but got {type(k).__name__}")
+    row = k.__dict__.get("_model_row")
+    if row is None:
+        row = k._compile_row()
+        object.__setattr__(k, "_model_row", row)
+    return row
+
+
 def _configs(
     kernels: Sequence[KernelConfig], gpu: GPUSpec, dtype: str, scalar: bool
 ) -> tuple[_Configs, Any, Any, list[str], Any, IntArray | None]:
@@ -201,8 +213,7 @@ def _configs(
     try:
         rows = [k._model_row for k in ks]
     except AttributeError:
-        bad = next(k for k in ks if not isinstance(k, KernelConfig))
-        raise InputError(f"kernels must be KernelConfig objects, but got {type(bad).__name__}") from None
+        rows = [_model_row_of(k) for k in ks]
     arch = gpu.arch
     if scalar:
         _, r, size, fraction = rows[0]
