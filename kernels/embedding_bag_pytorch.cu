@@ -5,28 +5,68 @@
 // indices with scalar loads; side outputs offset2bag and bag_size.
 //
 // Differences from the original, all compile-time options whose default (0) is the original:
-//   RECPERF_PREFETCH_DISTANCE > 0: rows loaded ahead into a register ring;
+//   RECPERF_PREFETCH_DISTANCE > 0: rows loaded ahead into a register ring (below);
 //   RECPERF_PREFETCH_L2HINT = 1:   prefetch.global.L2 hints l2_prefetch_distance rows ahead;
 //   RECPERF_BOUNDS_INLINE = 0:     the in-loop CUDA_KERNEL_ASSERT removed (checked before, or not);
+//   RECPERF_BOUNDS_PRELOOP = 1:    `pytorch-current` with the inline check: PyTorch's current
+//                                  kernel (after PR #167834, e.g. cyyever/pytorch 0cecc5c1,
+//                                  same file): each thread first ORs `idx < 0 || idx >= numRows`
+//                                  over the bag's indices in a separate loop, asserts once, then
+//                                  runs the main loop with no check; the main loop reads
+//                                  input[emb] once into a local (`input_idx`), as here;
 //   RECPERF_REGISTER_CAP > 0:      __maxnreg__ (the seed paper's "OptMT" uses -maxrregcount 42).
+//
+// The register ring (issue 9: the prefetch has to survive compilation). The ring holds the raw
+// loaded values and the pad flag of each slot; the padding select, the bag-size count and the
+// accumulation happen when a slot is used, and a slot's refill (row emb + P) is issued before
+// its old value is used, guarded by a predicate (emb + P < end) rather than a branch around
+// it. So P + 1 row loads can be in flight per warp. A first version selected at load time
+// (`pad ? 0 : value`) and refilled under a branch: the compiler waited for every load at
+// once (one row in flight); it is kept as tests/fixtures/embedding_bag_pytorch_ring_before.cu.
 #include "recperf_common.cuh"
 
+#ifndef RECPERF_BOUNDS_PRELOOP
+#define RECPERF_BOUNDS_PRELOOP 0
+#endif
+#if RECPERF_BOUNDS_PRELOOP && !RECPERF_BOUNDS_INLINE
+#error "RECPERF_BOUNDS_PRELOOP is the in-kernel check of pytorch-current: it needs RECPERF_BOUNDS_INLINE=1"
+#endif
+#if RECPERF_BOUNDS_PRELOOP && (RECPERF_PREFETCH_DISTANCE > 0 || RECPERF_PREFETCH_L2HINT)
+#error "pytorch-current is PyTorch's kernel as shipped: no prefetch"
+#endif
+
 #if RECPERF_PREFETCH_DISTANCE > 0
-// Load row `emb`'s element for this thread's column (zero for padding), counting the bag size
-// as PyTorch does (padding rows do not count).
-__device__ __forceinline__ scalar_t recperf_pytorch_load(const index_t* input, const scalar_t* weightFeat,
-                                                          recperf_i64 emb, recperf_i64 weight_stride0,
-                                                          index_t padding_idx, recperf_i64 numRows,
-                                                          recperf_i64& bag_size_) {
+// The raw element of row `emb` for this thread's column and whether the row is the padding
+// index; no select here (it happens when the slot is used). The index is checked before the
+// read when the check is inline.
+__device__ __forceinline__ scalar_t recperf_pytorch_fetch(const index_t* input, const scalar_t* weightFeat,
+                                                           recperf_i64 emb, recperf_i64 weight_stride0,
+                                                           index_t padding_idx, recperf_i64 numRows, bool& pad) {
   const index_t idx = input[emb];
-  const bool pad = (idx == padding_idx);
 #if RECPERF_BOUNDS_INLINE
   RECPERF_PYTORCH_INDEX_ASSERT(idx, numRows, emb);
 #endif
-  const recperf_i64 weightRow = static_cast<recperf_i64>(idx) * weight_stride0;
-  scalar_t weightValue = weightFeat[weightRow];
+  pad = (idx == padding_idx);
+  return weightFeat[static_cast<recperf_i64>(idx) * weight_stride0];
+}
+
+// Use one slot: the padding select, the bag-size count, the accumulation, offset2bag.
+__device__ __forceinline__ void recperf_pytorch_use(scalar_t raw, bool pad, recperf_i64 emb,
+                                                    const scalar_t* per_sample_weights,
+                                                    recperf_i64 per_sample_weights_stride, recperf_i64 featureDim,
+                                                    index_t* offset2bag, recperf_i64 bag, float& weightFeatSum,
+                                                    recperf_i64& bag_size_) {
+  const scalar_t weightValue = pad ? static_cast<scalar_t>(0) : raw;
+  if (per_sample_weights) {
+    const float scaleWeightBy = recperf_to_acc(per_sample_weights[emb * per_sample_weights_stride]);
+    weightFeatSum += scaleWeightBy * recperf_to_acc(weightValue);
+  } else {
+    weightFeatSum += recperf_to_acc(weightValue);
+  }
   bag_size_ += pad ? 0 : 1;
-  return pad ? static_cast<scalar_t>(0) : weightValue;
+  if (featureDim == 0) {
+    offset2bag[emb] = bag;
+  }
 }
 #endif
 
@@ -53,6 +93,15 @@ __device__ __forceinline__ void recperf_pytorch_body(
       RECPERF_KERNEL_ASSERT(end >= begin);
       accscalar_t weightFeatSum = 0;
       recperf_i64 bag_size_ = 0;
+#if RECPERF_BOUNDS_PRELOOP
+      // PyTorch's current kernel: a separate validation loop (no early exit), one assert.
+      bool has_invalid_index = false;
+      for (recperf_i64 emb = begin; emb < end; emb++) {
+        const index_t input_idx = input[emb];
+        has_invalid_index = has_invalid_index || (input_idx < 0 || input_idx >= numRows);
+      }
+      RECPERF_PYTORCH_PRELOOP_ASSERT(has_invalid_index, input, begin, end, numRows);
+#endif
 #if RECPERF_PREFETCH_DISTANCE == 0
       for (recperf_i64 emb = begin; emb < end; emb++) {
 #if RECPERF_PREFETCH_L2HINT
@@ -67,7 +116,7 @@ __device__ __forceinline__ void recperf_pytorch_body(
         }
 #endif
         bool pad = (input[emb] == padding_idx);
-#if RECPERF_BOUNDS_INLINE
+#if RECPERF_BOUNDS_INLINE && !RECPERF_BOUNDS_PRELOOP
         RECPERF_PYTORCH_INDEX_ASSERT(input[emb], numRows, emb);
 #endif
         const recperf_i64 weightRow = static_cast<recperf_i64>(input[emb]) * weight_stride0;
@@ -87,38 +136,47 @@ __device__ __forceinline__ void recperf_pytorch_body(
         }
       }
 #else
-      // Register ring: ring[j] holds row (base + j)'s element; after use it is refilled with
-      // row (base + j + PREFETCH_DISTANCE). The inner loop is unrolled so the ring lives in
-      // registers.
-      scalar_t ring[RECPERF_PREFETCH_DISTANCE];
+      // Register ring of P + 1 slots. At the top of the main loop slots 0..P-1 hold rows
+      // base..base+P-1 (raw element and pad flag, where the row exists) and slot P is free. Step j
+      // refills the free slot (j + P) % (P + 1) with row base + j + P, then uses slot j; so the
+      // loop handles P + 1 rows and every slot keeps one register (no moves between slots, which
+      // would make the compiler wait for a load early).
+      constexpr int RING = RECPERF_PREFETCH_DISTANCE + 1;
+      scalar_t ring[RING];
+      bool ring_pad[RING];
+#pragma unroll
+      for (int j = 0; j < RING; ++j) {
+        ring[j] = static_cast<scalar_t>(0);
+        ring_pad[j] = true;
+      }
 #pragma unroll
       for (int j = 0; j < RECPERF_PREFETCH_DISTANCE; ++j) {
         if (begin + j < end) {
-          ring[j] = recperf_pytorch_load(input, weightFeat, begin + j, weight_stride0, padding_idx, numRows,
-                                         bag_size_);
+          ring[j] = recperf_pytorch_fetch(input, weightFeat, begin + j, weight_stride0, padding_idx, numRows,
+                                          ring_pad[j]);
         }
       }
-      for (recperf_i64 base = begin; base < end; base += RECPERF_PREFETCH_DISTANCE) {
+      recperf_i64 base = begin;
+      for (; base + RING <= end; base += RING) {
 #pragma unroll
-        for (int j = 0; j < RECPERF_PREFETCH_DISTANCE; ++j) {
+        for (int j = 0; j < RING; ++j) {
           const recperf_i64 emb = base + j;
-          if (emb < end) {
-            const scalar_t weightValue = ring[j];
-            if (emb + RECPERF_PREFETCH_DISTANCE < end) {
-              ring[j] = recperf_pytorch_load(input, weightFeat, emb + RECPERF_PREFETCH_DISTANCE, weight_stride0,
-                                             padding_idx, numRows, bag_size_);
-            }
-            if (per_sample_weights) {
-              accscalar_t scaleWeightBy =
-                  recperf_to_acc(per_sample_weights[emb * per_sample_weights_stride]);
-              weightFeatSum += scaleWeightBy * recperf_to_acc(weightValue);
-            } else {
-              weightFeatSum += recperf_to_acc(weightValue);
-            }
-            if (featureDim == 0) {
-              offset2bag[emb] = bag;
-            }
+          const int free_slot = (j + RECPERF_PREFETCH_DISTANCE) % RING;
+          if (emb + RECPERF_PREFETCH_DISTANCE < end) {  // guarded load, not a branch
+            ring[free_slot] = recperf_pytorch_fetch(input, weightFeat, emb + RECPERF_PREFETCH_DISTANCE,
+                                                    weight_stride0, padding_idx, numRows, ring_pad[free_slot]);
           }
+          recperf_pytorch_use(ring[j], ring_pad[j], emb, per_sample_weights, per_sample_weights_stride,
+                              featureDim, offset2bag, bag, weightFeatSum, bag_size_);
+        }
+      }
+      // Tail: at most P rows left, all already in slots 0..P-1.
+#pragma unroll
+      for (int j = 0; j < RECPERF_PREFETCH_DISTANCE; ++j) {
+        const recperf_i64 emb = base + j;
+        if (emb < end) {
+          recperf_pytorch_use(ring[j], ring_pad[j], emb, per_sample_weights, per_sample_weights_stride,
+                              featureDim, offset2bag, bag, weightFeatSum, bag_size_);
         }
       }
 #endif

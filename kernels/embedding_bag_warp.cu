@@ -4,6 +4,8 @@
 // wider than 32 vectors are walked in column chunks. Launch: 1-D blocks of block_size threads,
 // grid sized to the GPU (the launcher's grid_size), grid-stride over bags.
 // Lanes share nothing (each reads the index itself; the loads broadcast), so no warp shuffles.
+// The register ring (RECPERF_PREFETCH_DISTANCE = P > 0) keeps P + 1 slots so that it survives
+// compilation (issue 9): see embedding_bag_pytorch.cu.
 #include "recperf_common.cuh"
 
 #ifndef RECPERF_VEC_BYTES
@@ -84,26 +86,39 @@ __device__ __forceinline__ void recperf_warp_body(
         recperf_accumulate(acc, v, per_sample_weights ? recperf_to_acc(per_sample_weights[emb]) : 1.f);
       }
 #else
-      // Register ring of the next PREFETCH_DISTANCE rows' vectors (unrolled: stays in registers).
-      recperf_raw_t ring[RECPERF_PREFETCH_DISTANCE];
+      // Register ring of P + 1 slots (see embedding_bag_pytorch.cu): at the top of the main loop
+      // slots 0..P-1 hold rows base..base+P-1 (where they exist) and slot P is free; step j
+      // refills the free slot (j + P) % (P + 1) with row base + j + P under a predicate, then
+      // uses slot j. Every slot keeps one register, so P + 1 row loads can be in flight.
+      constexpr int RING = RECPERF_PREFETCH_DISTANCE + 1;
+      recperf_raw_t ring[RING];
+#pragma unroll
+      for (int j = 0; j < RING; ++j) ring[j] = recperf_raw_t();
 #pragma unroll
       for (int j = 0; j < RECPERF_PREFETCH_DISTANCE; ++j) {
         if (begin + j < end) {
           ring[j] = recperf_warp_load(input, weight_col, begin + j, featureSize, numRows);
         }
       }
-      for (recperf_i64 base = begin; base < end; base += RECPERF_PREFETCH_DISTANCE) {
+      recperf_i64 base = begin;
+      for (; base + RING <= end; base += RING) {
 #pragma unroll
-        for (int j = 0; j < RECPERF_PREFETCH_DISTANCE; ++j) {
+        for (int j = 0; j < RING; ++j) {
           const recperf_i64 emb = base + j;
-          if (emb < end) {
-            const recperf_raw_t v = ring[j];
-            if (emb + RECPERF_PREFETCH_DISTANCE < end) {
-              ring[j] = recperf_warp_load(input, weight_col, emb + RECPERF_PREFETCH_DISTANCE, featureSize,
-                                          numRows);
-            }
-            recperf_accumulate(acc, v, per_sample_weights ? recperf_to_acc(per_sample_weights[emb]) : 1.f);
+          const int free_slot = (j + RECPERF_PREFETCH_DISTANCE) % RING;
+          if (emb + RECPERF_PREFETCH_DISTANCE < end) {  // guarded load, not a branch
+            ring[free_slot] =
+                recperf_warp_load(input, weight_col, emb + RECPERF_PREFETCH_DISTANCE, featureSize, numRows);
           }
+          recperf_accumulate(acc, ring[j], per_sample_weights ? recperf_to_acc(per_sample_weights[emb]) : 1.f);
+        }
+      }
+      // Tail: at most P rows left, all already in slots 0..P-1.
+#pragma unroll
+      for (int j = 0; j < RECPERF_PREFETCH_DISTANCE; ++j) {
+        const recperf_i64 emb = base + j;
+        if (emb < end) {
+          recperf_accumulate(acc, ring[j], per_sample_weights ? recperf_to_acc(per_sample_weights[emb]) : 1.f);
         }
       }
 #endif

@@ -5,8 +5,10 @@
 //   * g++ through kernels/cpu_shim.h, which defines the CUDA built-ins the kernels use
 //     (threadIdx/blockIdx/blockDim/gridDim, vector types, atomicMin) and runs every thread of
 //     a launch on the CPU (kernels/cpu_shim.cpp).
-// The kernels use no shared memory, no barriers and no warp shuffles: every thread reads and
-// writes only its own outputs, so a sequential run over all threads is exact.
+// The kernels use no shared memory and no barriers. All but `tbe` use no warp shuffles: every
+// thread reads and writes only its own outputs, so a sequential run over all threads is exact;
+// `tbe` passes indices between a warp's lanes with __shfl_sync, so the CPU runner executes a
+// warp's 32 lanes as fibers in lock-step (kernels/cpu_shim.cpp).
 //
 // Compile-time configuration (set with -D; defaults below):
 //   RECPERF_DTYPE_F16        0: float32 table/output, 1: float16 (bits in unsigned short), fp32 accumulation
@@ -134,6 +136,11 @@ extern "C" __device__ void __assertfail(const char* message, const char* file, u
 // The warp variant checks both bounds with one unsigned comparison.
 #define RECPERF_INDEX_ASSERT(idx, num_rows, pos) \
   RECPERF_KERNEL_ASSERT((recperf_u64)(recperf_i64)(idx) < (recperf_u64)(num_rows))
+// PyTorch's current kernel asserts once after its validation loop.
+#define RECPERF_PYTORCH_PRELOOP_ASSERT(has_invalid, input, begin, end, num_rows) \
+  RECPERF_KERNEL_ASSERT(!(has_invalid) && "Invalid input index in EmbeddingBag: index out of range [0, numRows)")
+// A read the CUDA original makes without a check (CPU runs check it, so nothing is read out of bounds).
+#define RECPERF_CPU_READ_CHECK(idx, num_rows, pos)
 #else
 // On the CPU a failed check stops the thread before the read and records the position
 // (cpu_shim.h); negative indices are caught too, so the CPU run never reads out of bounds.
@@ -143,6 +150,11 @@ extern "C" __device__ void __assertfail(const char* message, const char* file, u
   }
 #define RECPERF_PYTORCH_INDEX_ASSERT(idx, num_rows, pos) recperf_cpu_check_index((idx), (num_rows), (pos))
 #define RECPERF_INDEX_ASSERT(idx, num_rows, pos) recperf_cpu_check_index((idx), (num_rows), (pos))
+#define RECPERF_PYTORCH_PRELOOP_ASSERT(has_invalid, input, begin, end, num_rows)               \
+  if (has_invalid) {                                                                          \
+    for (recperf_i64 bad = (begin); bad < (end); ++bad) recperf_cpu_check_index((input)[bad], (num_rows), bad); \
+  }
+#define RECPERF_CPU_READ_CHECK(idx, num_rows, pos) recperf_cpu_check_index((idx), (num_rows), (pos))
 #endif
 
 #define RECPERF_MODE_SUM 0
