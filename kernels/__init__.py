@@ -30,7 +30,8 @@ from kernels._gpu import (
     persisting_l2_window,
     toolchain_problems,
 )
-from kernels._launch import LaunchGeometry, frequency_remap, launch_geometry, vec_bytes_for
+from kernels._launch import LaunchGeometry, frequency_remap, launch_geometry, tbe_vecs_for, vec_bytes_for
+from kernels._profile import cuobjdump_path, disassemble, kernel_profile, kernel_sass
 
 __all__ = [
     "PINNED_NVRTC",
@@ -45,10 +46,14 @@ __all__ = [
     "cache_dir",
     "compile_key",
     "cpu_compiler",
+    "cuobjdump_path",
+    "disassemble",
     "embedding_bag_cpu",
     "embedding_bag_gpu",
     "frequency_remap",
     "gpu_available",
+    "kernel_profile",
+    "kernel_sass",
     "launch_geometry",
     "launchable_variants",
     "nvrtc_problem",

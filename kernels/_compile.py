@@ -53,8 +53,21 @@ __all__ = [
 KERNEL_DIR = Path(__file__).resolve().parent
 #: the NVRTC release the shipped resource table is built with (pyproject's `compile` extra)
 PINNED_NVRTC = "13.5.37"
-SOURCES = {"pytorch": "embedding_bag_pytorch.cu", "warp": "embedding_bag_warp.cu", "aux": "embedding_bag_aux.cu"}
-ENTRY_NAMES = {"pytorch": "recperf_embedding_bag_pytorch", "warp": "recperf_embedding_bag_warp"}
+SOURCES = {
+    "pytorch": "embedding_bag_pytorch.cu",
+    "pytorch-current": "embedding_bag_pytorch.cu",
+    "warp": "embedding_bag_warp.cu",
+    "micro24-combined": "embedding_bag_micro24.cu",
+    "tbe": "embedding_bag_tbe.cu",
+    "aux": "embedding_bag_aux.cu",
+}
+ENTRY_NAMES = {
+    "pytorch": "recperf_embedding_bag_pytorch",
+    "pytorch-current": "recperf_embedding_bag_pytorch",
+    "warp": "recperf_embedding_bag_warp",
+    "micro24-combined": "recperf_embedding_bag_micro24",
+    "tbe": "recperf_embedding_bag_tbe",
+}
 COMPILERS = ("auto", "nvrtc", "nvcc", "table")
 #: widest vector load of the warp variant (bytes per lane per row)
 WARP_VEC_BYTES = 16
@@ -94,6 +107,8 @@ class CompileKey:
     index_dtype: str = "int64"
     #: warp variant only: bytes per lane per load
     vec_bytes: int = WARP_VEC_BYTES
+    #: tbe only: 4-element vectors per lane per row (kMaxVecsPerThread; rows of up to 128 x this)
+    tbe_vecs: int = 1
 
     def defines(self, *, with_cap: bool = True) -> list[str]:
         d = [
@@ -105,6 +120,10 @@ class CompileKey:
         ]
         if self.variant == "warp":
             d.append(f"-DRECPERF_VEC_BYTES={self.vec_bytes}")
+        if self.variant == "tbe":
+            d.append(f"-DRECPERF_TBE_MAX_VECS={self.tbe_vecs}")
+        if self.variant == "pytorch-current" and self.bounds_inline:
+            d.append("-DRECPERF_BOUNDS_PRELOOP=1")
         if with_cap:
             d.append(f"-DRECPERF_REGISTER_CAP={self.register_cap}")
         return d
@@ -119,15 +138,23 @@ class CompileKey:
 
 
 def compile_key(
-    kernel: KernelConfig, *, dtype: str = "float32", index_dtype: str = "int64", vec_bytes: int = WARP_VEC_BYTES
+    kernel: KernelConfig,
+    *,
+    dtype: str = "float32",
+    index_dtype: str = "int64",
+    vec_bytes: int = WARP_VEC_BYTES,
+    tbe_vecs: int = 1,
 ) -> CompileKey:
-    """The compile key of ``kernel``'s lookup kernel."""
+    """The compile key of ``kernel``'s lookup kernel (``vec_bytes``: the warp variant's load width;
+    ``tbe_vecs``: the tbe variant's vectors per lane, see :func:`kernels.tbe_vecs_for`)."""
     if dtype not in DTYPES:
         raise InputError(f"unknown dtype {dtype!r}; valid choices: {', '.join(DTYPES)}")
     if index_dtype not in INDEX_DTYPES:
         raise InputError(f"unknown index dtype {index_dtype!r}; valid choices: {', '.join(INDEX_DTYPES)}")
     if vec_bytes not in (2, 4, 8, 16) or vec_bytes < DTYPES[dtype]:
         raise InputError(f"`vec_bytes` in (2, 4, 8, 16) and >= the element size must hold, but got {vec_bytes}")
+    if isinstance(tbe_vecs, bool) or not isinstance(tbe_vecs, int) or not 1 <= tbe_vecs <= 16:
+        raise InputError(f"`1 <= tbe_vecs <= 16` must hold, but got tbe_vecs={tbe_vecs!r}")
     pd = kernel.prefetch_distance
     ring = kernel.prefetch_kind == "register"
     return CompileKey(
@@ -139,6 +166,7 @@ def compile_key(
         dtype=dtype,
         index_dtype=index_dtype,
         vec_bytes=vec_bytes if kernel.variant == "warp" else WARP_VEC_BYTES,
+        tbe_vecs=tbe_vecs if kernel.variant == "tbe" else 1,
     )
 
 

@@ -25,6 +25,7 @@ __all__ = [
     "hot_rows",
     "launch_geometry",
     "pinned_row_count",
+    "tbe_vecs_for",
     "vec_bytes_for",
 ]
 
@@ -34,6 +35,13 @@ PYTORCH_GRID = PYTORCH_GRID_BLOCKS
 MODES = {"sum": 0, "mean": 1}
 _FLOAT_DTYPES = {"float32": np.dtype(np.float32), "float16": np.dtype(np.float16)}
 _INDEX_DTYPES = {"int64": np.dtype(np.int64), "int32": np.dtype(np.int32)}
+#: variants launched as PyTorch's EmbeddingBag_updateOutputKernel_sum_mean (side outputs too)
+PYTORCH_LAUNCH = ("pytorch", "pytorch-current", "micro24-combined")
+#: FBGEMM caps a TBE grid at 64 blocks per SM (fbgemm_gpu/include/fbgemm_gpu/utils/cuda_utilities.cuh,
+#: MAX_THREAD_BLOCKS_FACTOR = 64, BlockCapPolicy::Always; commit 71d6f8b2)
+TBE_BLOCKS_PER_SM_CAP = 64
+#: FBGEMM's TBE reads rows in 4-element vectors (Vec4T), 32 lanes x 4 = 128 elements per vector step
+TBE_VEC_WIDTH = 4
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -47,10 +55,14 @@ def launch_geometry(
 ) -> LaunchGeometry:
     """Grid and block of ``kernel``'s lookup launch.
 
-    ``pytorch``: block (32, block_size / 32), fixed grid of 1024 blocks (PyTorch 2.1).
+    ``pytorch``, ``pytorch-current``, ``micro24-combined``: block (32, block_size / 32), fixed
+    grid of 1024 blocks (PyTorch 2.1; the artifact keeps PyTorch's launch).
     ``warp``: 1-D blocks of block_size threads (block_size / 32 bags each), grid sized to the
     GPU: enough blocks for every bag, at most as many as the GPU holds at full thread
     occupancy (sm_count x max_threads_per_sm / block_size); the kernel grid-strides over bags.
+    ``tbe``: block (32, block_size / 32) (FBGEMM's dim3(kThreadGroupSize, kForwardMaxThreads /
+    kThreadGroupSize), one bag per warp), grid = ceil(bags / warps per block) capped at 64
+    blocks per SM as FBGEMM caps it; the kernel grid-strides over bags.
     """
     if num_bags < 0:
         raise InputError(f"`num_bags >= 0` must hold, but got num_bags={num_bags}")
@@ -59,12 +71,27 @@ def launch_geometry(
             f"`sm_count >= 1 and max_threads_per_sm >= block_size` must hold, but got "
             f"(sm_count={sm_count}, max_threads_per_sm={max_threads_per_sm}, block_size={kernel.block_size})"
         )
-    if kernel.variant == "pytorch":
+    if kernel.variant in PYTORCH_LAUNCH:
         return LaunchGeometry(grid=(PYTORCH_GRID, 1, 1), block=(32, kernel.block_size // 32, 1))
     warps = kernel.block_size // 32
+    if kernel.variant == "tbe":
+        grid = max(1, min(math.ceil(num_bags / warps), TBE_BLOCKS_PER_SM_CAP * sm_count))
+        return LaunchGeometry(grid=(grid, 1, 1), block=(32, warps, 1))
     resident = sm_count * (max_threads_per_sm // kernel.block_size)
     grid = max(1, min(math.ceil(num_bags / warps), resident))
     return LaunchGeometry(grid=(grid, 1, 1), block=(kernel.block_size, 1, 1))
+
+
+def tbe_vecs_for(dim: int) -> int:
+    """FBGEMM's kMaxVecsPerThread for a row of ``dim`` elements: the smallest v with dim <= 128 v
+    (rows are read in 4-element vectors by 32 lanes); the row must be a multiple of 4 elements."""
+    if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1 or dim % TBE_VEC_WIDTH:
+        raise InputError(f"`dim` a positive multiple of {TBE_VEC_WIDTH} must hold for variant 'tbe' (FBGEMM's "
+                         f"rule), but got dim={dim}")
+    vecs = math.ceil(dim / (32 * TBE_VEC_WIDTH))
+    if vecs > 16:
+        raise InputError(f"`dim <= 2048` must hold for variant 'tbe', but got dim={dim}")
+    return vecs
 
 
 def pinned_row_count(kernel: KernelConfig, rows: int, row_bytes: int, persisting_max_bytes: int | None) -> int:

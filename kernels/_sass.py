@@ -31,10 +31,11 @@ the predicated bodies the lookup kernels compile to and an upper bound otherwise
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 __all__ = [
     "PIPES",
@@ -119,7 +120,7 @@ _DEST_LESS = {"ST", "STG", "STS", "STL", "RED", "BRA", "BRX", "JMP", "CALL", "RE
               "WARPSYNC", "BAR", "NOP", "DEPBAR", "YIELD", "BREAK", "KILL", "CCTL", "MEMBAR", "ERRBAR", "BPT"}
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, eq=False)
 class Instruction:
     """One SASS instruction."""
 
@@ -129,7 +130,7 @@ class Instruction:
     operands: tuple[str, ...]
     control: Control | None = None
 
-    @property
+    @cached_property
     def base(self) -> str:
         return self.opcode.split(".", 1)[0]
 
@@ -146,8 +147,23 @@ class Instruction:
     def is_store(self) -> bool:
         return self.base in ("ST", "STG", "STS", "STL", "RED", "ATOM", "ATOMG", "ATOMS")
 
+    @cached_property
+    def _dests(self) -> tuple[str, ...]:
+        return self._dest_registers()
+
+    @cached_property
+    def _srcs(self) -> tuple[str, ...]:
+        return self._source_registers()
+
     def dest_registers(self) -> tuple[str, ...]:
         """General registers written (a 64-bit or 128-bit load writes 2 or 4)."""
+        return self._dests
+
+    def source_registers(self) -> tuple[str, ...]:
+        """General registers read (a `.64` address or wide operand reads a pair)."""
+        return self._srcs
+
+    def _dest_registers(self) -> tuple[str, ...]:
         if self.base in _DEST_LESS or not self.operands:
             return ()
         first = self.operands[0]
@@ -169,8 +185,7 @@ class Instruction:
         kind, num = m.group(1), int(m.group(2))
         return tuple(f"{kind}{num + k}" for k in range(width))
 
-    def source_registers(self) -> tuple[str, ...]:
-        """General registers read (a `.64` address or wide operand reads a pair)."""
+    def _source_registers(self) -> tuple[str, ...]:
         ops = self.operands if (self.base in _DEST_LESS or self.is_store) else self.operands[1:]
         if self.base == "SHFL" and ops and re.match(r"^(U?R)(\d+|Z)", ops[0]):
             ops = ops[1:]
@@ -269,16 +284,90 @@ def _branch_target(ins: Instruction, labels: dict[str, int]) -> int | None:
     return int(m.group(1), 16) if m else None
 
 
-def find_loops(instructions: Sequence[Instruction], labels: dict[str, int] | None = None) -> list[tuple[int, int]]:
-    """(first index, last index) of every loop closed by a backward branch, innermost first."""
+def _successors(instructions: Sequence[Instruction], labels: dict[str, int]) -> list[list[int]]:
+    """Control-flow successors of each instruction. ``BRA.DIV`` (taken only when the warp has
+    diverged, to an out-of-line slow path) and calls (they return) are not followed."""
     index_of = {ins.address: k for k, ins in enumerate(instructions)}
-    loops = []
+    out: list[list[int]] = []
+    n = len(instructions)
     for k, ins in enumerate(instructions):
-        tgt = _branch_target(ins, labels or {})
-        if tgt is not None and tgt <= ins.address and tgt in index_of and tgt != ins.address:
-            loops.append((index_of[tgt], k))
-    loops.sort(key=lambda se: se[1] - se[0])
-    return loops
+        nxt = [k + 1] if k + 1 < n else []
+        if ins.base in ("EXIT", "RET", "KILL") and not ins.guard:
+            out.append([])
+            continue
+        if ins.base in ("BRA", "JMP") and ".DIV" not in ins.opcode:
+            tgt = _branch_target(ins, labels)
+            succ = [index_of[tgt]] if tgt is not None and tgt in index_of else []
+            out.append(succ + nxt if ins.guard else succ)
+            continue
+        out.append(nxt)
+    return out
+
+
+def find_loops(instructions: Sequence[Instruction], labels: dict[str, int] | None = None) -> list[tuple[int, int]]:
+    """(first index, last index) of every natural loop (a backward branch to an instruction that
+    dominates it, in the code reachable from the entry), innermost first. The backward jumps
+    that return from out-of-line blocks (divergent-shuffle paths, assert calls) are not loops."""
+    succ = _successors(instructions, labels or {})
+    n = len(instructions)
+    if n == 0:
+        return []
+    # basic blocks: leaders are the entry, branch targets and what follows a branch
+    leaders = {0}
+    for k, ss in enumerate(succ):
+        if len(ss) != 1 or ss[0] != k + 1:
+            leaders.update(ss)
+            if k + 1 < n:
+                leaders.add(k + 1)
+    starts = sorted(leaders)
+    block_of = [0] * n
+    for b, st in enumerate(starts):
+        end = starts[b + 1] if b + 1 < len(starts) else n
+        for k in range(st, end):
+            block_of[k] = b
+    nb = len(starts)
+    bsucc: list[set[int]] = [set() for _ in range(nb)]
+    for b, st in enumerate(starts):
+        last = (starts[b + 1] if b + 1 < nb else n) - 1
+        bsucc[b] = {block_of[t] for t in succ[last]}
+    # reachable blocks in reverse post-order, then iterative dominators
+    order: list[int] = []
+    seen = {0}
+    stack: list[tuple[int, list[int]]] = [(0, sorted(bsucc[0]))]
+    while stack:
+        b, rest = stack[-1]
+        if rest:
+            c = rest.pop(0)
+            if c not in seen:
+                seen.add(c)
+                stack.append((c, sorted(bsucc[c])))
+        else:
+            order.append(b)
+            stack.pop()
+    rpo = order[::-1]
+    preds: dict[int, set[int]] = {b: set() for b in rpo}
+    for b in rpo:
+        for c in bsucc[b]:
+            if c in preds:
+                preds[c].add(b)
+    dom: dict[int, set[int]] = {b: set(rpo) for b in rpo}
+    dom[0] = {0}
+    changed = True
+    while changed:
+        changed = False
+        for b in rpo[1:]:
+            ps = [dom[p] for p in preds[b]]
+            new = set.intersection(*ps) | {b} if ps else {b}
+            if new != dom[b]:
+                dom[b] = new
+                changed = True
+    loops = set()
+    for b in rpo:
+        for h in bsucc[b]:
+            if h in dom[b] and starts[h] <= starts[b]:
+                last = (starts[b + 1] if b + 1 < nb else n) - 1
+                loops.add((starts[h], last))
+    return sorted(loops, key=lambda se: se[1] - se[0])
 
 
 # ---- data flow -----------------------------------------------------------------------------
@@ -342,6 +431,11 @@ class LoopAnalysis:
     outer_index_loads: int = 0
     outer_instructions: int = 0
     outer_by_pipe: dict[str, int] = field(default_factory=dict)
+    #: a validation loop beside the hot loop (loads indices, no rows): its instructions and
+    #: loads per iteration (PyTorch's current kernel checks every index in such a loop)
+    check_loop_instructions: int = 0
+    check_loop_loads: int = 0
+    check_loop_by_pipe: dict[str, int] = field(default_factory=dict)
 
 
 class _Tracer:
@@ -377,7 +471,24 @@ class _Tracer:
         if ins.is_global_load:
             self.memo[key] = [d]
             return [d]
-        if ins.base in ("LDL", "LDS", "LDC", "S2R", "CS2R", "S2UR", "ULDC"):
+        if ins.base == "LDL":  # a spilled value: follow the store to the same stack slot
+            self.busy.add(key)
+            slot = ins.operands[1] if len(ins.operands) > 1 else ""
+            limit = self.outer if in_outer and self.outer is not None else self.loop
+            paths = []
+            for j in range(limit[0], limit[1] + 1):
+                st = self.flow.ins[j]
+                if st.base == "STL" and st.operands and st.operands[0] == slot and len(st.operands) > 1:
+                    regs = [r for r in st.source_registers() if not r.startswith("UR")]
+                    stored = [r for r in regs if r not in Instruction(address=0, guard="", opcode="NOP",
+                                                                      operands=(slot,)).source_registers()]
+                    paths += [[*p, j] for p in self.regs(j, stored, in_outer)]
+            self.busy.discard(key)
+            best = max(paths, key=len) if paths else None
+            res = [*best, d] if best is not None else None
+            self.memo[key] = res
+            return res
+        if ins.base in ("LDS", "LDC", "S2R", "CS2R", "S2UR", "ULDC"):
             self.memo[key] = None
             return None
         self.busy.add(key)
@@ -442,10 +553,11 @@ def _in_flight(body: Sequence[Instruction], rows: set[int], use_control: bool) -
                         best = max(best, n_rows)
         return best
     live: dict[int, set[str]] = {}
+    srcs_of = [set(i.source_registers()) for i in body]
+    dests_of = [set(i.dest_registers()) for i in body]
     for _walk in range(2):
-        for k, ins in enumerate(body):
-            srcs = set(ins.source_registers())
-            dests = set(ins.dest_registers())
+        for k in range(len(body)):
+            srcs, dests = srcs_of[k], dests_of[k]
             for p in [p for p, regs in live.items() if regs & srcs or (regs & dests and p != k)]:
                 del live[p]
             if k in rows:
@@ -455,12 +567,36 @@ def _in_flight(body: Sequence[Instruction], rows: set[int], use_control: bool) -
     return best
 
 
+def cold_blocks(instructions: Sequence[Instruction], labels: dict[str, int] | None = None) -> set[int]:
+    """Indices of out-of-line failure paths: the instructions a guarded forward branch skips when
+    the skipped block (under 40 instructions) calls a function (the assert handler) with no
+    global load before the call (loads after it re-read what the call may have changed; a
+    block that loads first is a guarded piece of work, not a failure path). A device assert's
+    call sits inside the loop but runs only for a bad index."""
+    index_of = {ins.address: k for k, ins in enumerate(instructions)}
+    cold: set[int] = set()
+    for k, ins in enumerate(instructions):
+        tgt = _branch_target(ins, labels or {})
+        if tgt is None or not ins.guard or tgt <= ins.address or tgt not in index_of:
+            continue
+        block = range(k + 1, index_of[tgt])
+        calls = [j for j in block if instructions[j].base == "CALL"]
+        if len(block) < 40 and calls and not any(instructions[j].is_global_load for j in range(k + 1, calls[0])):
+            cold.update(block)
+    return cold
+
+
 def analyze_function(instructions: Sequence[Instruction], *, labels: dict[str, int] | None = None) -> LoopAnalysis:
     """Figures of the hot loop of one function (see the module docstring). ValueError where no
-    loop holds a row load."""
+    loop holds a row load. Out-of-line failure paths (:func:`cold_blocks`) are left out."""
+    cold = cold_blocks(instructions, labels)
+    if cold:
+        kept = [ins for k, ins in enumerate(instructions) if k not in cold]
+        # a branch into a dropped block now lands on the block's end: keep addresses as they are
+        instructions = kept
     loops = find_loops(instructions, labels)
     flow = _Flow(instructions, loops)
-    best: tuple[tuple[float, int], LoopAnalysis] | None = None
+    best: tuple[tuple[float, int, float], LoopAnalysis] | None = None
     innermost = [(s, e) for s, e in loops if not any(s <= s2 and e2 <= e and (s2, e2) != (s, e) for s2, e2 in loops)]
     for s, e in innermost:
         outer = next(((s2, e2) for s2, e2 in loops if s2 <= s and e <= e2 and (s2, e2) != (s, e)), None)
@@ -477,6 +613,11 @@ def analyze_function(instructions: Sequence[Instruction], *, labels: dict[str, i
             continue
         index_positions = {p[0] for paths in rows.values() for p in paths}
         inner_index = {k for k in index_positions if s <= k <= e}
+        # loads from the index array that feed no row address (a second read of an index, e.g.
+        # for the padding test) share an index load's base address register
+        index_bases = {_address_registers(instructions[k])[:1] for k in inner_index}
+        inner_index |= {k for k in range(s, e + 1) if instructions[k].is_global_load and k not in rows
+                        and _address_registers(instructions[k])[:1] in index_bases}
         outer_index = index_positions - inner_index
         loads = [k for k in range(s, e + 1) if instructions[k].is_global_load]
         other = [k for k in loads if k not in rows and k not in inner_index]
@@ -494,7 +635,9 @@ def analyze_function(instructions: Sequence[Instruction], *, labels: dict[str, i
                              and _same_iteration(p[0], k))
         outer_ins: list[Instruction] = []
         if outer is not None and outer_index:
-            outer_ins = [instructions[k] for k in range(outer[0], outer[1] + 1) if not s <= k <= e]
+            nested = [(s2, e2) for s2, e2 in loops if outer[0] <= s2 and e2 <= outer[1] and (s2, e2) != outer]
+            outer_ins = [instructions[k] for k in range(outer[0], outer[1] + 1)
+                         if not any(s2 <= k <= e2 for s2, e2 in nested)]
         la = LoopAnalysis(
             start=instructions[s].address,
             end=instructions[e].address,
@@ -513,12 +656,32 @@ def analyze_function(instructions: Sequence[Instruction], *, labels: dict[str, i
             outer_instructions=len(outer_ins),
             outer_by_pipe=_mix(outer_ins) if outer_ins else {},
         )
-        key = (len(other) / len(rows), -len(rows))
+        key = (len(other) / len(rows), -len(rows), len(body) / len(rows))
         if best is None or key < best[0]:
             best = (key, la)
     if best is None:
         raise ValueError("no loop with row loads (loads whose address comes from another load's value)")
-    return best[1]
+    hot = best[1]
+    hs = next(k for k, i in enumerate(instructions) if i.address == hot.start)
+    he = next(k for k, i in enumerate(instructions) if i.address == hot.end)
+    enclosing = next(((s2, e2) for s2, e2 in loops if s2 <= hs and he <= e2 and (s2, e2) != (hs, he)), None)
+    check: tuple[int, int, dict[str, int]] | None = None
+    for s, e in innermost:
+        if (s, e) == (hs, he) or (enclosing is not None and not (enclosing[0] <= s and e <= enclosing[1])):
+            continue
+        here = next(((s2, e2) for s2, e2 in loops if s2 <= s and e <= e2 and (s2, e2) != (s, e)), None)
+        if here != enclosing:
+            continue
+        loads = [k for k in range(s, e + 1) if instructions[k].is_global_load]
+        tracer = _Tracer(flow, (s, e), None)
+        if not loads or any(tracer.regs(k, _address_registers(instructions[k])) for k in loads):
+            continue
+        if check is None or len(loads) > check[1]:
+            check = (e - s + 1, len(loads), _mix(instructions[s : e + 1]))
+    if check is not None:
+        hot = dataclasses.replace(hot, check_loop_instructions=check[0], check_loop_loads=check[1],
+                                  check_loop_by_pipe=check[2])
+    return hot
 
 
 def _same_iteration(index_pos: int, row_pos: int) -> bool:

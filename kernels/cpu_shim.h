@@ -4,7 +4,8 @@
 // It defines exactly what the kernels use: the execution-space qualifiers, threadIdx/blockIdx/
 // blockDim/gridDim, the uint2/uint4 vector types, atomicMin on unsigned long long, IEEE
 // binary16 conversions (round to nearest even, as cvt.rn.f16.f32), and the index checks. The
-// kernels use no shared memory, barriers or warp shuffles, so a sequential run is exact.
+// kernels use no shared memory or barriers; all but `tbe` use no warp shuffles, so a sequential
+// run is exact, and `tbe` runs warp by warp with its lanes in lock-step (__shfl_sync below).
 #pragma once
 #define RECPERF_CPU_SHIM 1
 
@@ -83,6 +84,27 @@ inline unsigned short recperf_f2h(float f) {
   const unsigned int rem = absx & 0x1fffu;
   if (rem > 0x1000u || (rem == 0x1000u && (r & 1u))) ++r;
   return (unsigned short)(sign | r);
+}
+
+inline float recperf_bits_to_float(unsigned int u) {
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+
+// Warp shuffles: the runner executes a warp's lanes as fibers in lock-step (cpu_shim.cpp); a
+// lane that reaches __shfl_sync deposits its value and waits until every lane of the mask has
+// arrived at its own call, then reads lane srcLane's value.
+unsigned long long recperf_cpu_shfl(unsigned int mask, unsigned long long bits, int src_lane, int width);
+template <typename T>
+inline T __shfl_sync(unsigned int mask, T var, int srcLane, int width = 32) {
+  static_assert(sizeof(T) <= 8, "__shfl_sync of a type wider than 8 bytes");
+  unsigned long long bits = 0;
+  std::memcpy(&bits, &var, sizeof(T));
+  bits = recperf_cpu_shfl(mask, bits, srcLane, width);
+  T out;
+  std::memcpy(&out, &bits, sizeof(T));
+  return out;
 }
 
 // A failed check ends the current thread before any read (see recperf_cpu_launch in cpu_shim.cpp).

@@ -31,7 +31,7 @@
 #if RECPERF_BOUNDS_PRELOOP && !RECPERF_BOUNDS_INLINE
 #error "RECPERF_BOUNDS_PRELOOP is the in-kernel check of pytorch-current: it needs RECPERF_BOUNDS_INLINE=1"
 #endif
-#if RECPERF_BOUNDS_PRELOOP && (RECPERF_PREFETCH_DISTANCE > 0 || RECPERF_PREFETCH_L2HINT)
+#if RECPERF_ON_DEVICE && RECPERF_BOUNDS_PRELOOP && (RECPERF_PREFETCH_DISTANCE > 0 || RECPERF_PREFETCH_L2HINT)
 #error "pytorch-current is PyTorch's kernel as shipped: no prefetch"
 #endif
 

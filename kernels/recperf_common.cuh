@@ -95,6 +95,7 @@ __device__ __forceinline__ unsigned short recperf_f2h(float f) {
   asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(f));
   return h;
 }
+__device__ __forceinline__ float recperf_bits_to_float(unsigned int u) { return __uint_as_float(u); }
 #endif  // host versions: cpu_shim.h
 
 __device__ __forceinline__ float recperf_to_acc(float v) { return v; }

@@ -34,7 +34,8 @@ from perfmodel._micro import micro_l2_read, micro_pointer_chase, micro_stream_re
 from perfmodel._model import Prediction, predict, predict_batch
 from perfmodel._occupancy import Occupancy, blocks_per_sm, occupancy
 from perfmodel._plan import Plan, load_plan, plan_from_mapping
-from perfmodel._resources import INDEX_DTYPES, ResourceUsage, kernel_resources, load_resource_table
+from perfmodel._profile import KernelProfile
+from perfmodel._resources import INDEX_DTYPES, ResourceUsage, kernel_profile, kernel_resources, load_resource_table
 from perfmodel.sim import simulate  # the simulator; its numba kernels load only when it runs
 
 __all__ = [
@@ -55,6 +56,7 @@ __all__ = [
     "InputError",
     "KernelConfig",
     "KernelFacts",
+    "KernelProfile",
     "Occupancy",
     "Plan",
     "Prediction",
@@ -72,6 +74,7 @@ __all__ = [
     "kernel_config_from_mapping",
     "kernel_facts",
     "kernel_registers",
+    "kernel_profile",
     "kernel_resources",
     "load_gpu_spec",
     "load_kernel_config",

@@ -24,6 +24,7 @@ else:  # pragma: no cover
 __all__ = [
     "BOUNDS_CHECKS",
     "DTYPES",
+    "FIXED_PREFETCH_VARIANTS",
     "INDEX_KINDS",
     "PIN_METHODS",
     "POOLING_DISTS",
@@ -39,7 +40,10 @@ __all__ = [
     "workload_from_mapping",
 ]
 
-VARIANTS = ("pytorch", "warp")
+VARIANTS = ("pytorch", "warp", "micro24-combined", "tbe", "pytorch-current")
+#: variants whose structure fixes how rows are fetched (their own pair loads, FBGEMM's shuffle
+#: loop, PyTorch's kernel as shipped): they take no other prefetch
+FIXED_PREFETCH_VARIANTS = ("micro24-combined", "tbe", "pytorch-current")
 PIN_METHODS = ("access-policy-window", "evict-last-prefetch")
 BOUNDS_CHECKS = ("inline", "separate", "none")
 PREFETCH_KINDS = ("register", "l2-hint")
@@ -98,6 +102,11 @@ class KernelConfig:
                 f"smaller cap), but got register_cap={self.register_cap}"
             )
         _set_int(self, "prefetch_distance", "prefetch_distance", 0, MAX_PREFETCH_DISTANCE)
+        if self.variant in FIXED_PREFETCH_VARIANTS and self.prefetch_distance:
+            raise InputError(
+                f"`prefetch_distance == 0` must hold for variant {self.variant!r} (its own structure fixes how rows "
+                f"are fetched), but got prefetch_distance={self.prefetch_distance}"
+            )
         object.__setattr__(
             self, "pinned_row_fraction", check_float(self.pinned_row_fraction, "pinned_row_fraction", min_val=0.0, max_val=1.0)
         )

@@ -23,6 +23,12 @@ separate pass; ``access-policy-window`` remaps indices in a separate pass), and 
 variant's vector width (the table holds the widest, 16-byte loads, which every dim that is a
 multiple of 16 bytes uses).
 
+Format 2 (issue 9) adds a kernel profile per entry (:class:`perfmodel.KernelProfile`: row
+loads in flight, instructions and global loads per lookup, spill operations, the index-to-row
+chain, read from the disassembly of the same cubin): ``profiles`` lists the distinct profiles
+and each entry's sixth column is its profile's position. The ``tbe`` variant is tabled for
+rows of up to 128 elements (one 4-element vector per lane, FBGEMM's kMaxVecsPerThread = 1).
+
 Register caps: 0 (none), every occupancy step 24, 32, ..., 128, the seed paper's 42, and 255,
 each compiled and stored: a cap above the uncapped kernel's count still changes ptxas's
 allocation (on sm_90 a warp kernel uses 48 registers uncapped and 62 under a cap of 255), so no
@@ -41,12 +47,14 @@ from typing import Any
 
 from perfmodel._config import DTYPES, KernelConfig
 from perfmodel._errors import InputError, check_int, choices_text
+from perfmodel._profile import KernelProfile
 
 __all__ = [
     "INDEX_DTYPES",
     "RESOURCE_TABLE_PATH",
     "ResourceTable",
     "ResourceUsage",
+    "kernel_profile",
     "kernel_resources",
     "load_resource_table",
     "resource_key",
@@ -120,6 +128,8 @@ class ResourceTable:
     entries: dict[str, dict[str, tuple[int, ...]]]
     register_caps: tuple[int, ...] = ()
     meta: dict[str, Any] = field(default_factory=dict)
+    #: distinct profile figures (format 2); an entry's sixth column indexes this list
+    profiles: tuple[dict[str, Any], ...] = ()
 
     @property
     def archs(self) -> tuple[str, ...]:
@@ -138,25 +148,49 @@ class ResourceTable:
         row = per_arch.get(resource_key(kernel, dtype=dtype, index_dtype=index_dtype))
         if row is None:
             return None
-        return ResourceUsage(**dict(zip(COLUMNS, row, strict=True)), compiler=self.compiler, source="table")
+        return ResourceUsage(**dict(zip(COLUMNS, row[: len(COLUMNS)], strict=True)), compiler=self.compiler,
+                             source="table")
+
+    def profile(
+        self, kernel: KernelConfig, arch: str, *, dtype: str = "float32", index_dtype: str = "int64"
+    ) -> KernelProfile | None:
+        """The kernel profile for ``kernel`` on ``arch``, or None if the table does not hold it."""
+        per_arch = self.entries.get(_check_arch(arch))
+        if per_arch is None:
+            return None
+        row = per_arch.get(resource_key(kernel, dtype=dtype, index_dtype=index_dtype))
+        if row is None or len(row) <= len(COLUMNS) or row[len(COLUMNS)] < 0:
+            return None
+        return _profile_at(self, row[len(COLUMNS)])
+
+
+@lru_cache(maxsize=4096)
+def _profile_cached(table_id: int, position: int, compiler: str, figures_json: str) -> KernelProfile:
+    return KernelProfile.from_figures(json.loads(figures_json), source="table", compiler=compiler)
+
+
+def _profile_at(table: ResourceTable, position: int) -> KernelProfile:
+    return _profile_cached(id(table), position, table.compiler,
+                           json.dumps(table.profiles[position], sort_keys=True))
 
 
 def table_from_document(doc: dict[str, Any]) -> ResourceTable:
-    """Build a ResourceTable from the parsed table file (format 1)."""
-    if doc.get("format") != 1:
-        raise InputError(f"resource table format 1 is required, but got format={doc.get('format')!r}")
+    """Build a ResourceTable from the parsed table file (format 1, or 2 with profiles)."""
+    if doc.get("format") not in (1, 2):
+        raise InputError(f"resource table format 1 or 2 is required, but got format={doc.get('format')!r}")
     if list(doc.get("columns", [])) != list(COLUMNS):
         raise InputError(f"resource table columns must be {list(COLUMNS)}, but got {doc.get('columns')!r}")
     entries = {
         arch: {key: tuple(int(v) for v in row) for key, row in rows.items()}
         for arch, rows in doc["entries"].items()
     }
-    meta = {k: v for k, v in doc.items() if k not in ("entries", "columns", "format")}
+    meta = {k: v for k, v in doc.items() if k not in ("entries", "columns", "format", "profiles")}
     return ResourceTable(
         compiler=str(doc["compiler"]),
         entries=entries,
         register_caps=tuple(int(c) for c in doc.get("register_caps", ())),
         meta=meta,
+        profiles=tuple(dict(p) for p in doc.get("profiles", ())),
     )
 
 
@@ -189,3 +223,20 @@ def kernel_resources(
     if not RESOURCE_TABLE_PATH.is_file():
         return None
     return load_resource_table().lookup(kernel, arch, dtype=dtype, index_dtype=index_dtype)
+
+
+@lru_cache(maxsize=65536)
+def kernel_profile(
+    kernel: KernelConfig, arch: str, *, dtype: str = "float32", index_dtype: str = "int64"
+) -> KernelProfile | None:
+    """The compiled lookup loop's profile for ``kernel`` on ``arch`` from the shipped table (one
+    pinned NVRTC release; ``profile.compiler`` names it), or None where the table does not hold
+    the configuration (then ``kernels.kernel_profile`` compiles it where a compiler is installed).
+    """
+    if not isinstance(kernel, KernelConfig):
+        raise InputError(f"`kernel` must be a KernelConfig, but got {type(kernel).__name__}")
+    _check_arch(arch)
+    _check_dtypes(dtype, index_dtype)
+    if not RESOURCE_TABLE_PATH.is_file():
+        return None
+    return load_resource_table().profile(kernel, arch, dtype=dtype, index_dtype=index_dtype)

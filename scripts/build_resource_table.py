@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
-"""Build perfmodel/data/resources/resource_table.json.gz: the compiler's figures for every
-lookup-kernel configuration the search space can produce, with the pinned NVRTC release.
+"""Build perfmodel/data/resources/resource_table.json.gz: the compiler's figures and the kernel
+profile (read from cuobjdump's disassembly of the same cubin) for every lookup-kernel
+configuration the search space can produce, and for the replicas (micro24-combined, tbe,
+pytorch-current), with the pinned NVRTC release.
 
 Usage (from the repository root, with recperf[compile] installed):
 
@@ -8,7 +10,9 @@ Usage (from the repository root, with recperf[compile] installed):
     python scripts/build_resource_table.py --jobs 1 --limit 20 --out out/table-smoke.json.gz
 
 Space: variant {pytorch, warp} x prefetch (none, a register ring of 1..16 rows, or L2 hints)
-x bounds {inline, unchecked} x dtype {float32, float16} x index dtype {int64, int32} x register cap {0, 24, 32, 40, 42, 48, ..., 128, 255}. Per configuration one program holds
+plus variant {micro24-combined, tbe, pytorch-current} without prefetch, x bounds {inline,
+unchecked} x dtype {float32, float16} x index dtype {int64, int32} x register cap {0, 24, 32,
+40, 42, 48, ..., 128, 255}. Per configuration one program holds
 the uncapped kernel and one entry per cap (one front-end run). Every cap is compiled and
 stored: a cap above the uncapped register count can still change ptxas's allocation.
 """
@@ -36,13 +40,16 @@ REGISTER_CAPS = (24, 32, 40, 42, 48, 56, 64, 72, 80, 88, 96, 104, 112, 120, 128,
 #: (distance, kind): none; a register ring of 1..16 rows; L2 hints (the distance is a kernel
 #: argument, so one kernel serves every distance)
 PREFETCH = [(0, "none"), *((pd, "register") for pd in range(1, 17)), (1, "l2-hint")]
+#: variants and the prefetch settings they take (the replicas fix their own)
+VARIANT_PREFETCH = {"pytorch": PREFETCH, "warp": PREFETCH, "micro24-combined": [(0, "none")], "tbe": [(0, "none")],
+                    "pytorch-current": [(0, "none")]}
 
 
 def _tasks(archs: list[str], index_dtypes: list[str]) -> list[tuple[str, str, int, str, str, str, str]]:
     tasks = []
     for arch in archs:
-        for variant in ("pytorch", "warp"):
-            for pd, kind in PREFETCH:
+        for variant, prefetch in VARIANT_PREFETCH.items():
+            for pd, kind in prefetch:
                 for bounds in ("inline", "unchecked"):
                     for dtype in ("float32", "float16"):
                         for idx in index_dtypes:
@@ -53,8 +60,9 @@ def _tasks(archs: list[str], index_dtypes: list[str]) -> list[tuple[str, str, in
     return tasks
 
 
-def _work(task: tuple[str, str, int, str, str, str, str]) -> tuple[str, dict[str, list[int]], float, float]:
-    from kernels._compile import CompileKey, NvrtcCompiler, compile_figures
+def _work(task: tuple[str, str, int, str, str, str, str]) -> tuple[str, dict[str, Any], float, float]:
+    from kernels._compile import CompileKey, NvrtcCompiler
+    from kernels._profile import compile_with_profiles
     from perfmodel import KernelConfig
     from perfmodel._resources import COLUMNS, resource_key
 
@@ -69,9 +77,9 @@ def _work(task: tuple[str, str, int, str, str, str, str]) -> tuple[str, dict[str
         dtype=dtype,
         index_dtype=idx,
     )
-    figs = compile_figures(key, arch, NvrtcCompiler(), caps=[0, *REGISTER_CAPS])
-    out = {}
-    for cap, f in figs.items():
+    figs = compile_with_profiles(key, arch, NvrtcCompiler(), caps=[0, *REGISTER_CAPS])
+    out: dict[str, Any] = {}
+    for cap, (f, prof) in figs.items():
         cfg = KernelConfig(
             variant=variant,
             register_cap=cap,
@@ -79,7 +87,8 @@ def _work(task: tuple[str, str, int, str, str, str, str]) -> tuple[str, dict[str
             prefetch_kind=kind if pd > 0 else "register",
             bounds_check="inline" if bounds == "inline" else "none",
         )
-        out[resource_key(cfg, dtype=dtype, index_dtype=idx)] = [int(f[c]) for c in COLUMNS]
+        out[resource_key(cfg, dtype=dtype, index_dtype=idx)] = (
+            [int(f[c]) for c in COLUMNS], prof.figures() if prof is not None else None)
     return arch, out, time.perf_counter() - t0, time.process_time() - c0
 
 
@@ -112,12 +121,26 @@ def main(argv: list[str] | None = None) -> int:
         tasks = tasks[: args.limit]
     dest = Path(args.out)
     entries: dict[str, dict[str, list[int]]] = {a: {} for a in archs}
+    profiles: list[dict[str, Any]] = []  # distinct profile figures; entries point into it
+    profile_index: dict[str, int] = {}
+
+    def intern(fig: dict[str, Any]) -> int:
+        blob = json.dumps(fig, sort_keys=True)
+        if blob not in profile_index:
+            profile_index[blob] = len(profiles)
+            profiles.append(fig)
+        return profile_index[blob]
+
     build = {"wall_s": 0.0, "task_s": 0.0, "cpu_s": 0.0}
     if args.resume and dest.is_file():
         old = json.loads(gzip.decompress(dest.read_bytes()))
-        if old.get("source_hash") == source_hash() and old.get("compiler") == _nvrtc_version():
+        if (old.get("source_hash") == source_hash() and old.get("compiler") == _nvrtc_version()
+                and old.get("format") == 2):
+            old_profiles = old.get("profiles", [])
             for a, rows in old["entries"].items():
-                entries.setdefault(a, {}).update({k: list(v) for k, v in rows.items()})
+                entries.setdefault(a, {}).update(
+                    {k: [*v[: len(COLUMNS)], intern(old_profiles[v[len(COLUMNS)]]) if v[len(COLUMNS)] >= 0 else -1]
+                     for k, v in rows.items()})
             build = {k: float(old.get("build", {}).get(k, 0.0)) for k in build}
             done = {(a, k) for a, rows in entries.items() for k in rows}
             tasks = [t for t in tasks if (t[0], _base_key(t)) not in done]
@@ -131,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     def write(complete: bool) -> None:
         wall = time.perf_counter() - t0
         doc: dict[str, Any] = {
-            "format": 1,
+            "format": 2,
             "compiler": _nvrtc_version(),
             "nvrtc_package": f"nvidia-cuda-nvrtc=={pkg}",
             "cuda_bindings": metadata.version("cuda-bindings"),
@@ -139,13 +162,16 @@ def main(argv: list[str] | None = None) -> int:
             "complete": complete,
             "register_caps": [0, *REGISTER_CAPS],
             "keys": "variant/cap/prefetch(pd0|ring<d>|l2hint)/bounds(inline|unchecked)/dtype/index_dtype; "
-                    "warp: 16-byte loads",
+                    "warp: 16-byte loads; tbe: rows of up to 128 elements (kMaxVecsPerThread 1)",
+            "disassembler": f"cuobjdump (nvidia-cuda-cuobjdump {_pkg_version('nvidia-cuda-cuobjdump')})",
+            "profile_columns": "each entry's sixth column indexes `profiles` (perfmodel.KernelProfile figures)",
             # cpu_s: CPU time of the compiles (NVRTC runs in-process); on an otherwise idle machine
             # the wall time is about cpu_s / jobs. The wall time here depends on other load.
             "build": {"wall_s": round(build["wall_s"] + wall, 1), "task_s": round(build["task_s"] + task_s, 1),
                       "cpu_s": round(build["cpu_s"] + cpu_s, 1), "jobs": args.jobs, "cpu_count": os.cpu_count(),
                       "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())},
             "columns": list(COLUMNS),
+            "profiles": profiles,
             "entries": {a: dict(sorted(e.items())) for a, e in sorted(entries.items())},
         }
         dest.parent.mkdir(parents=True, exist_ok=True)
@@ -155,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
 
     with mp.get_context("spawn").Pool(max(1, args.jobs)) as pool:
         for n, (arch, out, dt, dc) in enumerate(pool.imap_unordered(_work, tasks), 1):
-            entries[arch].update(out)
+            entries[arch].update({k: [*row, intern(fig) if fig is not None else -1] for k, (row, fig) in out.items()})
             task_s += dt
             cpu_s += dc
             if n % 20 == 0 or n == n_total:
@@ -166,9 +192,18 @@ def main(argv: list[str] | None = None) -> int:
     if not tasks:
         write(complete=True)
     wall = time.perf_counter() - t0
+    missing = sum(1 for rows in entries.values() for v in rows.values() if v[len(COLUMNS)] < 0)
+    print(f"profiles: {len(profiles)} distinct; entries without a profile: {missing}")
     print(f"wrote {dest}: {sum(map(len, entries.values()))} entries from {n_total} configurations "
           f"in {wall:.0f} s wall ({cpu_s:.0f} s CPU compiling, {args.jobs} processes)")
     return 0
+
+
+def _pkg_version(name: str) -> str:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return "?"
 
 
 def _base_key(task: tuple[str, str, int, str, str, str, str]) -> str:

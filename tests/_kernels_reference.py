@@ -7,18 +7,22 @@ from typing import Any
 import numpy as np
 
 
-def reference(weight: np.ndarray, idx: np.ndarray, offsets: np.ndarray, mode: str, psw: np.ndarray | None) -> np.ndarray:
-    """embedding_bag in float64, bag by bag (an empty bag gives zeros; mean of empty = 0)."""
+def reference(weight: np.ndarray, idx: np.ndarray, offsets: np.ndarray, mode: str, psw: np.ndarray | None,
+              padding_idx: int | None = None) -> np.ndarray:
+    """embedding_bag in float64, bag by bag (an empty bag gives zeros; mean of empty = 0); rows
+    of ``padding_idx`` count neither in the sum nor in the bag size (torch's rule)."""
     B = len(offsets)
     out = np.zeros((B, weight.shape[1]), np.float64)
     ends = [*offsets[1:].tolist(), len(idx)]
     for b in range(B):
         rows = idx[offsets[b] : ends[b]]
-        if len(rows) == 0:
+        keep = np.ones(len(rows), bool) if padding_idx is None else rows != padding_idx
+        if not keep.any():
             continue
         w = weight[rows].astype(np.float64)
         if psw is not None:
             w = w * psw[offsets[b] : ends[b], None].astype(np.float64)
+        w = w[keep]
         out[b] = w.sum(0) if mode == "sum" else w.mean(0)
     return out
 
@@ -41,8 +45,8 @@ def random_case(rng: np.random.Generator, *, dtype: str, index_dtype: str, dim: 
     return {"weight": weight, "indices": idx, "offsets": offsets, "per_sample_weights": psw}
 
 
-def assert_matches(got: np.ndarray, case: dict[str, Any], mode: str, what: Any) -> None:
-    want = reference(case["weight"], case["indices"], case["offsets"], mode, case["per_sample_weights"])
+def assert_matches(got: np.ndarray, case: dict[str, Any], mode: str, what: Any, padding_idx: int | None = None) -> None:
+    want = reference(case["weight"], case["indices"], case["offsets"], mode, case["per_sample_weights"], padding_idx)
     assert got.dtype == case["weight"].dtype and got.shape == want.shape, what
     if got.dtype == np.float16:
         # fp32 accumulation, one rounding to fp16 at the end: within half an fp16 ulp (+ fp32 noise)
