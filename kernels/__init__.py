@@ -7,6 +7,7 @@ library at import time: cuda-python and CuPy are imported inside the functions t
 from __future__ import annotations
 
 from kernels._compile import (
+    COMPILERS,
     PINNED_NVRTC,
     CompileKey,
     available_compiler,
@@ -34,6 +35,7 @@ from kernels._launch import LaunchGeometry, frequency_remap, launch_geometry, tb
 from kernels._profile import cuobjdump_path, disassemble, kernel_profile, kernel_sass
 
 __all__ = [
+    "COMPILERS",
     "PINNED_NVRTC",
     "CompileKey",
     "CpuResult",

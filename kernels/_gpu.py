@@ -43,6 +43,7 @@ from kernels._launch import (
     index_error,
     launch_geometry,
     pinned_row_count,
+    tbe_vecs_for,
     vec_bytes_for,
 )
 from perfmodel import InputError, KernelConfig
@@ -365,10 +366,19 @@ def _warp_args(b: LookupBuffers) -> tuple[Any, ...]:
             np.int32(a.mode), _or_null(a.per_sample_weights), np.int64(a.num_rows), b.l2_distance)
 
 
-#: variant -> the lookup kernel's argument tuple, in its signature's order (kernels/*.cu)
-LOOKUP_ARGS: dict[str, Callable[[LookupBuffers], tuple[Any, ...]]] = {"pytorch": _pytorch_args, "warp": _warp_args}
+def _tbe_args(b: LookupBuffers) -> tuple[Any, ...]:
+    a = b.args
+    return (b.indices, a.offsets, b.weight, b.output, np.int64(a.num_indices), np.int64(a.num_bags), np.int64(a.dim),
+            np.int32(a.mode), _or_null(a.per_sample_weights), np.int64(a.num_rows))
+
+
+#: variant -> the lookup kernel's argument tuple, in its signature's order (kernels/*.cu).
+#: micro24-combined is not here yet: it needs its index array one element longer and its own
+#: pinning pass (the CPU runner has both, kernels/_cpu.py)
+LOOKUP_ARGS: dict[str, Callable[[LookupBuffers], tuple[Any, ...]]] = {
+    "pytorch": _pytorch_args, "warp": _warp_args, "pytorch-current": _pytorch_args, "tbe": _tbe_args}
 #: variants whose kernel also writes PyTorch's side outputs offset2bag and bag_size
-SIDE_OUTPUT_VARIANTS = frozenset({"pytorch"})
+SIDE_OUTPUT_VARIANTS = frozenset({"pytorch", "pytorch-current"})
 
 
 def launchable_variants() -> tuple[str, ...]:
@@ -464,7 +474,8 @@ class EmbeddingBagLauncher:
         self.index_dtype = index_dtype
         itemsize = 2 if dtype == "float16" else 4
         self.vec_bytes = vec_bytes_for(self.dim, itemsize)
-        self.key: CompileKey = compile_key(kernel, dtype=dtype, index_dtype=index_dtype, vec_bytes=self.vec_bytes)
+        self.key: CompileKey = compile_key(kernel, dtype=dtype, index_dtype=index_dtype, vec_bytes=self.vec_bytes,
+                                           tbe_vecs=tbe_vecs_for(self.dim) if kernel.variant == "tbe" else 1)
         problem = nvrtc_problem(kernel, self.device.nvrtc_version())
         if problem is not None:
             raise RuntimeError(problem)

@@ -56,7 +56,10 @@ def cuobjdump_path() -> str | None:
         return found
     import importlib.util
 
-    spec = importlib.util.find_spec("nvidia")
+    try:
+        spec = importlib.util.find_spec("nvidia")
+    except (ImportError, ValueError):
+        spec = None
     for base in (spec.submodule_search_locations or []) if spec else []:
         for cand in sorted(Path(base).glob("*/bin/cuobjdump")):
             if os.access(cand, os.X_OK):

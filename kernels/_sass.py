@@ -178,9 +178,7 @@ class Instruction:
                 if w in self.opcode:
                     width = n
                     break
-        elif ".WIDE" in self.opcode or self.base in ("CS2R",) and ".64" not in first:
-            width = 2
-        elif self.base in ("F2F", "I2F", "F2I", "I2I") and ".F64" in self.opcode.split(".", 1)[-1][:8]:
+        elif ".WIDE" in self.opcode or (self.base in ("CS2R",) and ".64" not in first) or (self.base in ("F2F", "I2F", "F2I", "I2I") and ".F64" in self.opcode.split(".", 1)[-1][:8]):
             width = 2
         kind, num = m.group(1), int(m.group(2))
         return tuple(f"{kind}{num + k}" for k in range(width))
@@ -213,7 +211,9 @@ _ENC_RE = re.compile(r"^\s*/\*\s*(0x[0-9a-f]{16})\s*\*/\s*$")
 
 
 def _split_operands(text: str) -> tuple[str, ...]:
-    ops, depth, cur = [], 0, []
+    ops: list[str] = []
+    cur: list[str] = []
+    depth = 0
     for ch in text:
         if ch in "[{(":
             depth += 1
@@ -327,7 +327,7 @@ def find_loops(instructions: Sequence[Instruction], labels: dict[str, int] | Non
             block_of[k] = b
     nb = len(starts)
     bsucc: list[set[int]] = [set() for _ in range(nb)]
-    for b, st in enumerate(starts):
+    for b in range(nb):
         last = (starts[b + 1] if b + 1 < nb else n) - 1
         bsucc[b] = {block_of[t] for t in succ[last]}
     # reachable blocks in reverse post-order, then iterative dominators

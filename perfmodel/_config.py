@@ -26,6 +26,7 @@ __all__ = [
     "DTYPES",
     "FIXED_PREFETCH_VARIANTS",
     "INDEX_KINDS",
+    "MODELLED_VARIANTS",
     "PIN_METHODS",
     "POOLING_DISTS",
     "PREFETCH_KINDS",
@@ -34,6 +35,7 @@ __all__ = [
     "KernelConfig",
     "Table",
     "Workload",
+    "check_modelled",
     "kernel_config_from_mapping",
     "load_kernel_config",
     "load_workload",
@@ -41,6 +43,9 @@ __all__ = [
 ]
 
 VARIANTS = ("pytorch", "warp", "micro24-combined", "tbe", "pytorch-current")
+#: variants the model and the simulator predict (the others are profiled and run, and modelled
+#: once the model reads kernel profiles: issue 9, phase 2)
+MODELLED_VARIANTS = ("pytorch", "warp")
 #: variants whose structure fixes how rows are fetched (their own pair loads, FBGEMM's shuffle
 #: loop, PyTorch's kernel as shipped): they take no other prefetch
 FIXED_PREFETCH_VARIANTS = ("micro24-combined", "tbe", "pytorch-current")
@@ -132,6 +137,17 @@ class KernelConfig:
         code = code * 256 + self.register_cap
         code = code * len(VARIANTS) + VARIANTS.index(self.variant)
         return code, key, self.block_size, self.pinned_row_fraction
+
+
+def check_modelled(kernel: KernelConfig) -> KernelConfig:
+    """``kernel`` if the model and the simulator cover its variant, else InputError naming them."""
+    if kernel.variant not in MODELLED_VARIANTS:
+        raise InputError(
+            f"variant {kernel.variant!r} runs (kernels.embedding_bag_cpu/gpu) and has a compiled profile "
+            f"(recperf resources), but the model does not predict it yet; predicted variants: "
+            f"{choices_text(list(MODELLED_VARIANTS))}"
+        )
+    return kernel
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -21,8 +21,15 @@ from perfmodel import InputError, KernelConfig
 
 pytestmark = pytest.mark.skipif(kernels.cpu_compiler() is None, reason="the CPU runner needs g++ (or $CXX)")
 
-VARIANTS = ("pytorch", "warp")
+VARIANTS = ("pytorch", "warp", "micro24-combined", "tbe", "pytorch-current")
+#: variants that take a prefetch setting (the replicas fix their own)
+PREFETCH_VARIANTS = ("pytorch", "warp")
 MODES = ("sum", "mean")
+
+
+def _dim_for(variant: str, dim: int) -> int:
+    """tbe reads rows in 4-element vectors (FBGEMM's rule: dim a multiple of 4)."""
+    return -(-dim // 4) * 4 if variant == "tbe" else dim
 
 
 def run_matrix(configs: list[tuple[str, str, int, str, str]], dims: tuple[int, ...], seed: int) -> int:
@@ -32,12 +39,13 @@ def run_matrix(configs: list[tuple[str, str, int, str, str]], dims: tuple[int, .
     checked = 0
     for dtype, index_dtype, pd, kind, bounds in configs:
         for dim in dims:
-            for variant in VARIANTS:
+            for variant in VARIANTS if pd == 0 else PREFETCH_VARIANTS:
                 for mode in MODES:
                     for weighted in (False, True) if mode == "sum" else (False,):
                         k = KernelConfig(variant=variant, block_size=int(rng.choice([64, 128, 256])),
                                          prefetch_distance=pd, prefetch_kind=kind, bounds_check=bounds)
-                        case = random_case(rng, dtype=dtype, index_dtype=index_dtype, dim=dim, weighted=weighted)
+                        case = random_case(rng, dtype=dtype, index_dtype=index_dtype, dim=_dim_for(variant, dim),
+                                           weighted=weighted)
                         got = kernels.embedding_bag_cpu(k, mode=mode, **case)
                         assert_matches(got, case, mode, (k, dtype, index_dtype, dim, mode, weighted))
                         checked += 1
@@ -47,6 +55,7 @@ def run_matrix(configs: list[tuple[str, str, int, str, str]], dims: tuple[int, .
 #: covers every dtype, index dtype, prefetch distance sample, kind and bounds check at least once
 DEFAULT_CONFIGS = [
     ("float32", "int64", 0, "register", "inline"),
+    ("float16", "int32", 0, "register", "separate"),
     ("float16", "int32", 1, "register", "separate"),
     ("float32", "int32", 3, "l2-hint", "none"),
     ("float16", "int64", 16, "register", "inline"),
@@ -75,7 +84,7 @@ def test_cpu_runs_match_the_reference_on_the_full_matrix(dtype: str, index_dtype
 def test_edge_cases_zero_bags_all_empty_and_one_long_last_bag(variant: str) -> None:
     rng = np.random.default_rng(1)
     weight = rng.standard_normal((50, 8)).astype(np.float32)
-    k = KernelConfig(variant=variant, prefetch_distance=3)
+    k = KernelConfig(variant=variant, prefetch_distance=3 if variant in PREFETCH_VARIANTS else 0)
     out = kernels.embedding_bag_cpu(k, weight, np.zeros(0, np.int64), np.zeros(0, np.int64))
     assert out.shape == (0, 8)
     out = kernels.embedding_bag_cpu(k, weight, np.zeros(0, np.int64), np.zeros(4, np.int64), mode="mean")
@@ -97,6 +106,8 @@ def test_out_of_range_indices_raise_index_error_naming_the_first(variant: str, b
     idx[31] = -1  # bag 3 (negative: never read either)
     idx[37] = 1000
     offsets = np.array([0, 10, 20, 30], np.int64)
+    if variant not in PREFETCH_VARIANTS and pd:
+        pytest.skip(f"{variant} takes no prefetch setting")
     k = KernelConfig(variant=variant, bounds_check=bounds, prefetch_distance=pd)
     with pytest.raises(IndexError, match=r"index 10 at position 23 .* 10 rows"):
         kernels.embedding_bag_cpu(k, weight, idx, offsets)
@@ -121,10 +132,59 @@ def test_pinning_passes_leave_the_result_unchanged(pin_method: str) -> None:
     rng = np.random.default_rng(4)
     case = random_case(rng, dtype="float32", index_dtype="int64", dim=16, weighted=True)
     for variant in VARIANTS:
+        if variant == "tbe" and case["weight"].shape[1] % 4:
+            continue
         k = KernelConfig(variant=variant, pinned_row_fraction=0.25, pin_method=pin_method, bounds_check="separate")
         res = kernels.run_cpu(k, mode="sum", **case)
         assert res.pinned_rows == int(0.25 * case["weight"].shape[0])
         assert_matches(res.output, case, "sum", (variant, pin_method))
+
+
+@pytest.mark.parametrize("variant", ["pytorch", "micro24-combined", "pytorch-current"])
+@pytest.mark.parametrize("pd", [0, 1, 4])
+def test_padding_rows_are_left_out_at_use(variant: str, pd: int) -> None:
+    """torch's padding_idx: the row counts neither in the sum nor in the bag size (mean); the
+    ring applies the select when a slot is used, not when it is loaded."""
+    if variant != "pytorch" and pd:
+        pytest.skip(f"{variant} takes no prefetch setting")
+    rng = np.random.default_rng(6)
+    for dtype, index_dtype in (("float32", "int64"), ("float16", "int32")):
+        case = random_case(rng, dtype=dtype, index_dtype=index_dtype, dim=12, weighted=False)
+        if len(case["indices"]) < 4:
+            continue
+        pad = int(case["indices"][3])
+        k = KernelConfig(variant=variant, prefetch_distance=pd)
+        for mode in MODES:
+            res = kernels.run_cpu(k, mode=mode, padding_idx=pad, **case)
+            assert_matches(res.output, case, mode, (variant, pd, dtype, mode), padding_idx=pad)
+            assert res.bag_size is not None
+            offs, idx = case["offsets"], case["indices"]
+            ends = [*offs[1:].tolist(), len(idx)]
+            want = [int((idx[a:b] != pad).sum()) for a, b in zip(offs.tolist(), ends, strict=True)]
+            assert res.bag_size.tolist() == want
+
+
+def test_padding_idx_is_checked() -> None:
+    w = np.zeros((4, 8), np.float32)
+    idx, offs = np.array([0, 1], np.int64), np.array([0], np.int64)
+    with pytest.raises(InputError, match="padding_idx"):
+        kernels.embedding_bag_cpu(KernelConfig(variant="warp"), w, idx, offs, padding_idx=1)
+    with pytest.raises(InputError, match="padding_idx"):
+        kernels.embedding_bag_cpu(KernelConfig(), w, idx, offs, padding_idx=4)
+    assert kernels.embedding_bag_cpu(KernelConfig(), w, idx, offs, padding_idx=-4).shape == (1, 8)
+
+
+def test_tbe_needs_rows_of_whole_vectors() -> None:
+    w = np.zeros((4, 6), np.float32)
+    with pytest.raises(InputError, match="multiple of 4"):
+        kernels.embedding_bag_cpu(KernelConfig(variant="tbe"), w, np.array([0], np.int64), np.array([0], np.int64))
+    assert kernels.tbe_vecs_for(128) == 1 and kernels.tbe_vecs_for(132) == 2 and kernels.tbe_vecs_for(4) == 1
+
+
+def test_replicas_take_no_other_prefetch() -> None:
+    for variant in ("micro24-combined", "tbe", "pytorch-current"):
+        with pytest.raises(InputError, match="prefetch_distance == 0"):
+            KernelConfig(variant=variant, prefetch_distance=2)
 
 
 def test_arguments_are_checked() -> None:
@@ -159,6 +219,13 @@ def test_launch_geometry() -> None:
     assert g.grid == (108 * 16, 1, 1)  # sized to the GPU: 16 blocks of 128 fill 2048 threads
     with pytest.raises(InputError):
         launch_geometry(KernelConfig(variant="warp", block_size=1024), 5, max_threads_per_sm=512)
+    for variant in ("micro24-combined", "pytorch-current"):  # PyTorch's launch, as the artifact keeps it
+        g = launch_geometry(KernelConfig(variant=variant), 2048)
+        assert g.grid == (1024, 1, 1) and g.block == (32, 8, 1)
+    g = launch_geometry(KernelConfig(variant="tbe", block_size=512), 2048, sm_count=108)
+    assert g.grid == (128, 1, 1) and g.block == (32, 16, 1)  # FBGEMM: dim3(32, 512 / 32), one bag per warp
+    g = launch_geometry(KernelConfig(variant="tbe", block_size=256), 10**7, sm_count=108)
+    assert g.grid == (64 * 108, 1, 1)  # FBGEMM caps the grid at 64 blocks per SM
 
 
 def test_vector_width_keeps_every_row_aligned() -> None:

@@ -1,13 +1,17 @@
-"""``recperf resources``: registers, spills and shared memory of a lookup kernel, from the compiler.
+"""``recperf resources``: registers, spills and shared memory of a lookup kernel, from the compiler,
+and its profile (row loads in flight, instructions and loads per lookup) from the disassembly.
 
-Compiles the kernel's CUDA source offline (NVRTC from PyPI, or nvcc; no GPU needed) and reads
-the cubin and the ptxas report; with no compiler, or ``--compiler table``, answers from the
-table shipped in perfmodel (built with one pinned NVRTC release).
+Compiles the kernel's CUDA source offline (NVRTC from PyPI, or nvcc; no GPU needed), reads the
+cubin and the ptxas report, and disassembles it (cuobjdump); with no compiler, or ``--compiler
+table``, answers from the table shipped in perfmodel (built with one pinned NVRTC release).
+``--sass`` prints the disassembly of the lookup kernel (it needs a compiler: the table holds
+the figures, not the text).
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 from recperf._common import add_json_flag, emit, fail
@@ -25,6 +29,8 @@ def register(sub: Any) -> None:
         default="auto",
         help="auto (NVRTC if installed, else nvcc, else the shipped table), nvrtc, nvcc or table",
     )
+    p.add_argument("--sass", action="store_true",
+                   help="print the lookup kernel's disassembly (cuobjdump -sass); needs a CUDA compiler")
     add_json_flag(p)
     p.set_defaults(func=run)
 
@@ -38,10 +44,24 @@ def run(args: argparse.Namespace) -> int:
     if arch is None:
         fail("give --arch (e.g. sm_80) or --gpu")
     kernel = perfmodel.load_kernel_config(args.kernel) if args.kernel else perfmodel.KernelConfig()
+    if args.compiler not in kernels.COMPILERS:
+        fail(f"unknown compiler {args.compiler!r}; valid choices: {', '.join(kernels.COMPILERS)}")
+    if args.sass:
+        try:
+            sass, version = kernels.kernel_sass(kernel, arch, dtype=args.dtype, index_dtype=args.index_dtype,
+                                                compiler=args.compiler)
+        except RuntimeError as exc:  # no compiler or disassembler, or a failed compile
+            fail(str(exc).splitlines()[0])
+        if args.json:
+            return emit(args, {"arch": arch, "kernel": kernel.to_dict(), "compiler": version, "sass": sass}, "")
+        sys.stdout.write(sass)
+        return 0
     try:
         usage = kernels.resource_usage(
             kernel, arch, dtype=args.dtype, index_dtype=args.index_dtype, compiler=args.compiler
         )
+        profile = kernels.kernel_profile(kernel, arch, dtype=args.dtype, index_dtype=args.index_dtype,
+                                         compiler=args.compiler)
     except RuntimeError as exc:  # a compiler that is missing or failed
         fail(str(exc).splitlines()[0])
     table = perfmodel.kernel_resources(kernel, arch, dtype=args.dtype, index_dtype=args.index_dtype)
@@ -52,6 +72,7 @@ def run(args: argparse.Namespace) -> int:
         "kernel": kernel.to_dict(),
         **usage.to_dict(),
         "table": table.to_dict() if table is not None else None,
+        "profile": profile.to_dict(),
     }
     occ = None
     if gpu is not None:
@@ -71,6 +92,14 @@ def run(args: argparse.Namespace) -> int:
             f"  stack frame:          {usage.stack_bytes} B",
             f"  static shared memory: {usage.shared_mem_bytes} B",
             f"  compiler:             {usage.compiler} ({usage.source})",
+            f"  row loads in flight:  {profile.row_loads_in_flight} per warp ({profile.in_flight_method}; "
+            f"profile {profile.source})",
+            "  per lookup:           " + f"{profile.total_instructions_per_lookup:.1f} instructions ("
+            + ", ".join(f"{k} {v:.1f}" for k, v in profile.instructions_per_lookup.items() if v) + "); loads "
+            + ", ".join(f"{k} {v:.3g}" for k, v in profile.global_loads_per_lookup.items())
+            + f"; spill ops {profile.local_ops_per_lookup:.2f}",
+            f"  index load on the row's chain: {'yes' if profile.index_on_row_chain else 'no'}; chain: "
+            + " -> ".join(f"{op} ({cls})" for op, cls in profile.chain),
         ]
         if table is not None and usage.source != "table":
             same = (table.registers, table.spill_store_bytes, table.spill_load_bytes) == (
