@@ -481,11 +481,16 @@ def resource_usage(
             pass  # unreadable cache entry: recompile
     fig = compile_figures(key, arch, comp)[key.register_cap]
     if use_cache:
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(fig))
-            tmp.replace(path)
-        except OSError:
-            pass  # a read-only cache is not an error
+        write_cache(path, fig)
     return ResourceUsage(**fig, compiler=comp.version, source="compiled")
+
+
+def write_cache(path: Path, doc: Any) -> None:
+    """Write a cache entry atomically (a read-only cache is not an error)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(doc))
+        tmp.replace(path)
+    except OSError:
+        pass

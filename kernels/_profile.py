@@ -29,6 +29,7 @@ from kernels._compile import (
     compile_key,
     get_compiler,
     source_hash,
+    write_cache,
 )
 from kernels._sass import PIPES, LoopAnalysis, analyze_function, parse_sass
 from perfmodel import InputError, KernelConfig
@@ -180,13 +181,7 @@ def kernel_profile(
     res = comp.compile(key.source, key.defines(), arch)
     prof = profile_from_sass(disassemble(res.cubin, key.entry), key.entry, key, compiler=comp.version)
     if use_cache:
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(prof.figures()))
-            tmp.replace(path)
-        except OSError:
-            pass  # a read-only cache is not an error
+        write_cache(path, prof.figures())
     return prof
 
 

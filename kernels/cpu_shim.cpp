@@ -194,18 +194,21 @@ int recperf_cpu_launch(unsigned grid_x, unsigned block_x, unsigned block_y, long
 
 extern "C" {
 
-int recperf_cpu_pytorch(unsigned grid_x, unsigned block_x, unsigned block_y, const index_t* input,
-                        const index_t* offsets, const scalar_t* weight, scalar_t* output, index_t* offset2bag,
-                        long long numIndices, long long numBags, long long featureSize, long long weight_stride0,
-                        long long weight_stride1, int mode, index_t* bag_size, const scalar_t* per_sample_weights,
-                        long long per_sample_weights_stride, long long padding_idx, long long numRows,
-                        int l2_prefetch_distance, long long* first_bad, const char** failed_condition) {
-  return recperf_cpu_launch(grid_x, block_x, block_y, first_bad, failed_condition, [&]() {
-    recperf_embedding_bag_pytorch(input, offsets, weight, output, offset2bag, numIndices, numBags, featureSize,
-                                  weight_stride0, weight_stride1, mode, bag_size, per_sample_weights,
-                                  per_sample_weights_stride, (index_t)padding_idx, numRows, l2_prefetch_distance);
-  });
-}
+// The variants with PyTorch's kernel signature (pytorch, pytorch-current, micro24-combined).
+#define RECPERF_CPU_PYTORCH_LIKE(NAME, KERNEL)                                                                   \
+  int NAME(unsigned grid_x, unsigned block_x, unsigned block_y, const index_t* input, const index_t* offsets,    \
+           const scalar_t* weight, scalar_t* output, index_t* offset2bag, long long numIndices, long long numBags, \
+           long long featureSize, long long weight_stride0, long long weight_stride1, int mode, index_t* bag_size, \
+           const scalar_t* per_sample_weights, long long per_sample_weights_stride, long long padding_idx,        \
+           long long numRows, int l2_prefetch_distance, long long* first_bad, const char** failed_condition) {     \
+    return recperf_cpu_launch(grid_x, block_x, block_y, first_bad, failed_condition, [&]() {                     \
+      KERNEL(input, offsets, weight, output, offset2bag, numIndices, numBags, featureSize, weight_stride0,       \
+             weight_stride1, mode, bag_size, per_sample_weights, per_sample_weights_stride, (index_t)padding_idx, \
+             numRows, l2_prefetch_distance);                                                                     \
+    });                                                                                                          \
+  }
+RECPERF_CPU_PYTORCH_LIKE(recperf_cpu_pytorch, recperf_embedding_bag_pytorch)
+RECPERF_CPU_PYTORCH_LIKE(recperf_cpu_micro24, recperf_embedding_bag_micro24)
 
 int recperf_cpu_warp(unsigned grid_x, unsigned block_x, const index_t* input, const index_t* offsets,
                      const scalar_t* weight, scalar_t* output, long long numIndices, long long numBags,
@@ -214,19 +217,6 @@ int recperf_cpu_warp(unsigned grid_x, unsigned block_x, const index_t* input, co
   return recperf_cpu_launch(grid_x, block_x, 1, first_bad, failed_condition, [&]() {
     recperf_embedding_bag_warp(input, offsets, weight, output, numIndices, numBags, featureSize, mode,
                                per_sample_weights, numRows, l2_prefetch_distance);
-  });
-}
-
-int recperf_cpu_micro24(unsigned grid_x, unsigned block_x, unsigned block_y, const index_t* input,
-                        const index_t* offsets, const scalar_t* weight, scalar_t* output, index_t* offset2bag,
-                        long long numIndices, long long numBags, long long featureSize, long long weight_stride0,
-                        long long weight_stride1, int mode, index_t* bag_size, const scalar_t* per_sample_weights,
-                        long long per_sample_weights_stride, long long padding_idx, long long numRows,
-                        int l2_prefetch_distance, long long* first_bad, const char** failed_condition) {
-  return recperf_cpu_launch(grid_x, block_x, block_y, first_bad, failed_condition, [&]() {
-    recperf_embedding_bag_micro24(input, offsets, weight, output, offset2bag, numIndices, numBags, featureSize,
-                                  weight_stride0, weight_stride1, mode, bag_size, per_sample_weights,
-                                  per_sample_weights_stride, (index_t)padding_idx, numRows, l2_prefetch_distance);
   });
 }
 

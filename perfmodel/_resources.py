@@ -142,10 +142,7 @@ class ResourceTable:
         self, kernel: KernelConfig, arch: str, *, dtype: str = "float32", index_dtype: str = "int64"
     ) -> ResourceUsage | None:
         """The figures for ``kernel`` on ``arch``, or None if the table does not hold them."""
-        per_arch = self.entries.get(_check_arch(arch))
-        if per_arch is None:
-            return None
-        row = per_arch.get(resource_key(kernel, dtype=dtype, index_dtype=index_dtype))
+        row = self._row(kernel, arch, dtype, index_dtype)
         if row is None:
             return None
         return ResourceUsage(**dict(zip(COLUMNS, row[: len(COLUMNS)], strict=True)), compiler=self.compiler,
@@ -155,13 +152,16 @@ class ResourceTable:
         self, kernel: KernelConfig, arch: str, *, dtype: str = "float32", index_dtype: str = "int64"
     ) -> KernelProfile | None:
         """The kernel profile for ``kernel`` on ``arch``, or None if the table does not hold it."""
-        per_arch = self.entries.get(_check_arch(arch))
-        if per_arch is None:
-            return None
-        row = per_arch.get(resource_key(kernel, dtype=dtype, index_dtype=index_dtype))
+        row = self._row(kernel, arch, dtype, index_dtype)
         if row is None or len(row) <= len(COLUMNS) or row[len(COLUMNS)] < 0:
             return None
         return _profile_at(self, row[len(COLUMNS)])
+
+    def _row(self, kernel: KernelConfig, arch: str, dtype: str, index_dtype: str) -> tuple[int, ...] | None:
+        per_arch = self.entries.get(_check_arch(arch))
+        if per_arch is None:
+            return None
+        return per_arch.get(resource_key(kernel, dtype=dtype, index_dtype=index_dtype))
 
 
 @lru_cache(maxsize=4096)
