@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 import perfmodel
-from perfmodel import InputError, check_int
+from perfmodel import InputError, check_int, check_modelled
 from validation._harness import (
     HarnessCost,
     IntArray,
@@ -459,8 +459,8 @@ def _compare_point(point: LedgerPoint, gpu_id: str, gpus: Mapping[str, Any], win
     except InputError as exc:
         return PointResult(point=point, gpu=gpu_id, status="unavailable", reason=str(exc))
     try:
-        kernel = perfmodel.kernel_config_from_mapping(point.kernel, f"{point.name!r} kernel")
-    except InputError as exc:  # e.g. a variant the model does not know yet
+        kernel = check_modelled(perfmodel.kernel_config_from_mapping(point.kernel, f"{point.name!r} kernel"))
+    except InputError as exc:  # e.g. a variant the model does not predict yet
         return PointResult(point=point, gpu=gpu_id, status="not-modelled", reason=str(exc),
                            stand_in=_stand_in(point, spec, windows, costs))
     try:
