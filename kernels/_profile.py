@@ -217,15 +217,19 @@ def compile_with_profiles(
     res = compiler.compile(key.source, [*key.defines(with_cap=False), f"-DRECPERF_CAP_LIST(X)={listing}"], arch)
     funcs = parse_sass(disassemble(res.cubin))
     out = {}
+    seen: dict[tuple[tuple[object, ...], ...], KernelProfile | None] = {}
     for cap in [0, *capped]:
         entry = key.entry if cap == 0 else f"{key.entry}_cap{cap}"
         if entry not in funcs:
             raise RuntimeError(f"the disassembly has no function {entry!r}")
-        prof: KernelProfile | None
-        try:
-            la = analyze_function(funcs[entry])
-            prof = profile_from_analysis(la, row_loads_per_lookup=_rows_per_lookup(key), compiler=compiler.version)
-        except ValueError:
-            prof = None
-        out[cap] = (_figures(res, entry), prof)
+        # caps above what the kernel uses often compile to the same code: read it once
+        code = tuple((i.address, i.text, i.control) for i in funcs[entry])
+        if code not in seen:
+            try:
+                la = analyze_function(funcs[entry])
+                seen[code] = profile_from_analysis(la, row_loads_per_lookup=_rows_per_lookup(key),
+                                                   compiler=compiler.version)
+            except ValueError:
+                seen[code] = None
+        out[cap] = (_figures(res, entry), seen[code])
     return out

@@ -54,9 +54,16 @@ def _tasks(archs: list[str], index_dtypes: list[str]) -> list[tuple[str, str, in
                     for dtype in ("float32", "float16"):
                         for idx in index_dtypes:
                             tasks.append((arch, variant, pd, kind, bounds, dtype, idx))
-    # long compiles (deep register rings) first, for load balance; the table is written as it
-    # grows, so a killed build resumes with --resume
-    tasks.sort(key=lambda t: -(t[2] if t[3] == "register" else 0))
+    # the configurations most used first (float32 tables, int64 indices, the replicas, rings up to
+    # 8, the separate check), then the long compiles (deep register rings) first for load
+    # balance; the table is written as it grows, so a killed build resumes with --resume
+    def rank(t: tuple[str, str, int, str, str, str, str]) -> tuple[int, int]:
+        _arch, variant, pd, kind, bounds, dtype, idx = t
+        common = dtype == "float32" and idx == "int64" and (variant not in ("pytorch", "warp") or (
+            pd <= 8 and kind == "register" and bounds == "unchecked"))
+        return (0 if common else 1, -(pd if kind == "register" else 0))
+
+    tasks.sort(key=rank)
     return tasks
 
 
@@ -184,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
             entries[arch].update({k: [*row, intern(fig) if fig is not None else -1] for k, (row, fig) in out.items()})
             task_s += dt
             cpu_s += dc
-            if n % 20 == 0 or n == n_total:
+            if n % 8 == 0 or n == n_total:
                 write(complete=n == n_total)
                 el = time.perf_counter() - t0
                 print(f"{n}/{n_total} configurations, {sum(map(len, entries.values()))} entries, {el:.0f} s "
