@@ -27,7 +27,7 @@ def test_kernel_file_round_trip(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("kw", "needle"),
     [
-        ({"variant": "fast"}, "unknown variant 'fast'; valid choices: pytorch, warp"),
+        ({"variant": "fast"}, "unknown variant 'fast'; valid choices: micro24-combined, pytorch, pytorch-current, tbe, warp"),
         ({"block_size": 100}, "multiple of 32"),
         ({"block_size": 2048}, "32 <= block_size <= 1024"),
         ({"register_cap": 10}, "register_cap == 0 or 24 <= register_cap"),

@@ -95,4 +95,4 @@ def test_predict_cli(tmp_path: Path) -> None:
     assert "bound by" in text.stdout
     k.write_text('variant = "fast"\n')
     bad = _cli("predict", "--gpu", "h100-sxm", "--workload", str(w), "--kernel", str(k))
-    assert bad.returncode == 2 and "valid choices: pytorch, warp" in bad.stderr
+    assert bad.returncode == 2 and "valid choices: micro24-combined, pytorch, pytorch-current, tbe, warp" in bad.stderr
