@@ -51,8 +51,18 @@ TBE_LOOKUPS_PER_GROUP = 32
 
 @lru_cache(maxsize=1)
 def cuobjdump_path() -> str | None:
-    """``cuobjdump`` on PATH, else the one PyPI's ``nvidia-cuda-cuobjdump`` installs, else None."""
-    found = shutil.which("cuobjdump")
+    """``cuobjdump`` on PATH, else the one PyPI's ``nvidia-cuda-cuobjdump`` installs, else None;
+    None too where the ``nvdisasm`` it runs for ``-sass`` is neither on PATH nor beside it."""
+    tool = _find_tool("cuobjdump")
+    if tool is None:
+        return None
+    if shutil.which("nvdisasm") is None and not os.access(Path(tool).with_name("nvdisasm"), os.X_OK):
+        return None
+    return tool
+
+
+def _find_tool(name: str) -> str | None:
+    found = shutil.which(name)
     if found:
         return found
     import importlib.util
@@ -62,7 +72,7 @@ def cuobjdump_path() -> str | None:
     except (ImportError, ValueError):
         spec = None
     for base in (spec.submodule_search_locations or []) if spec else []:
-        for cand in sorted(Path(base).glob("*/bin/cuobjdump")):
+        for cand in sorted(Path(base).glob(f"*/bin/{name}")):
             if os.access(cand, os.X_OK):
                 return str(cand)
     return None
@@ -73,12 +83,18 @@ def disassemble(cubin: bytes, function: str | None = None) -> str:
     no cuobjdump is installed."""
     tool = cuobjdump_path()
     if tool is None:
-        raise RuntimeError("no disassembler: install recperf[compile] (nvidia-cuda-cuobjdump) or the CUDA toolkit")
+        raise RuntimeError("no disassembler: install recperf[compile] (nvidia-cuda-cuobjdump, nvidia-cuda-nvdisasm) "
+                           "or the CUDA toolkit")
+    env = dict(os.environ)
+    helper = shutil.which("nvdisasm") or str(Path(tool).with_name("nvdisasm"))
+    if os.access(helper, os.X_OK):  # cuobjdump runs nvdisasm, found on PATH or NVDISASM_PATH
+        env.setdefault("NVDISASM_PATH", str(Path(helper).parent))
+        env["PATH"] = f"{Path(helper).parent}{os.pathsep}{env.get('PATH', '')}"
     with tempfile.TemporaryDirectory(prefix="recperf-sass-") as tmp:
         path = Path(tmp) / "k.cubin"
         path.write_bytes(cubin)
         cmd = [tool, "-sass", *(("-fun", function) if function else ()), str(path)]
-        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env)
         if proc.returncode:
             raise RuntimeError(f"cuobjdump failed ({' '.join(cmd)}): {proc.stderr.strip()[:400]}")
         return proc.stdout
