@@ -133,6 +133,25 @@ def test_gpu_matches_the_reference(variant: str, pd: int, kind: str, dtype: str)
 
 @needs_gpu
 @pytest.mark.gpu
+@pytest.mark.parametrize("variant", ["micro24-combined", "tbe", "pytorch-current"])
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+def test_gpu_replicas_match_the_reference(variant: str, dtype: str) -> None:
+    rng = np.random.default_rng()
+    for index_dtype in ("int64", "int32"):
+        for dim in (128, 36):  # tbe: a multiple of 4
+            for mode, weighted in (("sum", False), ("sum", True), ("mean", False)):
+                for bounds in ("inline", "separate"):
+                    case = random_case(rng, dtype=dtype, index_dtype=index_dtype, dim=dim, weighted=weighted)
+                    k = KernelConfig(variant=variant, block_size=256, bounds_check=bounds,
+                                     register_cap=int(rng.choice([0, 42])),
+                                     pinned_row_fraction=0.1 if variant == "micro24-combined" else 0.0,
+                                     pin_method="evict-last-prefetch")
+                    got = kernels.embedding_bag_gpu(k, mode=mode, **case)
+                    assert_matches(got, case, mode, (k, dtype, index_dtype, dim, mode, weighted))
+
+
+@needs_gpu
+@pytest.mark.gpu
 @pytest.mark.parametrize("pin_method", ["access-policy-window", "evict-last-prefetch"])
 def test_gpu_pinning_and_separate_check(pin_method: str) -> None:
     rng = np.random.default_rng(7)
