@@ -54,13 +54,13 @@ def _tasks(archs: list[str], index_dtypes: list[str]) -> list[tuple[str, str, in
                     for dtype in ("float32", "float16"):
                         for idx in index_dtypes:
                             tasks.append((arch, variant, pd, kind, bounds, dtype, idx))
-    # the configurations most used first (float32 tables, int64 indices, the replicas, rings up to
-    # 8, the separate check), then the long compiles (deep register rings) first for load
+    # the configurations most used first (float32 tables, int64 indices, the replicas, no prefetch
+    # or rings up to 8), then the long compiles (deep register rings) first for load
     # balance; the table is written as it grows, so a killed build resumes with --resume
     def rank(t: tuple[str, str, int, str, str, str, str]) -> tuple[int, int]:
-        _arch, variant, pd, kind, bounds, dtype, idx = t
+        _arch, variant, pd, kind, _bounds, dtype, idx = t
         common = dtype == "float32" and idx == "int64" and (variant not in ("pytorch", "warp") or (
-            pd <= 8 and kind == "register" and bounds == "unchecked"))
+            pd <= 8 and kind in ("register", "none")))
         return (0 if common else 1, -(pd if kind == "register" else 0))
 
     tasks.sort(key=rank)
