@@ -21,8 +21,8 @@ from perfmodel._config import (
     IndexDistribution,
     KernelConfig,
     Table,
-    check_modelled,
     Workload,
+    check_modelled,
     kernel_config_from_mapping,
     load_kernel_config,
     load_workload,
@@ -37,7 +37,13 @@ from perfmodel._model import Prediction, predict, predict_batch
 from perfmodel._occupancy import Occupancy, blocks_per_sm, occupancy
 from perfmodel._plan import Plan, load_plan, plan_from_mapping
 from perfmodel._profile import KernelProfile
-from perfmodel._resources import INDEX_DTYPES, ResourceUsage, kernel_profile, kernel_resources, load_resource_table
+from perfmodel._resources import (
+    INDEX_DTYPES,
+    ResourceUsage,
+    kernel_profile,
+    kernel_resources,
+    load_resource_table,
+)
 from perfmodel.sim import simulate  # the simulator; its numba kernels load only when it runs
 
 __all__ = [
@@ -77,8 +83,8 @@ __all__ = [
     "hot_rows",
     "kernel_config_from_mapping",
     "kernel_facts",
-    "kernel_registers",
     "kernel_profile",
+    "kernel_registers",
     "kernel_resources",
     "load_gpu_spec",
     "load_kernel_config",

@@ -29,9 +29,9 @@ import numpy as np
 
 from perfmodel import (
     BOUNDS_CHECKS,
+    MODELLED_VARIANTS,
     PIN_METHODS,
     PREFETCH_KINDS,
-    MODELLED_VARIANTS,
     GPUSpec,
     InputError,
     KernelConfig,

@@ -20,7 +20,6 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import perfmodel
-    from perfmodel._config import check_modelled
 
     gpu = perfmodel.get_gpu(args.gpu)
     workload = perfmodel.load_workload(args.workload)
@@ -43,6 +42,6 @@ def run(args: argparse.Namespace) -> int:
 
         return emit(args, p.to_dict(), text)
     kernel = perfmodel.load_kernel_config(args.kernel) if args.kernel else perfmodel.KernelConfig()
-    check_modelled(kernel)
+    perfmodel.check_modelled(kernel)
     p = perfmodel.predict(workload, kernel, gpu)
     return emit(args, p.to_dict(), p.explain)

@@ -63,13 +63,12 @@ def run_cache_sim(args: argparse.Namespace) -> int:
 
 def run_simulate(args: argparse.Namespace) -> int:
     import perfmodel
-    from perfmodel._config import check_modelled
     from perfmodel.sim import simulate_detailed
 
     gpu = perfmodel.get_gpu(args.gpu)
     workload = perfmodel.load_workload(args.workload)
     kernel = perfmodel.load_kernel_config(args.kernel) if args.kernel else perfmodel.KernelConfig()
-    check_modelled(kernel)
+    perfmodel.check_modelled(kernel)
     kw: dict[str, Any] = {"policy": args.policy}
     if args.max_line_requests is not None:
         kw["max_line_requests"] = int(args.max_line_requests)
