@@ -32,9 +32,7 @@ from kernels._compile import (
     write_cache,
 )
 from kernels._sass import PIPES, LoopAnalysis, analyze_function, parse_sass
-from perfmodel import InputError, KernelConfig
-from perfmodel._profile import KernelProfile
-from perfmodel._resources import _check_arch, load_resource_table
+from perfmodel import InputError, KernelConfig, KernelProfile, check_arch, load_resource_table
 
 __all__ = [
     "cuobjdump_path",
@@ -175,7 +173,7 @@ def kernel_profile(
     ``nvrtc``, ``nvcc`` or ``table``. Compiled profiles are cached per compiler version and
     source hash; ``profile.source`` says ``table``, ``compiled`` or ``cache``.
     """
-    _check_arch(arch)
+    check_arch(arch)
     key = compile_key(config, dtype=dtype, index_dtype=index_dtype, tbe_vecs=tbe_vecs)
     comp = _resolve(compiler)
     if comp is not None and compiler == "auto" and cuobjdump_path() is None:
@@ -207,7 +205,7 @@ def kernel_sass(
 ) -> tuple[str, str]:
     """(``cuobjdump -sass`` text of ``config``'s lookup kernel on ``arch``, compiler version).
     RuntimeError where no compiler or no disassembler is installed."""
-    _check_arch(arch)
+    check_arch(arch)
     key = compile_key(config, dtype=dtype, index_dtype=index_dtype, tbe_vecs=tbe_vecs)
     if compiler == "table":
         raise RuntimeError("the shipped table holds figures, not the disassembly: --sass needs a compiler "

@@ -40,6 +40,7 @@ from perfmodel._profile import KernelProfile
 from perfmodel._resources import (
     INDEX_DTYPES,
     ResourceUsage,
+    check_arch,
     kernel_profile,
     kernel_resources,
     load_resource_table,
@@ -74,6 +75,7 @@ __all__ = [
     "TableCall",
     "Workload",
     "blocks_per_sm",
+    "check_arch",
     "check_float",
     "check_int",
     "check_modelled",

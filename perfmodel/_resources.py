@@ -54,6 +54,7 @@ __all__ = [
     "RESOURCE_TABLE_PATH",
     "ResourceTable",
     "ResourceUsage",
+    "check_arch",
     "kernel_profile",
     "kernel_resources",
     "load_resource_table",
@@ -93,7 +94,8 @@ class ResourceUsage:
         return asdict(self)
 
 
-def _check_arch(arch: str) -> str:
+def check_arch(arch: str) -> str:
+    """``arch`` if it names an architecture like ``sm_80``, else InputError."""
     if not isinstance(arch, str) or not _ARCH_RE.match(arch):
         raise InputError(f"an architecture name like 'sm_80' or 'sm_90' is required, but got arch={arch!r}")
     return arch
@@ -158,7 +160,7 @@ class ResourceTable:
         return _profile_at(self, row[len(COLUMNS)])
 
     def _row(self, kernel: KernelConfig, arch: str, dtype: str, index_dtype: str) -> tuple[int, ...] | None:
-        per_arch = self.entries.get(_check_arch(arch))
+        per_arch = self.entries.get(check_arch(arch))
         if per_arch is None:
             return None
         return per_arch.get(resource_key(kernel, dtype=dtype, index_dtype=index_dtype))
@@ -218,7 +220,7 @@ def kernel_resources(
     """
     if not isinstance(kernel, KernelConfig):
         raise InputError(f"`kernel` must be a KernelConfig, but got {type(kernel).__name__}")
-    _check_arch(arch)
+    check_arch(arch)
     _check_dtypes(dtype, index_dtype)
     if not RESOURCE_TABLE_PATH.is_file():
         return None
@@ -235,7 +237,7 @@ def kernel_profile(
     """
     if not isinstance(kernel, KernelConfig):
         raise InputError(f"`kernel` must be a KernelConfig, but got {type(kernel).__name__}")
-    _check_arch(arch)
+    check_arch(arch)
     _check_dtypes(dtype, index_dtype)
     if not RESOURCE_TABLE_PATH.is_file():
         return None
