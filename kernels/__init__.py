@@ -65,6 +65,7 @@ __all__ = [
     "resource_usage",
     "run_cpu",
     "source_hash",
+    "tbe_vecs_for",
     "toolchain_problems",
     "vec_bytes_for",
 ]
