@@ -18,6 +18,7 @@ import numpy as np
 
 from kernels._compile import KERNEL_DIR, cache_dir
 from kernels._launch import (
+    MICRO24_PIN_BLOCK,
     PYTORCH_GRID,
     PYTORCH_LAUNCH,
     check_lookup_args,
@@ -132,8 +133,6 @@ class CpuResult:
 
 
 _AUX_GRID, _AUX_BLOCK = 64, 256
-#: the artifact's pinning launch (opt_designs/combined/EmbeddingBag.cu: block_2 = dim3(2, 128), grid 1024)
-MICRO24_PIN_BLOCK = (2, 128)
 #: variants with PyTorch's padding_idx semantics
 PADDING_VARIANTS = PYTORCH_LAUNCH
 

@@ -37,6 +37,9 @@ import numpy as np
 
 from kernels._compile import KERNEL_DIR, SOURCES, CompileKey, compile_key
 from kernels._launch import (
+    MICRO24_PIN_BLOCK,
+    MICRO24_PIN_ENTRY,
+    PYTORCH_GRID,
     LookupArgs,
     check_lookup_args,
     first_out_of_range,
@@ -201,6 +204,12 @@ class CupyDevice:
 
     def full(self, shape: tuple[int, ...], value: Any, dtype: Any) -> Any:
         return self.cp.full(shape, value, dtype=dtype)
+
+    def padded(self, array: Any, extra: int) -> Any:
+        """A new 1-D device array: ``array`` followed by ``extra`` zeros (a device-to-device copy)."""
+        out = self.cp.zeros((int(array.shape[0]) + extra,), array.dtype)
+        out[: array.shape[0]] = array
+        return out
 
     def take_rows(self, array: Any, order: Any) -> Any:
         """``array[order]`` as a new contiguous array (the frequency-ordered table)."""
@@ -373,12 +382,16 @@ def _tbe_args(b: LookupBuffers) -> tuple[Any, ...]:
 
 
 #: variant -> the lookup kernel's argument tuple, in its signature's order (kernels/*.cu).
-#: micro24-combined is not here yet: it needs its index array one element longer and its own
-#: pinning pass (the CPU runner has both, kernels/_cpu.py)
+#: micro24-combined has PyTorch's signature; its index array is one element longer (a zero the
+#: artifact's pair loads read past a bag's end, kernels/embedding_bag_micro24.cu) and it pins
+#: with the artifact's own pass (:data:`MICRO24_PIN_ENTRY`)
 LOOKUP_ARGS: dict[str, Callable[[LookupBuffers], tuple[Any, ...]]] = {
-    "pytorch": _pytorch_args, "warp": _warp_args, "pytorch-current": _pytorch_args, "tbe": _tbe_args}
+    "pytorch": _pytorch_args, "warp": _warp_args, "pytorch-current": _pytorch_args, "tbe": _tbe_args,
+    "micro24-combined": _pytorch_args}
 #: variants whose kernel also writes PyTorch's side outputs offset2bag and bag_size
-SIDE_OUTPUT_VARIANTS = frozenset({"pytorch", "pytorch-current"})
+SIDE_OUTPUT_VARIANTS = frozenset({"pytorch", "pytorch-current", "micro24-combined"})
+#: variants that read one index past the last lookup (the launcher appends a zero)
+PADDED_INDEX_VARIANTS = frozenset({"micro24-combined"})
 
 
 def launchable_variants() -> tuple[str, ...]:
@@ -480,7 +493,12 @@ class EmbeddingBagLauncher:
         if problem is not None:
             raise RuntimeError(problem)
         options = ("-std=c++17", f"-I{KERNEL_DIR}", *self.key.defines())
-        self._lookup = self.device.compile(self.key.source.read_text(), options, [self.key.entry])[self.key.entry]
+        micro24 = kernel.variant == "micro24-combined"
+        module = self.device.compile(self.key.source.read_text(), options,
+                                     [self.key.entry, *([MICRO24_PIN_ENTRY] if micro24 else [])])
+        self._lookup = module[self.key.entry]
+        #: the artifact's pinning pass (micro24-combined only)
+        self._micro24_pin = module.get(MICRO24_PIN_ENTRY)
         # the passes depend on the element and index types only: one module for every configuration
         aux_options = options[:2] + tuple(d for d in self.key.defines() if d.startswith(_AUX_DEFINES))
         self._aux = self.device.compile((KERNEL_DIR / SOURCES["aux"]).read_text(), aux_options, _AUX_ENTRIES)
@@ -531,21 +549,29 @@ class EmbeddingBagLauncher:
                 if int(hot_rows.shape[0]) < pinned:
                     raise InputError(f"`hot_rows` must list at least the {pinned} pinned rows, but holds "
                                      f"{int(hot_rows.shape[0])}")
-                lines = pinned * ((row_bytes + 127) // 128)
-                launches.append(KernelLaunch(name="recperf_pin_rows_evict_last",
-                                             function=self._aux["recperf_pin_rows_evict_last"],
-                                             grid=self._aux_grid(lines), block=(_AUX_BLOCK, 1, 1),
-                                             args=(weight, hot_rows, np.int64(pinned), np.int64(row_bytes))))
+                if self._micro24_pin is not None:  # the artifact's own pass and launch
+                    launches.append(KernelLaunch(name=MICRO24_PIN_ENTRY, function=self._micro24_pin,
+                                                 grid=(PYTORCH_GRID, 1, 1), block=(*MICRO24_PIN_BLOCK, 1),
+                                                 args=(weight, np.int64(D), np.int64(D), hot_rows, np.int64(pinned))))
+                else:
+                    lines = pinned * ((row_bytes + 127) // 128)
+                    launches.append(KernelLaunch(name="recperf_pin_rows_evict_last",
+                                                 function=self._aux["recperf_pin_rows_evict_last"],
+                                                 grid=self._aux_grid(lines), block=(_AUX_BLOCK, 1, 1),
+                                                 args=(weight, hot_rows, np.int64(pinned), np.int64(row_bytes))))
             else:
                 if int(hot_rows.shape[0]) != E:
                     raise InputError(f"access-policy-window needs the row map of all {E} rows as `hot_rows`, "
                                      f"but got {int(hot_rows.shape[0])} entries")
-                lookup_indices = dev.empty((N,), args.indices.dtype)
+                padded = self.kernel.variant in PADDED_INDEX_VARIANTS
+                lookup_indices = (dev.zeros if padded else dev.empty)((N + padded,), args.indices.dtype)
                 if N:
                     launches.append(KernelLaunch(name="recperf_remap_indices", function=self._aux["recperf_remap_indices"],
                                                  grid=self._aux_grid(N), block=(_AUX_BLOCK, 1, 1),
                                                  args=(args.indices, lookup_indices, np.int64(N), hot_rows, np.int64(E))))
                 window = (dev.pointer(weight), pinned * row_bytes)
+        if self.kernel.variant in PADDED_INDEX_VARIANTS and lookup_indices is args.indices:
+            lookup_indices = dev.padded(args.indices, 1)
         output = dev.zeros((B, D), weight.dtype)
         side = None
         if self.kernel.variant in SIDE_OUTPUT_VARIANTS:

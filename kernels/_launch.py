@@ -17,6 +17,8 @@ from perfmodel import PYTORCH_GRID_BLOCKS, InputError, KernelConfig
 from perfmodel import vector_bytes as vec_bytes_for
 
 __all__ = [
+    "MICRO24_PIN_BLOCK",
+    "MICRO24_PIN_ENTRY",
     "MODES",
     "PYTORCH_GRID",
     "LaunchGeometry",
@@ -35,6 +37,10 @@ PYTORCH_GRID = PYTORCH_GRID_BLOCKS
 MODES = {"sum": 0, "mean": 1}
 _FLOAT_DTYPES = {"float32": np.dtype(np.float32), "float16": np.dtype(np.float16)}
 _INDEX_DTYPES = {"int64": np.dtype(np.int64), "int32": np.dtype(np.int32)}
+#: the artifact's pinning launch (opt_designs/combined/EmbeddingBag.cu: block_2 = dim3(2, 128), grid 1024)
+#: and its entry point (kernels/embedding_bag_micro24.cu)
+MICRO24_PIN_BLOCK = (2, 128)
+MICRO24_PIN_ENTRY = "recperf_micro24_pin_L2"
 #: variants launched as PyTorch's EmbeddingBag_updateOutputKernel_sum_mean (side outputs too)
 PYTORCH_LAUNCH = ("pytorch", "pytorch-current", "micro24-combined")
 #: FBGEMM caps a TBE grid at 64 blocks per SM (fbgemm_gpu/include/fbgemm_gpu/utils/cuda_utilities.cuh,

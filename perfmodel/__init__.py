@@ -10,6 +10,7 @@ from perfmodel._caches import clear_caches
 from perfmodel._config import (
     BOUNDS_CHECKS,
     DTYPES,
+    FIXED_PREFETCH_VARIANTS,
     INDEX_KINDS,
     MAX_PREFETCH_DISTANCE,
     MIN_REGISTER_CAP,
@@ -50,6 +51,7 @@ from perfmodel.sim import simulate  # the simulator; its numba kernels load only
 __all__ = [
     "BOUNDS_CHECKS",
     "DTYPES",
+    "FIXED_PREFETCH_VARIANTS",
     "INDEX_DTYPES",
     "INDEX_KINDS",
     "MAX_PREFETCH_DISTANCE",

@@ -29,9 +29,11 @@ from kernels._compile import KERNEL_DIR
 from kernels._cpu import _library, _ShimKey
 
 #: lookup entries and passes: the only kernels a timed region may launch
-LOOKUP_KERNELS = {"recperf_embedding_bag_pytorch", "recperf_embedding_bag_warp", "recperf_check_indices",
-                  "recperf_pin_rows_evict_last", "recperf_remap_indices"}
+LOOKUP_KERNELS = {"recperf_embedding_bag_pytorch", "recperf_embedding_bag_warp", "recperf_embedding_bag_micro24",
+                  "recperf_embedding_bag_tbe",
+                  "recperf_check_indices", "recperf_pin_rows_evict_last", "recperf_remap_indices", "recperf_micro24_pin_L2"}
 _SOURCES = {"recperf_embedding_bag_pytorch": "embedding_bag_pytorch.cu", "recperf_embedding_bag_warp": "embedding_bag_warp.cu",
+            "recperf_embedding_bag_micro24": "embedding_bag_micro24.cu", "recperf_embedding_bag_tbe": "embedding_bag_tbe.cu", "recperf_micro24_pin_L2": "embedding_bag_micro24.cu",
             "recperf_check_indices": "embedding_bag_aux.cu", "recperf_pin_rows_evict_last": "embedding_bag_aux.cu",
             "recperf_remap_indices": "embedding_bag_aux.cu"}
 
@@ -200,6 +202,10 @@ class RecordingDevice:
         self.log.append(("alloc", str(shape)))
         return self._device(np.full(shape, value, dtype))
 
+    def padded(self, array: Any, extra: int) -> FakeDeviceArray:
+        self.log.append(("alloc", f"padded +{extra}"))
+        return self._device(np.concatenate([array.view(np.ndarray), np.zeros(extra, array.dtype)]))
+
     def take_rows(self, array: Any, order: Any) -> FakeDeviceArray:
         self.log.append(("alloc", "take_rows"))
         return self._device(array.view(np.ndarray)[order.view(np.ndarray)])
@@ -308,7 +314,8 @@ def shim_key(options: Sequence[str]) -> _ShimKey:
                     ring_distance=int(d.get("RECPERF_PREFETCH_DISTANCE", 0)),
                     l2_hint=d.get("RECPERF_PREFETCH_L2HINT") == "1",
                     bounds_inline=d.get("RECPERF_BOUNDS_INLINE", "1") == "1",
-                    vec_bytes=int(d.get("RECPERF_VEC_BYTES", 16)))
+                    vec_bytes=int(d.get("RECPERF_VEC_BYTES", 16)), preloop=d.get("RECPERF_BOUNDS_PRELOOP") == "1",
+                    tbe_vecs=int(d.get("RECPERF_TBE_MAX_VECS", 1)))
 
 
 def run_on_cpu(name: str, key: _ShimKey, grid: Sequence[int], block: Sequence[int], args: Sequence[Any]) -> None:
@@ -320,6 +327,12 @@ def run_on_cpu(name: str, key: _ShimKey, grid: Sequence[int], block: Sequence[in
     first_bad, failed = ctypes.c_longlong(-1), ctypes.c_char_p()
     if name == "recperf_embedding_bag_pytorch":
         status = lib.recperf_cpu_pytorch(grid[0], block[0], block[1], *c, ctypes.byref(first_bad), ctypes.byref(failed))
+    elif name == "recperf_embedding_bag_micro24":
+        status = lib.recperf_cpu_micro24(grid[0], block[0], block[1], *c, ctypes.byref(first_bad), ctypes.byref(failed))
+    elif name == "recperf_embedding_bag_tbe":
+        status = lib.recperf_cpu_tbe(grid[0], block[0], block[1], *c, ctypes.byref(first_bad), ctypes.byref(failed))
+    elif name == "recperf_micro24_pin_L2":
+        status = lib.recperf_cpu_micro24_pin(grid[0], block[0], block[1], *c)
     elif name == "recperf_embedding_bag_warp":
         status = lib.recperf_cpu_warp(grid[0], block[0], *c, ctypes.byref(first_bad), ctypes.byref(failed))
     elif name == "recperf_check_indices":

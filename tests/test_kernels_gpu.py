@@ -133,7 +133,7 @@ def test_gpu_matches_the_reference(variant: str, pd: int, kind: str, dtype: str)
 
 @needs_gpu
 @pytest.mark.gpu
-@pytest.mark.parametrize("variant", ["tbe", "pytorch-current"])  # micro24-combined: CPU runner only, for now
+@pytest.mark.parametrize("variant", ["tbe", "pytorch-current", "micro24-combined"])
 @pytest.mark.parametrize("dtype", ["float32", "float16"])
 def test_gpu_replicas_match_the_reference(variant: str, dtype: str) -> None:
     rng = np.random.default_rng()
