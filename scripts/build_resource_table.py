@@ -11,7 +11,8 @@ Usage (from the repository root, with recperf[compile] installed):
 
 Space: variant {pytorch, warp} x prefetch (none, a register ring of 1..16 rows, or L2 hints)
 plus variant {micro24-combined, tbe, pytorch-current} without prefetch, x bounds {inline,
-unchecked} x dtype {float32, float16} x index dtype {int64, int32} x register cap {0, 24, 32,
+unchecked} x dtype {float32, float16} x index dtype int64 (``--index-dtypes int64,int32`` adds int32;
+the model reads int64 kernels, and other index types compile on demand) x register cap {0, 24, 32,
 40, 42, 48, ..., 128, 255}. Per configuration one program holds
 the uncapped kernel and one entry per cap (one front-end run). Every cap is compiled and
 stored: a cap above the uncapped register count can still change ptxas's allocation.
@@ -102,7 +103,9 @@ def _work(task: tuple[str, str, int, str, str, str, str]) -> tuple[str, dict[str
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--archs", default="sm_80,sm_90")
-    ap.add_argument("--index-dtypes", default="int64,int32", help="comma list of int64, int32")
+    ap.add_argument("--index-dtypes", default="int64",
+                    help="comma list of int64, int32 (default int64: the indices the model's kernels read; "
+                         "other index types compile on demand)")
     ap.add_argument("--jobs", type=int, default=2, help="compile processes (at most 2 on shared machines)")
     ap.add_argument("--limit", type=int, default=0, help="only the first N configurations (smoke test)")
     ap.add_argument("--out", default=str(ROOT / "perfmodel" / "data" / "resources" / "resource_table.json.gz"))
@@ -123,7 +126,8 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     archs = [a.strip() for a in args.archs.split(",") if a.strip()]
-    tasks = _tasks(archs, [d.strip() for d in args.index_dtypes.split(",") if d.strip()])
+    index_dtypes = [d.strip() for d in args.index_dtypes.split(",") if d.strip()]
+    tasks = _tasks(archs, index_dtypes)
     if args.limit:
         tasks = tasks[: args.limit]
     dest = Path(args.out)
@@ -149,6 +153,13 @@ def main(argv: list[str] | None = None) -> int:
                     {k: [*v[: len(COLUMNS)], intern(old_profiles[v[len(COLUMNS)]]) if v[len(COLUMNS)] >= 0 else -1]
                      for k, v in rows.items()})
             build = {k: float(old.get("build", {}).get(k, 0.0)) for k in build}
+            # the table holds exactly the requested space: entries of other archs or index types go
+            wanted = {(t[0], _base_key(t).rsplit("/", 1)[1]) for t in tasks}
+            for a in list(entries):
+                if a not in archs:
+                    del entries[a]
+                    continue
+                entries[a] = {k: v for k, v in entries[a].items() if (a, k.rsplit("/", 1)[1]) in wanted}
             done = {(a, k) for a, rows in entries.items() for k in rows}
             tasks = [t for t in tasks if (t[0], _base_key(t)) not in done]
             print(f"resuming: {len(done)} entries kept, {len(tasks)} configurations left", flush=True)
@@ -168,6 +179,7 @@ def main(argv: list[str] | None = None) -> int:
             "source_hash": source_hash(),
             "complete": complete,
             "register_caps": [0, *REGISTER_CAPS],
+            "index_dtypes": index_dtypes,
             "keys": "variant/cap/prefetch(pd0|ring<d>|l2hint)/bounds(inline|unchecked)/dtype/index_dtype; "
                     "warp: 16-byte loads; tbe: rows of up to 128 elements (kMaxVecsPerThread 1)",
             "disassembler": f"cuobjdump (nvidia-cuda-cuobjdump {_pkg_version('nvidia-cuda-cuobjdump')})",
