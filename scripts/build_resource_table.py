@@ -148,18 +148,15 @@ def main(argv: list[str] | None = None) -> int:
         if (old.get("source_hash") == source_hash() and old.get("compiler") == _nvrtc_version()
                 and old.get("format") == 2):
             old_profiles = old.get("profiles", [])
-            for a, rows in old["entries"].items():
-                entries.setdefault(a, {}).update(
-                    {k: [*v[: len(COLUMNS)], intern(old_profiles[v[len(COLUMNS)]]) if v[len(COLUMNS)] >= 0 else -1]
-                     for k, v in rows.items()})
-            build = {k: float(old.get("build", {}).get(k, 0.0)) for k in build}
             # the table holds exactly the requested space: entries of other archs or index types go
             wanted = {(t[0], _base_key(t).rsplit("/", 1)[1]) for t in tasks}
-            for a in list(entries):
-                if a not in archs:
-                    del entries[a]
+            for a, rows in old["entries"].items():
+                if a not in entries:
                     continue
-                entries[a] = {k: v for k, v in entries[a].items() if (a, k.rsplit("/", 1)[1]) in wanted}
+                entries[a].update(
+                    {k: [*v[: len(COLUMNS)], intern(old_profiles[v[len(COLUMNS)]]) if v[len(COLUMNS)] >= 0 else -1]
+                     for k, v in rows.items() if (a, k.rsplit("/", 1)[1]) in wanted})
+            build = {k: float(old.get("build", {}).get(k, 0.0)) for k in build}
             done = {(a, k) for a, rows in entries.items() for k in rows}
             tasks = [t for t in tasks if (t[0], _base_key(t)) not in done]
             print(f"resuming: {len(done)} entries kept, {len(tasks)} configurations left", flush=True)
