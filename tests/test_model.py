@@ -258,9 +258,11 @@ def test_compile_codes_number_compile_keys_one_to_one() -> None:
     """predict_batch groups configurations by KernelConfig._model_row's integer code: equal
     codes must mean equal compile keys (extremes of every field's range)."""
     seen: dict[int, tuple[object, ...]] = {}
+    codes: dict[tuple[object, ...], int] = {}
     for v in perfmodel.VARIANTS:
+        fixed = v in perfmodel.FIXED_PREFETCH_VARIANTS  # the replicas take no prefetch distance
         for cap in (0, perfmodel.MIN_REGISTER_CAP, 255):
-            for pd in (0, perfmodel.MAX_PREFETCH_DISTANCE):
+            for pd in (0,) if fixed else (0, perfmodel.MAX_PREFETCH_DISTANCE):
                 for kind in perfmodel.PREFETCH_KINDS:
                     for check in perfmodel.BOUNDS_CHECKS:
                         for pin in perfmodel.PIN_METHODS:
@@ -268,4 +270,6 @@ def test_compile_codes_number_compile_keys_one_to_one() -> None:
                                                        prefetch_kind=kind, bounds_check=check, pin_method=pin)
                             code, key, _, _ = k._model_row
                             assert seen.setdefault(code, key) == key
-    assert len(seen) == 2 * 3 * 2 * 2 * 3 * 2
+                            assert codes.setdefault(key, code) == code
+    n_tunable = len(perfmodel.VARIANTS) - len(perfmodel.FIXED_PREFETCH_VARIANTS)
+    assert len(seen) == len(codes) == (2 * n_tunable + len(perfmodel.FIXED_PREFETCH_VARIANTS)) * 3 * 2 * 3 * 2
