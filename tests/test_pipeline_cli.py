@@ -114,15 +114,7 @@ def test_latency_bounded_throughput_in_the_sweep() -> None:
     assert sum(d["routing"]["share"].values()) == pytest.approx(1.0)
 
 
-def _core_models_tbe() -> bool:
-    try:
-        perfmodel.KernelConfig(variant="tbe")
-    except perfmodel.InputError:
-        return False
-    return True
-
-
-TBE = _core_models_tbe()
+TBE = "tbe" in perfmodel.MODELLED_VARIANTS
 
 
 @pytest.mark.xfail(not TBE, strict=True, reason="the embedding model has no table-batched (tbe) kernel variant yet")

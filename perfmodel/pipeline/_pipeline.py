@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from perfmodel._config import KernelConfig
+from perfmodel._config import KernelConfig, check_modelled
 from perfmodel._errors import InputError, check_int, choices_text
 from perfmodel._gpu import GPUSpec, get_gpu, gpu_ids
 from perfmodel.pipeline._costs import MATMUL_DTYPES, CPUCosts, GPUCosts, OpCost
@@ -218,7 +218,7 @@ def build_ops(model: ModelSpec, costs: GPUCosts | CPUCosts, batch_size: int, *,
     if embedding_kernel == "tbe" and isinstance(costs, GPUCosts):
         served = _fusable(model, representations)
         try:
-            tbe = kernel.replace(variant="tbe")
+            tbe = check_modelled(kernel.replace(variant="tbe", prefetch_distance=0, prefetch_kind="register"))
         except InputError as exc:
             raise InputError(
                 "the table-batched embedding kernel (embedding kernel 'tbe') needs perfmodel.predict to model "
