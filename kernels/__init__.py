@@ -32,7 +32,7 @@ from kernels._gpu import (
     toolchain_problems,
 )
 from kernels._launch import LaunchGeometry, frequency_remap, launch_geometry, tbe_vecs_for, vec_bytes_for
-from kernels._profile import cuobjdump_path, disassemble, kernel_profile, kernel_sass
+from kernels._profile import compiled_figures, cuobjdump_path, disassemble, kernel_profile, kernel_sass
 
 __all__ = [
     "COMPILERS",
@@ -47,6 +47,7 @@ __all__ = [
     "available_compiler",
     "cache_dir",
     "compile_key",
+    "compiled_figures",
     "cpu_compiler",
     "cuobjdump_path",
     "disassemble",

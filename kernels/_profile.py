@@ -32,9 +32,10 @@ from kernels._compile import (
     write_cache,
 )
 from kernels._sass import PIPES, LoopAnalysis, analyze_function, parse_sass
-from perfmodel import InputError, KernelConfig, KernelProfile, check_arch, load_resource_table
+from perfmodel import InputError, KernelConfig, KernelProfile, ResourceUsage, check_arch, load_resource_table
 
 __all__ = [
+    "compiled_figures",
     "cuobjdump_path",
     "disassemble",
     "kernel_profile",
@@ -197,6 +198,23 @@ def kernel_profile(
     if use_cache:
         write_cache(path, prof.figures())
     return prof
+
+
+def compiled_figures(
+    config: KernelConfig, arch: str, dtype: str, index_dtype: str, tbe_vecs: int
+) -> tuple[ResourceUsage, KernelProfile] | None:
+    """``perfmodel.ProfileProvider``: the resource figures and the profile of a configuration the
+    shipped table lacks, compiled now (or from the compile cache); None where no compiler with a
+    disassembler is installed. Register it with ``perfmodel.set_profile_provider``."""
+    if available_compiler() is None or cuobjdump_path() is None:
+        return None
+    try:
+        from kernels._compile import resource_usage
+
+        return (resource_usage(config, arch, dtype=dtype, index_dtype=index_dtype),
+                kernel_profile(config, arch, dtype=dtype, index_dtype=index_dtype, tbe_vecs=tbe_vecs))
+    except RuntimeError:
+        return None
 
 
 def kernel_sass(

@@ -32,7 +32,15 @@ from perfmodel._config import (
 from perfmodel._errors import InputError, check_float, check_int
 from perfmodel._gpu import SUPPORTED_COMPUTE_CAPABILITIES, GPUSpec, get_gpu, gpu_ids, load_gpu_spec
 from perfmodel._indices import TableCall, hot_rows, table_call
-from perfmodel._kernel import PYTORCH_GRID_BLOCKS, KernelFacts, kernel_facts, kernel_registers, vector_bytes
+from perfmodel._kernel import (
+    PYTORCH_GRID_BLOCKS,
+    KernelFacts,
+    ProfileProvider,
+    kernel_facts,
+    kernel_registers,
+    set_profile_provider,
+    vector_bytes,
+)
 from perfmodel._micro import micro_l2_read, micro_pointer_chase, micro_stream_read
 from perfmodel._model import Prediction, predict, predict_batch
 from perfmodel._occupancy import Occupancy, blocks_per_sm, occupancy
@@ -72,6 +80,7 @@ __all__ = [
     "Occupancy",
     "Plan",
     "Prediction",
+    "ProfileProvider",
     "ResourceUsage",
     "Table",
     "TableCall",
@@ -102,6 +111,7 @@ __all__ = [
     "plan_from_mapping",
     "predict",
     "predict_batch",
+    "set_profile_provider",
     "simulate",
     "table_call",
     "vector_bytes",

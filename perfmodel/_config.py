@@ -45,7 +45,7 @@ __all__ = [
 VARIANTS = ("pytorch", "warp", "micro24-combined", "tbe", "pytorch-current")
 #: variants the model and the simulator predict (the others are profiled and run, and modelled
 #: once the model reads kernel profiles: issue 9, phase 2)
-MODELLED_VARIANTS = ("pytorch", "warp")
+MODELLED_VARIANTS = VARIANTS
 #: variants whose structure fixes how rows are fetched (their own pair loads, FBGEMM's shuffle
 #: loop, PyTorch's kernel as shipped): they take no other prefetch
 FIXED_PREFETCH_VARIANTS = ("micro24-combined", "tbe", "pytorch-current")

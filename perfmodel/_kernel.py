@@ -26,6 +26,7 @@ Every constant names its source.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -37,18 +38,21 @@ from perfmodel._config import DTYPES, KernelConfig, Table
 from perfmodel._errors import InputError, check_int
 from perfmodel._gpu import GPUSpec
 from perfmodel._indices import hot_rows
-from perfmodel._physics import little_throughput, loop_instructions, model_params
+from perfmodel._physics import issue_interval_cycles, little_throughput, model_params
+from perfmodel._profile import KernelProfile
+from perfmodel._resources import ResourceUsage
 
 __all__ = [
     "DEPENDENT_ISSUE_CYCLES",
-    "DEPENDENT_PER_ITER",
     "INDEX_BYTES",
-    "INLINE_CHECK_DEPENDENT",
     "KERNEL_LAUNCH_GAP_S",
     "PYTORCH_GRID_BLOCKS",
+    "PYTORCH_MAPPING",
     "SCHEDULERS_PER_SM",
+    "TBE_BLOCKS_PER_SM_CAP",
     "VECTOR_WIDTHS_BYTES",
     "KernelFacts",
+    "ProfileProvider",
     "WorkMapping",
     "bounds_check_pass_bytes",
     "compile_facts",
@@ -62,15 +66,25 @@ __all__ = [
     "pinned_rows",
     "remap_pass_bytes",
     "sector_footprint_bytes",
+    "set_profile_provider",
     "streaming_bandwidth",
+    "tbe_vecs_for",
     "vector_bytes",
     "work_mapping",
 ]
 
 IntArray = npt.NDArray[np.int64]
 
-#: PyTorch 2.1 EmbeddingBag forward (sum/mean): ``grid = 1024`` blocks (aten/src/ATen/native/cuda/EmbeddingBag.cu)
+#: PyTorch 2.1 EmbeddingBag forward (sum/mean): ``grid = 1024`` blocks (aten/src/ATen/native/cuda/EmbeddingBag.cu);
+#: the MICRO'24 artifact's combined kernel and PyTorch's current kernel keep that launch
 PYTORCH_GRID_BLOCKS = 1024
+#: variants with PyTorch's launch and work mapping: block (32, b/32), a warp per (bag, 32-column chunk)
+PYTORCH_MAPPING = ("pytorch", "pytorch-current", "micro24-combined")
+#: FBGEMM's TBE forward caps its grid at 64 blocks per SM (MAX_THREAD_BLOCKS_FACTOR = 64,
+#: fbgemm_gpu/codegen/training/forward/embedding_forward_split_template.cu, pytorch/FBGEMM 71d6f8b2)
+TBE_BLOCKS_PER_SM_CAP = 64
+#: FBGEMM's TBE reads rows in 4-element vectors (Vec4T): 32 lanes x 4 = 128 columns per step
+TBE_VEC_ELEMENTS = 4
 #: warp schedulers per SM, each issuing one warp instruction per cycle (NVIDIA A100 / H100 whitepapers)
 SCHEDULERS_PER_SM = 4.0
 #: dependent-issue latency of an integer/FP32 instruction, cycles (Jia et al., "Dissecting the
@@ -79,17 +93,14 @@ DEPENDENT_ISSUE_CYCLES = 4.0
 #: gap between back-to-back kernels in one stream, s. Estimate: Nsight Systems traces of
 #: dependent launches on A100/H100 show ~2 us of idle GPU between kernels; to be calibrated.
 KERNEL_LAUNCH_GAP_S = 2.0e-6
-#: dependent instructions on one iteration's critical path besides the loads, read off the
-#: SASS of the hot loops (nvcc 13.0, sm_80): IMAD.WIDE, IMAD.IADD, LEA, LEA.HI.X before the
-#: row load, FSEL/FADD after it; the inline assert adds ISETP.GE(.EX) and a predicated BRA.
-DEPENDENT_PER_ITER = 6.0
-INLINE_CHECK_DEPENDENT = 3.0
 #: index bytes per lookup (int64 indices, as PyTorch passes them)
 INDEX_BYTES = 8
-#: bytes per bag of the offsets both kernels read and of the ``bag_size`` the ``pytorch``
-#: kernel writes (int64; kernels/embedding_bag_pytorch.cu, ``bag_size[bag] = bag_size_``)
+#: bytes per bag of the offsets every kernel reads and of the ``bag_size`` the PyTorch-mapped
+#: kernels write (int64; kernels/embedding_bag_pytorch.cu, ``bag_size[bag] = bag_size_``); bytes per
+#: lookup of the ``offset2bag`` they write (``if (featureDim == 0) offset2bag[emb] = bag``)
 OFFSET_BYTES = 8
 BAG_SIZE_BYTES = 8
+OFFSET2BAG_BYTES = 8
 #: vector load widths the ``warp`` variant is compiled for, widest first (kernels/embedding_bag_warp.cu)
 VECTOR_WIDTHS_BYTES = (16, 8, 4, 2)
 
@@ -130,16 +141,21 @@ class WorkMapping:
 def work_mapping(variant: str, dim: int, dtype: str, warp_size: int = 32) -> WorkMapping:
     """The work mapping of ``variant`` on a table of ``dim`` columns of ``dtype``.
 
-    ``pytorch`` (PyTorch 2.1 ``EmbeddingBag_updateOutputKernel_sum_mean``): one warp per
-    (bag, 32-column chunk), a lane per column, so a load moves 32 elements. ``warp``: one
-    warp per bag, the lanes across the row with :func:`vector_bytes` each.
+    ``pytorch``, ``pytorch-current``, ``micro24-combined`` (PyTorch 2.1's
+    ``EmbeddingBag_updateOutputKernel_sum_mean`` launch): one warp per (bag, 32-column chunk), a
+    lane per column, so a load moves 32 elements. ``warp``: one warp per bag, the lanes across
+    the row with :func:`vector_bytes` each, a wider row in column passes. ``tbe`` (FBGEMM's TBE
+    forward): one warp per bag, each lookup reads the whole row in 4-element vectors per lane
+    (:func:`tbe_vecs_for` of them, all in the same iteration).
     """
     itemsize = DTYPES[dtype]
     row_bytes = dim * itemsize
-    if variant == "pytorch":
+    if variant in PYTORCH_MAPPING:
         unit = warp_size * itemsize
         return WorkMapping(units_per_bag=math.ceil(dim / warp_size), passes_per_unit=1, unit_bytes=unit,
                            pass_bytes=unit)
+    if variant == "tbe":
+        return WorkMapping(units_per_bag=1, passes_per_unit=1, unit_bytes=row_bytes, pass_bytes=row_bytes)
     pass_bytes = warp_size * vector_bytes(dim, itemsize)
     return WorkMapping(units_per_bag=1, passes_per_unit=math.ceil(row_bytes / pass_bytes), unit_bytes=row_bytes,
                        pass_bytes=pass_bytes)
@@ -158,100 +174,175 @@ def sector_footprint_bytes(row_bytes: int, sector_bytes: int = 32) -> float:
 # ---- the compiled kernel -----------------------------------------------------------------
 
 
-#: Interim register demand used only when the shipped compiler table lacks a configuration.
-#: Basis: FACTS.md section 1 (a PyTorch 2.1 replica, nvcc 13.0, sm_80: 54 registers with the
-#: in-loop assert, 48 without); ring of p rows adds the held values and their addresses.
-_INTERIM_BASE = {("pytorch", "inline"): 54, ("pytorch", "separate"): 48, ("pytorch", "none"): 48,
-                 ("warp", "inline"): 40, ("warp", "separate"): 36, ("warp", "none"): 36}
+#: where a profile comes from (KernelProfile.source) -> how explain() names it
+_SOURCE_NAMES = {"table": "shipped table", "compiled": "compiled now", "cache": "compiled earlier (cache)"}
+
+#: A function that compiles a configuration the shipped table lacks: ``(kernel, arch, dtype,
+#: index_dtype, tbe_vecs) -> (ResourceUsage, KernelProfile)`` or None where it cannot. perfmodel
+#: never imports ``kernels``; a caller that has it (the recperf CLI, a script) registers
+#: ``kernels``' compile-and-disassemble path with :func:`set_profile_provider`.
+ProfileProvider = Callable[[KernelConfig, str, str, str, int], "tuple[ResourceUsage, KernelProfile] | None"]
+_PROVIDER: list[ProfileProvider | None] = [None]
 
 
-def _interim_registers(k: KernelConfig) -> tuple[int, int]:
-    per_row = 1 if k.variant == "pytorch" else max(1, 16 // 4)  # fp32 scalar vs a float4 per lane
-    held = per_row + 2 if k.prefetch_kind == "register" else 0
-    demand = _INTERIM_BASE[(k.variant, k.bounds_check)] + held * k.prefetch_distance
-    if k.register_cap and demand > k.register_cap:
-        return k.register_cap, 4 * (demand - k.register_cap)
-    return min(demand, 255), 0
+def set_profile_provider(provider: ProfileProvider | None) -> ProfileProvider | None:
+    """Register the function that compiles configurations the shipped table lacks (None: none).
+
+    Returns the previous provider. The kernel facts computed so far are forgotten, so a
+    configuration refused before is compiled on its next use.
+    """
+    if provider is not None and not callable(provider):
+        raise InputError(f"a profile provider must be callable, but got {type(provider).__name__}")
+    previous = _PROVIDER[0]
+    _PROVIDER[0] = provider
+    compile_facts.cache_clear()
+    return previous
+
+
+def tbe_vecs_for(dim: int) -> int:
+    """FBGEMM's kMaxVecsPerThread for ``dim`` columns: the 4-element vectors per lane a row takes
+    (32 lanes x 4 elements = 128 per vector step; kernels/embedding_bag_tbe.cu)."""
+    return max(1, math.ceil(dim / (32 * TBE_VEC_ELEMENTS)))
 
 
 @dataclass(frozen=True, kw_only=True)
 class KernelFacts:
-    """What one compiled lookup kernel is and does per lookup iteration.
+    """What one compiled lookup kernel is and does per lookup (one row of one bag, per warp).
 
-    One per (kernel configuration, table dtype, GPU architecture); both fidelities read
-    their registers, instruction counts and loads in flight from here.
+    One per (kernel configuration, table dtype, GPU architecture); read off the kernel profile
+    of the compiled code (:class:`perfmodel.KernelProfile`) and the compiler's resource figures,
+    both from the shipped table or compiled now. Both fidelities take their registers,
+    instruction counts, loads in flight and chain from here.
     """
 
     #: registers per thread, spill bytes per thread (stores + loads), and where they come from
     registers: int
     spill_bytes: int
     registers_source: str
-    #: SASS instructions one lookup iteration of a warp executes, spill code included
-    instructions_per_iteration: float
-    #: dependent instructions on one iteration's critical path besides the loads
-    dependent_instructions: float
-    #: row loads a warp keeps in flight: 1 + p for a register ring of p prefetched rows,
-    #: 1 for ``l2-hint`` (its prefetches hold no registers and are not waited for)
+    #: the profile they come from, and a readable account of its source (table/compiled, compiler)
+    profile: KernelProfile
+    profile_source: str
+    #: SASS instructions per lookup (every class, spill code and a validation loop included)
+    instructions_per_lookup: float
+    #: cycles one warp needs to issue them back to back: the instructions' stall counts
+    #: (control bits), estimated as instructions x the mean issue interval of the hot loops
+    #: (data/calibration/issue.toml)
+    issue_latency_cycles: float
+    #: row loads a warp keeps in flight (issued, not yet waited for), and the lookups one pass of
+    #: the hot loop handles (the compiler's unrolling); memory rounds per lookup follow from both
     row_loads_in_flight: int
+    lookups_per_iteration: int
+    #: whether a row's address waits on an index load of the same iteration
+    index_on_row_chain: bool
+    #: global index loads per lookup, and local (spill) loads and stores per lookup
+    index_loads_per_lookup: float
+    local_ops_per_lookup: float
+    #: whether a local (spill) load sits on the chain from the index to the accumulation
+    local_on_chain: bool
+    #: cycles from an index's arrival to its row load's issue: the chain's dependent instructions
+    #: between the two loads (address arithmetic), each :data:`DEPENDENT_ISSUE_CYCLES`
+    address_cycles: float
+    #: ``pytorch-current`` with the inline check: the in-kernel validation loop reads the bag's
+    #: indices once more before the main loop (one pass over them per warp)
+    validation_loop: bool
     #: lookups ahead an ``l2-hint`` kernel prefetches into the L2 (0: none)
     l2_hint_distance: int
-    #: where the instruction counts come from
-    instructions_source: str
 
     @property
-    def dependent_cycles(self) -> float:
-        """Cycles of dependent issue on one iteration's chain."""
-        return self.dependent_instructions * DEPENDENT_ISSUE_CYCLES
+    def memory_rounds_per_lookup(self) -> float:
+        """Dependent memory round trips per lookup: a pass of u lookups with k row loads in
+        flight waits ceil(u / k) times (u = lookups per iteration, k = loads in flight)."""
+        u = max(self.lookups_per_iteration, 1)
+        return math.ceil(u / max(self.row_loads_in_flight, 1)) / u
+
+    @property
+    def loads_per_round(self) -> float:
+        """Row loads a warp waits for together in one memory round."""
+        return 1.0 / self.memory_rounds_per_lookup
+
+    # names kept for the simulator's and the docs' vocabulary
+    @property
+    def instructions_per_iteration(self) -> float:
+        return self.instructions_per_lookup
 
 
-_LOOP_SOURCE = ("perfmodel/data/calibration/loop_instructions.toml (counted from nvcc's SASS by "
-                "scripts/count_loop_instructions.py); dependent chain read off the same SASS")
+def _compiled_figures(k: KernelConfig, arch: str, dtype: str, tbe_vecs: int) -> tuple[Any, Any]:
+    """(ResourceUsage, KernelProfile) of ``k``: the shipped table, else the registered provider."""
+    from perfmodel._resources import kernel_profile, kernel_resources
+
+    if tbe_vecs == 1:
+        ru, prof = kernel_resources(k, arch, dtype=dtype), kernel_profile(k, arch, dtype=dtype)
+        if ru is not None and prof is not None:
+            return ru, prof
+    provider = _PROVIDER[0]
+    if provider is not None:
+        got = provider(k, arch, dtype, "int64", tbe_vecs)
+        if got is not None:
+            return got
+    what = ", ".join(f"{f}={getattr(k, f)!r}" for f in ("variant", "register_cap", "prefetch_distance",
+                                                         "prefetch_kind", "bounds_check"))
+    raise InputError(
+        f"no kernel profile for ({what}) on {arch} with {dtype} rows"
+        + (f" and {tbe_vecs} vectors per lane" if tbe_vecs != 1 else "")
+        + ": the shipped resource table does not hold it and no compiler is registered "
+        "(install recperf[compile] and use the recperf CLI, or pass kernels' compiler to "
+        "perfmodel.set_profile_provider); the model does not guess a compiled kernel"
+    )
+
+
+def _address_steps(chain: tuple[tuple[str, str], ...]) -> int:
+    """Instructions of ``chain`` between its first global load (the index) and the next one (the row)."""
+    loads = [i for i, (_op, cls) in enumerate(chain) if cls == "global"]
+    return loads[1] - loads[0] - 1 if len(loads) >= 2 else 0
 
 
 @lru_cache(maxsize=65536)
 def compile_facts(variant: str, register_cap: int, prefetch_distance: int, prefetch_kind: str, bounds_check: str,
-           pin_method: str, arch: str, dtype: str) -> KernelFacts:
+                  pin_method: str, arch: str, dtype: str, tbe_vecs: int = 1) -> KernelFacts:
     """:func:`kernel_facts` by the fields that change the compiled kernel (memoized)."""
     k = KernelConfig(variant=variant, register_cap=register_cap, prefetch_distance=prefetch_distance,
                      prefetch_kind=prefetch_kind, bounds_check=bounds_check, pin_method=pin_method)
-    from perfmodel._resources import kernel_resources
-
-    ru = kernel_resources(k, arch, dtype=dtype)
-    if ru is not None:
-        regs, spill, src = int(ru.registers), int(ru.spill_store_bytes + ru.spill_load_bytes), f"compiler table ({ru.compiler})"
-    else:
-        regs, spill = _interim_registers(k)
-        src = "interim estimate (no compiler-table entry)"
-    inline = bounds_check == "inline"
-    l2_hint = prefetch_kind == "l2-hint"
+    ru, prof = _compiled_figures(k, arch, dtype, tbe_vecs)
+    compiler = prof.compiler or ru.compiler
+    src = f"{_SOURCE_NAMES.get(prof.source, prof.source)}, {compiler}" if compiler else _SOURCE_NAMES.get(prof.source, prof.source)
+    instr = prof.total_instructions_per_lookup
+    loads = prof.global_loads_per_lookup
+    l2_hint = prefetch_kind == "l2-hint" and prefetch_distance > 0
     return KernelFacts(
-        registers=regs,
-        spill_bytes=spill,
-        registers_source=src,
-        instructions_per_iteration=loop_instructions(variant, inline, prefetch_kind, prefetch_distance, register_cap),
-        dependent_instructions=DEPENDENT_PER_ITER + (INLINE_CHECK_DEPENDENT if inline else 0.0),
-        row_loads_in_flight=1 if l2_hint else 1 + prefetch_distance,
+        registers=int(ru.registers),
+        spill_bytes=int(ru.spill_store_bytes + ru.spill_load_bytes),
+        registers_source=f"compiler figures ({src})",
+        profile=prof,
+        profile_source=src,
+        instructions_per_lookup=instr,
+        issue_latency_cycles=instr * issue_interval_cycles(arch),
+        row_loads_in_flight=prof.row_loads_in_flight,
+        lookups_per_iteration=max(1, prof.lookups_per_iteration),
+        index_on_row_chain=prof.index_on_row_chain,
+        index_loads_per_lookup=float(loads["index"]),
+        local_ops_per_lookup=prof.local_ops_per_lookup,
+        local_on_chain=any(cls == "local" for _op, cls in prof.chain),
+        address_cycles=DEPENDENT_ISSUE_CYCLES * _address_steps(prof.chain),
+        validation_loop=variant == "pytorch-current" and bounds_check == "inline" and loads["index"] >= 2.0,
         l2_hint_distance=prefetch_distance if l2_hint else 0,
-        instructions_source=_LOOP_SOURCE,
     )
 
 
-def kernel_facts(kernel: KernelConfig, arch: str, dtype: str = "float32") -> KernelFacts:
+def kernel_facts(kernel: KernelConfig, arch: str, dtype: str = "float32", dim: int | None = None) -> KernelFacts:
     """The facts of ``kernel``'s lookup kernel compiled for ``arch`` on a ``dtype`` table (memoized).
 
-    Registers from the shipped compiler table (``perfmodel.kernel_resources``) where it has
-    the configuration, else an interim estimate marked as such in ``registers_source``.
+    From the shipped table's figures and profile where it holds the configuration, else from
+    the registered compiler (:func:`set_profile_provider`); InputError where neither can.
+    ``dim``: the table's columns (``tbe`` compiles one kernel per 128 columns per lane).
     """
+    vecs = tbe_vecs_for(dim) if kernel.variant == "tbe" and dim is not None else 1
     return compile_facts(kernel.variant, kernel.register_cap, kernel.prefetch_distance, kernel.prefetch_kind,
-                  kernel.bounds_check, kernel.pin_method, arch, dtype)
+                         kernel.bounds_check, kernel.pin_method, arch, dtype, vecs)
 
 
 def kernel_registers(kernel: KernelConfig, gpu: GPUSpec, dtype: str = "float32") -> tuple[int, int, str]:
-    """(registers per thread, spill bytes per thread, source) of the lookup kernel.
-
-    From the shipped compiler table (``perfmodel.kernel_resources``) where it has the
-    configuration; else the interim estimate above, marked as such in the source.
-    """
+    """(registers per thread, spill bytes per thread, source) of the lookup kernel (the
+    compiler's figures: the shipped table or the registered compiler, :func:`kernel_facts`)."""
     f = kernel_facts(kernel, gpu.arch, dtype)
     return f.registers, f.spill_bytes, f.registers_source
 
@@ -340,8 +431,14 @@ def _int_power(x: Any, e: int) -> Any:
     return out
 
 
-def lookup_io_bytes(variant: str, bags: int, row_bytes: int) -> float:
+def lookup_io_bytes(variant: str, bags: int, row_bytes: int, lookups: float = 0.0) -> float:
     """DRAM bytes the lookup kernel moves besides rows and indices: the offsets read, the
-    output written and, for ``pytorch``, the ``bag_size`` side output written."""
-    side = bags * float(BAG_SIZE_BYTES) if variant == "pytorch" else 0.0
+    pooled output written (one row per bag) and, for the PyTorch-mapped kernels, the ``bag_size``
+    (per bag) and ``offset2bag`` (per lookup) side outputs written."""
+    side = bags * float(BAG_SIZE_BYTES) + lookups * OFFSET2BAG_BYTES if variant in PYTORCH_MAPPING else 0.0
     return bags * float(OFFSET_BYTES) + (bags * row_bytes + side)
+
+
+def output_bytes(bags: int, row_bytes: int) -> float:
+    """Bytes of the pooled output one call writes (one row per bag)."""
+    return float(bags) * row_bytes

@@ -61,23 +61,26 @@ from perfmodel._kernel import (
     KERNEL_LAUNCH_GAP_S,
     PYTORCH_GRID_BLOCKS,
     SCHEDULERS_PER_SM,
+    TBE_BLOCKS_PER_SM_CAP,
     KernelFacts,
     bounds_check_pass_bytes,
     compile_facts,
     evict_last_pass_bytes,
     expected_row_map_bytes,
     lookup_io_bytes,
+    output_bytes,
     pass_time_s,
     pinned_row_count,
     remap_pass_bytes,
     sector_footprint_bytes,
     streaming_bandwidth,
+    tbe_vecs_for,
     work_mapping,
 )
 from perfmodel._l1 import L1_BPB_GRID, L1_G_GRID, l1_hit_grid
 from perfmodel._l2 import residency
 from perfmodel._occupancy import blocks_per_sm
-from perfmodel._physics import bracket, bracket_scalar, model_params
+from perfmodel._physics import bracket, bracket_scalar, gather_params, model_params, translation_cycles
 
 if TYPE_CHECKING:
     from perfmodel._plan import Plan
@@ -136,6 +139,16 @@ class Prediction:
                 f"({b.get('registers_source')}), {b.get('blocks_per_sm')} blocks = {b.get('warps_per_sm')} warps "
                 f"per SM, occupancy {self.occupancy:.1%}"
             )
+        prof = b.get("profile")
+        if prof:
+            lines.append(
+                f"  compiled loop ({prof['source']}): {prof['row_loads_in_flight']} row loads in flight, "
+                f"{prof['lookups_per_iteration']} lookups per pass, {prof['memory_rounds_per_lookup']:.2f} memory "
+                f"rounds and {prof['instructions_per_lookup']:.1f} instructions per lookup"
+                + (", index load on the row's chain" if prof["index_on_row_chain"] else "")
+                + (", validation loop over the bag's indices" if prof.get("validation_loop") else "")
+                + f"; launches: {b.get('launches', 'one per table call')}"
+            )
         for t in b.get("tables", []):
             lines.append(
                 f"  table {t['index']} x{t['count']}: {t['rows']:,} rows x {t['dim']} {t['dtype']}, "
@@ -164,22 +177,40 @@ _PY = SimpleNamespace(where=_py_where, maximum=max, minimum=min, sqrt=math.sqrt,
                       ceil=math.ceil, inf=math.inf)
 
 
+#: mapping codes of the variants (perfmodel._kernel.work_mapping)
+_PYTORCH_MAP, _WARP_MAP, _TBE_MAP = 0, 1, 2
+
+
+def _mapping_code(variant: str) -> int:
+    return _TBE_MAP if variant == "tbe" else (_WARP_MAP if variant == "warp" else _PYTORCH_MAP)
+
+
 @dataclass
 class _Configs:
     """Kernel configurations: NumPy arrays (one entry per configuration) or Python scalars."""
 
     kernels: list[KernelConfig]
-    warp_variant: Any
+    mapping: Any
     block_size: Any
     pinned_fraction: Any
     evict_last: Any
     check: Any
-    #: from :class:`perfmodel._kernel.KernelFacts`: instructions and dependent cycles of one
-    #: iteration, row loads in flight, l2-hint prefetch distance
+    #: from :class:`perfmodel._kernel.KernelFacts` (the compiled kernel's profile): instructions
+    #: and issue latency (cycles) per lookup, memory rounds per lookup and row loads per round,
+    #: the index load on the row's chain, a spill load on it, the in-kernel validation loop, the
+    #: l2-hint prefetch distance
     instr: Any
-    dep_cycles: Any
-    loads_in_flight: Any
+    issue_lat: Any
+    rounds: Any
+    per_round: Any
+    idx_chain: Any
+    local_chain: Any
+    validation: Any
     hint_distance: Any
+
+
+def _facts(uniq: list[tuple[Any, ...]], gpu: GPUSpec, dtype: str, vecs: int) -> list[KernelFacts]:
+    return [compile_facts(*r[:6], gpu.arch, dtype, vecs if r[0] == "tbe" else 1) for r in uniq]
 
 
 def _model_row_of(k: Any) -> tuple[int, tuple[Any, ...], int, float]:
@@ -195,19 +226,21 @@ def _model_row_of(k: Any) -> tuple[int, tuple[Any, ...], int, float]:
 
 
 def _configs(
-    kernels: Sequence[KernelConfig], gpu: GPUSpec, dtype: str, scalar: bool
-) -> tuple[_Configs, Any, Any, list[str], Any, IntArray | None]:
+    kernels: Sequence[KernelConfig], gpu: GPUSpec, dtype: str, vecs: int, scalar: bool
+) -> tuple[_Configs, Any, Any, list[str], Any, IntArray | None, list[KernelFacts]]:
     """The distinct configurations as columns, with registers, spills and resident blocks.
 
     Work is done once per distinct configuration (a search repeats some): the columns hold
-    the distinct ones, and the last value maps every configuration to its column entry (None
-    when all are distinct). The compiler's facts are looked up once per distinct compile key
+    the distinct ones, and the expansion maps every configuration to its column entry (None
+    when all are distinct). The compiler's facts (the compiled kernel's profile,
+    :class:`perfmodel._kernel.KernelFacts`) are looked up once per distinct compile key
     (variant, cap, prefetch, check, pin method: a grid of configurations has few), resident
     blocks once per distinct (block size, registers) pair (:func:`_resident_blocks`). Each
     configuration is read once per object (``KernelConfig._model_row``: an interned compile
     id, the key, block size, pinned fraction), and configurations are grouped and repeats
     found by sorting those numbers, never by hashing their fields on every call.
-    Returns (configs, registers, spill bytes, register sources, blocks per SM, expansion).
+    Returns (configs, registers, spill bytes, register sources, blocks per SM, expansion,
+    the facts of each distinct compile key).
     """
     ks = kernels if isinstance(kernels, list) else list(kernels)
     try:
@@ -217,15 +250,16 @@ def _configs(
     arch = gpu.arch
     if scalar:
         _, r, size, fraction = rows[0]
-        f = compile_facts(*r, arch, dtype)
-        c = _Configs(ks, r[0] == "warp", size, fraction, r[5] == "evict-last-prefetch", _CHECK_CODE[r[4]],
-                     f.instructions_per_iteration, f.dependent_cycles, float(f.row_loads_in_flight),
-                     float(f.l2_hint_distance))
-        return c, f.registers, float(f.spill_bytes), [f.registers_source], _blocks_one(gpu, size, f.registers), None
+        f = compile_facts(*r, arch, dtype, vecs if r[0] == "tbe" else 1)
+        c = _Configs(ks, _mapping_code(r[0]), size, fraction, r[5] == "evict-last-prefetch", _CHECK_CODE[r[4]],
+                     f.instructions_per_lookup, f.issue_latency_cycles, f.memory_rounds_per_lookup, f.loads_per_round,
+                     f.index_on_row_chain, f.local_on_chain, f.validation_loop, float(f.l2_hint_distance))
+        return (c, f.registers, float(f.spill_bytes), [f.registers_source], _blocks_one(gpu, size, f.registers), None,
+                [f])
     ids, keys, sizes, fracs = zip(*rows, strict=True)
     _, first_of, code = np.unique(np.asarray(ids, dtype=np.int64), return_index=True, return_inverse=True)
     uniq = [keys[i] for i in first_of.tolist()]
-    info: list[KernelFacts] = [compile_facts(*r, arch, dtype) for r in uniq]
+    info = _facts(uniq, gpu, dtype, vecs)
     block = np.asarray(sizes, dtype=np.int64)
     frac = np.asarray(fracs, dtype=np.float64)
     # repeated configurations: equal (compile key, block size, pinned fraction)
@@ -247,19 +281,30 @@ def _configs(
     regs = col([f.registers for f in info], np.int64)
     c = _Configs(
         ks,
-        col([r[0] == "warp" for r in uniq], bool),
+        col([_mapping_code(r[0]) for r in uniq], np.int64),
         block,
         frac,
         col([r[5] == "evict-last-prefetch" for r in uniq], bool),
         col([_CHECK_CODE[r[4]] for r in uniq], np.int64),
-        col([f.instructions_per_iteration for f in info], np.float64),
-        col([f.dependent_cycles for f in info], np.float64),
-        col([float(f.row_loads_in_flight) for f in info], np.float64),
+        col([f.instructions_per_lookup for f in info], np.float64),
+        col([f.issue_latency_cycles for f in info], np.float64),
+        col([f.memory_rounds_per_lookup for f in info], np.float64),
+        col([f.loads_per_round for f in info], np.float64),
+        col([f.index_on_row_chain for f in info], bool),
+        col([f.local_on_chain for f in info], bool),
+        col([f.validation_loop for f in info], bool),
         col([float(f.l2_hint_distance) for f in info], np.float64),
     )
     srcs = sorted({f.registers_source for f in info})
     return (c, regs, col([float(f.spill_bytes) for f in info], np.float64), srcs, _resident_blocks(gpu, block, regs),
-            expand)
+            expand, info)
+
+
+#: share of L2 hits served by the near partition. Two partitions (A100/H100 whitepapers), lines
+#: homed by address hash, so half the lines are homed near; a hit on a far-homed line finds a
+#: near copy when the line's previous access came from this side (A100 duplicates far lines into
+#: the near partition; the simulator models it line by line): 1/2 + 1/2 x 1/2.
+L2_NEAR_SHARE = 0.75
 
 
 @dataclass(frozen=True)
@@ -276,13 +321,19 @@ class _TableConstants:
     chunks: int
     col_chunks: int
     l1: float
+    #: an L2 hit's latency (the near/far partition mix) and a DRAM access's, both with the
+    #: translation cost of the table's footprint
     l2: float
     dram: float
-    lq: float
+    #: the queueing scales of the loaded DRAM latency: random row gathers, and streaming
+    lq_random: float
     bw_stream: float
-    #: DRAM bytes of a call besides rows and indices (perfmodel._kernel.lookup_io_bytes), per variant
-    io_pytorch: float
-    io_warp: float
+    #: where an index sector the warp has not read yet comes from (L2 or DRAM, by whether the
+    #: call's indices fit the L2 after the kernel's other traffic)
+    idx_fetch: float
+    #: DRAM bytes of a call besides rows and indices (perfmodel._kernel.lookup_io_bytes), per mapping
+    io: tuple[float, float, float]
+    out_bytes: float
     #: L1 hit shares on (log bags per block, log bags in flight per SM); a float when constant
     h1: Any
 
@@ -297,17 +348,25 @@ def _constants(table: Table, batch: int, gpu: GPUSpec) -> _TableConstants:
     if got is not None and got[0] is table and got[1] is gpu:
         return got[2]
     p = model_params()
+    gp = gather_params()
     res = residency(table, batch)
-    dram = gpu.latency_s(gpu.dram_latency_cycles)
+    tr = translation_cycles(gpu.arch, float(table.table_bytes))
+    dram = gpu.latency_s(gpu.dram_latency_cycles + tr)
+    l2 = gpu.latency_s(L2_NEAR_SHARE * gpu.l2_near_latency_cycles + (1.0 - L2_NEAR_SHARE) * gpu.l2_far_latency_cycles + tr)
     r_bytes = table.row_bytes
+    n = float(res.accesses)
+    idx_in_l2 = n * INDEX_BYTES <= p.l2_capacity_fraction * gpu.l2_size_bytes
+    pt = lookup_io_bytes("pytorch", batch, r_bytes, n)
     out = _TableConstants(
         params=p, clk=gpu.sm_clock_hz, r_bytes=r_bytes, r_fp=sector_footprint_bytes(r_bytes, gpu.l2_sector_bytes),
-        res=res, n=float(res.accesses), lookups_per_bag=res.accesses / batch,
+        res=res, n=n, lookups_per_bag=res.accesses / batch,
         chunks=work_mapping("pytorch", table.dim, table.dtype, gpu.warp_size).units_per_bag,
         col_chunks=work_mapping("warp", table.dim, table.dtype, gpu.warp_size).passes_per_unit,
-        l1=gpu.latency_s(gpu.l1_latency_cycles), l2=gpu.latency_s(gpu.l2_near_latency_cycles), dram=dram,
-        lq=p.dram_queue_factor * dram, bw_stream=streaming_bandwidth(gpu),
-        io_pytorch=lookup_io_bytes("pytorch", batch, r_bytes), io_warp=lookup_io_bytes("warp", batch, r_bytes),
+        l1=gpu.latency_s(gpu.l1_latency_cycles), l2=l2, dram=dram,
+        lq_random=gp.random_gather_queue_factor * dram, bw_stream=streaming_bandwidth(gpu),
+        idx_fetch=l2 if idx_in_l2 else dram,
+        io=(pt, lookup_io_bytes("warp", batch, r_bytes, n), lookup_io_bytes("tbe", batch, r_bytes, n)),
+        out_bytes=output_bytes(batch, r_bytes),
         h1=_l1_constants(l1_hit_grid(table, batch, gpu.sm_count,
                                      gpu.l1_cache_and_shared_mem_per_sm_bytes / sector_footprint_bytes(r_bytes, gpu.l2_sector_bytes))),
     )
@@ -357,19 +416,46 @@ def _l1_share_logs(h1: npt.NDArray[np.float64], log_bpb: FloatArray, log_g_sm: F
     return out
 
 
-def _table_eval(table: Table, batch: int, c: _Configs, gpu: GPUSpec, blocks: Any, xp: Any) -> dict[str, Any]:
-    """Per-configuration figures of one call of ``table`` (arrays over configurations, or floats)."""
+def _round_latency(lat: tuple[Any, Any, Any], cdf: tuple[Any, Any], m: Any, xp: Any) -> tuple[Any, Any]:
+    """(E[slowest of m row loads], P(some load of the round misses to DRAM)) of a memory round:
+    each load independently an L1 hit, an L2 hit or a DRAM access (latencies ``lat``, cumulative
+    shares ``cdf`` of the first two); a fractional m interpolates between its neighbours."""
+    def one(k: Any) -> tuple[Any, Any]:
+        f0 = cdf[0] ** k
+        f1 = cdf[1] ** k
+        return lat[0] * f0 + lat[1] * (f1 - f0) + lat[2] * (1.0 - f1), 1.0 - f1
+    lo = xp.floor(m)
+    w = m - lo
+    a, pa = one(xp.maximum(lo, 1.0))
+    if xp is _PY and w == 0.0:
+        return a, pa
+    b, pb = one(lo + 1.0)
+    return a + (b - a) * w, pa + (pb - pa) * w
+
+
+def _table_eval(table: Table, batch: int, c: _Configs, gpu: GPUSpec, blocks: Any, xp: Any,
+                fused_units: float) -> dict[str, Any]:
+    """Per-configuration figures of one call of ``table`` (arrays over configurations, or floats).
+
+    ``fused_units``: the work units of every table a ``tbe`` launch covers (one launch for all of
+    them); this table's share of that launch is ``fused_s``.
+    """
     k_ = _constants(table, batch, gpu)
     p, clk, r_bytes, r_fp, res, n = k_.params, k_.clk, k_.r_bytes, k_.r_fp, k_.res, k_.n
     lookups_per_bag, chunks, col_chunks = k_.lookups_per_bag, k_.chunks, k_.col_chunks
-    l1, l2, dram, lq, bw_stream = k_.l1, k_.l2, k_.dram, k_.lq, k_.bw_stream
+    l1, l2, dram, bw_stream = k_.l1, k_.l2, k_.dram, k_.bw_stream
 
+    is_warp = c.mapping == _WARP_MAP
+    is_tbe = c.mapping == _TBE_MAP
     wpb = c.block_size // gpu.warp_size
     warps_per_sm = blocks * wpb
     slots_blocks = blocks * gpu.sm_count
-    # work mapping
-    grid = xp.where(c.warp_variant, xp.maximum(slots_blocks, 1), PYTORCH_GRID_BLOCKS)
-    units = xp.where(c.warp_variant, float(batch), float(batch * chunks))
+    # work mapping: pytorch-like (a warp per (bag, 32-column chunk), grid 1024), warp (a warp per
+    # bag, grid of the resident blocks), tbe (a warp per bag, grid over every table's bags of the
+    # launch, at most 64 blocks per SM)
+    units = xp.where(is_warp | is_tbe, float(batch), float(batch * chunks))
+    tbe_grid = xp.minimum(xp.ceil(fused_units / wpb), TBE_BLOCKS_PER_SM_CAP * gpu.sm_count)
+    grid = xp.where(is_warp, xp.maximum(slots_blocks, 1), xp.where(is_tbe, tbe_grid, PYTORCH_GRID_BLOCKS))
     # blocks whose warps get no unit exit at once: only ceil(units / warps per block) count
     eff_grid = xp.minimum(grid, xp.ceil(units / wpb))
     warps_total = eff_grid * wpb
@@ -382,11 +468,14 @@ def _table_eval(table: Table, batch: int, c: _Configs, gpu: GPUSpec, blocks: Any
     tail_blocks = eff_grid - full_waves * slots
     w_full = 1.0 * xp.minimum(eff_grid, slots) * wpb
     w_tail = 1.0 * tail_blocks * wpb
-    # the warp variant's lanes cover 32 x the vector width per load; a wider row is walked in
-    # column chunks, each a full pass over the bag's lookups
-    bytes_per_iter = xp.where(c.warp_variant, r_fp / col_chunks, r_fp / chunks)
-    iters_per_unit = lookups_per_bag * xp.where(c.warp_variant, float(col_chunks), 1.0)
-    bags_in_flight = xp.minimum(xp.where(c.warp_variant, w_full, w_full / chunks), float(batch))
+    # a fused tbe launch keeps min(its resident warps, every table's units) busy
+    w_fused = xp.minimum(1.0 * xp.minimum(tbe_grid, slots) * wpb, fused_units)
+    w_full = xp.where(is_tbe, w_fused, w_full)
+    # bytes one lookup iteration loads: the pytorch mapping a 32-column chunk, warp a column
+    # pass, tbe the whole row (its vectors in the same iteration)
+    bytes_per_iter = xp.where(is_warp, r_fp / col_chunks, xp.where(is_tbe, r_fp, r_fp / chunks))
+    iters_per_unit = lookups_per_bag * xp.where(is_warp, float(col_chunks), 1.0)
+    bags_in_flight = xp.minimum(xp.where(is_warp | is_tbe, w_full, w_full / chunks), float(batch))
 
     # L2 residency: pinned rows (hottest first) capped by the persisting maximum
     k_rows = pinned_row_count(c.pinned_fraction, table.rows, r_bytes, gpu)
@@ -399,56 +488,61 @@ def _table_eval(table: Table, batch: int, c: _Configs, gpu: GPUSpec, blocks: Any
     hl = xp.minimum(xp.maximum(hits_fast / n, 0.0), 1.0)  # of which not merged into an in-flight miss
     # of those, served by the issuing SM's own L1 (the kernels use no shared memory, so the
     # whole unified L1/shared array is taken as L1; perfmodel._l1.l1_hit_grid). A block holds
-    # runs of consecutive bags: wpb (warp) or wpb / chunks (pytorch, at least one bag).
-    bpb = xp.where(c.warp_variant, 1.0 * wpb, xp.maximum(wpb / chunks, 1.0))
+    # runs of consecutive bags: wpb (warp, tbe) or wpb / chunks (pytorch, at least one bag).
+    bpb = xp.where(is_warp | is_tbe, 1.0 * wpb, xp.maximum(wpb / chunks, 1.0))
     g_sm = xp.maximum(bags_in_flight / gpu.sm_count, 1.0)
     if xp is _PY or isinstance(k_.h1, float):
         h1 = xp.minimum(_l1_share(k_.h1, bpb, g_sm, xp), hl)
     else:  # log bpb from a table of log(warps per block); log g_sm = max(log G - log SMs, 0)
         assert log_g is not None
         log_wpb = np.take(_LOG_WARPS, wpb)
-        log_bpb = np.where(c.warp_variant, log_wpb, np.maximum(log_wpb - math.log(chunks), 0.0))
+        log_bpb = np.where(is_warp | is_tbe, log_wpb, np.maximum(log_wpb - math.log(chunks), 0.0))
         h1 = np.minimum(_l1_share_logs(k_.h1, log_bpb, np.maximum(log_g - math.log(gpu.sm_count), 0.0)), hl)
 
-    # one iteration's dependent chain (seconds)
-    # index loads: both kernels read one 8-B index per iteration (all lanes the same address).
-    # The compiled loops issue the next iteration's index load right after this iteration's
-    # row load (nvcc SASS, docs/model.md), so the index latency overlaps the row's: it shows
-    # only when the index misses to DRAM (its first touch, one 32-B sector per 4 indices)
-    # while the row is served faster, by the issuing SM's L1 or by the L2:
-    # E[max(row, index)] - E[row] ~= P(index miss) (h1 (L_dram - L_L1) + (hl - h1) (L_dram - L_L2)).
-    p_idx_miss = INDEX_BYTES / gpu.l2_sector_bytes
-    t_idx = p_idx_miss * (h1 * (dram - l1) + (hl - h1) * (dram - l2))
-    dep = c.dep_cycles / clk
-    # spills: a tight cap puts LDL/STL into the loop, counted in its instructions (c.instr); the
-    # spills of a moderate cap stay outside it (nvcc 13.0, cap 42: around the assert's call)
-    ring = c.loads_in_flight
+    # ---- one warp's time per lookup, from the compiled code (perfmodel._kernel.KernelFacts) ----
     # l2-hint prefetches turn DRAM misses into L2 hits when they run far enough ahead
-    hint_cover = xp.where(c.hint_distance > 0, xp.minimum(1.0, c.hint_distance * (t_idx + l2 + dep) / dram), 0.0)
-    miss_lat_scale = 1.0 - hint_cover  # share of the miss latency left on the chain
-    chain = (t_idx + h1 * l1 + (hl - h1) * l2 + (1.0 - hl) * (l2 + (dram - l2) * miss_lat_scale) + dep) / ring
-    queue = (1.0 - h) * lq * miss_lat_scale / ring + xp.where(c.hint_distance > 0, (1.0 - h) * lq * hint_cover, 0.0)
+    hint_cover = xp.where(c.hint_distance > 0, xp.minimum(1.0, c.hint_distance * (l2 + c.issue_lat / clk) / dram), 0.0)
+    dram_eff = l2 + (dram - l2) * (1.0 - hint_cover)
+    # a memory round waits for its slowest row load: each an L1 hit, an L2 hit (the near/far
+    # mix) or a DRAM access; hits merged into an in-flight miss wait as long as the miss
+    t_row, p_miss = _round_latency((l1, l2, dram_eff), (h1, hl), c.per_round, xp)
+    # the index of the round's first lookup, where the row's address waits on it: a sector the
+    # warp has not read yet (per_round x 8 bytes of a 32-byte sector) comes from where the
+    # call's indices are (L2 or DRAM), the rest from the L1; after an in-kernel validation loop
+    # every index is in the L1
+    p_sec = xp.where(c.validation, 0.0, xp.minimum(1.0, c.per_round * INDEX_BYTES / gpu.l2_sector_bytes))
+    t_idx = xp.where(c.idx_chain, p_sec * k_.idx_fetch + (1.0 - p_sec) * l1, 0.0)
+    t_local = xp.where(c.local_chain, l1, 0.0)
+    # the validation loop waits once per 128-byte line of the bag's indices (16 int64 per pass)
+    t_check = xp.where(c.validation, (INDEX_BYTES / gpu.l2_line_bytes) * k_.idx_fetch, 0.0)
+    z_mem = (t_idx + t_row + t_local) * c.rounds + t_check
+    z_issue = c.issue_lat / clk  # the warp's own instruction stalls (control bits)
+    # loaded DRAM latency of random gathers: L = L0 + a L_dram rho / (1 - rho) on the rounds
+    # with a DRAM miss (rho: the DRAM utilization the warps cause, reads and output writes)
+    queue = c.rounds * p_miss * k_.lq_random * (1.0 - hint_cover) + xp.where(
+        c.hint_distance > 0, (1.0 - h) * k_.lq_random * hint_cover, 0.0)
+    out_per_iter = k_.out_bytes / xp.maximum(units * iters_per_unit, 1.0)
     issue_per_warp = c.instr / clk  # one warp instruction per cycle per scheduler
     resident = xp.maximum(warps_per_sm, 1)
 
     def iteration(w: Any) -> tuple[Any, Any]:
-        """Per-iteration time T of a warp with ``w`` warps in flight, and what bounds it."""
+        """Per-lookup time T of a warp with ``w`` warps in flight, and what bounds it."""
         w = xp.maximum(w, 1.0)
-        # Little's law with the loaded DRAM latency: T = chain + queue * rho / (1 - rho),
-        # rho = kk / T (kk: DRAM-busy time per iteration), solved for T
-        kk = w * (1.0 - h) * bytes_per_iter / gpu.dram_bandwidth_bytes_per_s
-        z = 0.5 * ((chain + kk) + xp.sqrt((chain - kk) ** 2 + 4.0 * queue * kk))
-        # the warp scheduler: n warps share it, each needing s of issue per iteration and
-        # spending z away (memory, dependent latency). Schweitzer's approximate mean value
-        # analysis of this closed system, R^2 + R (z - s n) - s z = 0 for the time R at the
-        # scheduler, gives T = R + z: z + s at n = 1, s n when issue saturates, and the
-        # queueing in between (never faster than either bound).
-        n = xp.maximum(xp.minimum(w / gpu.sm_count, resident) / SCHEDULERS_PER_SM, 1.0)
-        sn = issue_per_warp * n
-        t_sched = 0.5 * ((sn + z) + xp.sqrt((sn - z) ** 2 + 4.0 * issue_per_warp * z))
+        # Little's law with the loaded DRAM latency: T = z + queue * rho / (1 - rho),
+        # rho = kk / T (kk: DRAM-busy time per iteration of the w warps), solved for T
+        z = z_mem + z_issue
+        kk = w * ((1.0 - h) * bytes_per_iter + out_per_iter) / gpu.dram_bandwidth_bytes_per_s
+        zl = 0.5 * ((z + kk) + xp.sqrt((z - kk) ** 2 + 4.0 * queue * kk))
+        # the warp scheduler: n warps share it, each needing s of issue per lookup and spending
+        # zl away (memory, its own stalls). Schweitzer's approximate mean value analysis of this
+        # closed system, R^2 + R (zl - s n) - s zl = 0 for the time R at the scheduler, gives
+        # T = R + zl: zl + s at n = 1, s n when issue saturates, the queueing in between.
+        nw = xp.maximum(xp.minimum(w / gpu.sm_count, resident) / SCHEDULERS_PER_SM, 1.0)
+        sn = issue_per_warp * nw
+        t_sched = 0.5 * ((sn + zl) + xp.sqrt((sn - zl) ** 2 + 4.0 * issue_per_warp * zl))
         t_l2bw = w * (1.0 - h1) * bytes_per_iter / gpu.l2_bandwidth_bytes_per_s
         t = xp.maximum(t_sched, t_l2bw)
-        which = xp.where(t == t_l2bw, 2, xp.where(sn >= z, 3, xp.where(kk > 0.5 * z, 1, 0)))
+        which = xp.where(t == t_l2bw, 2, xp.where(sn >= zl, 3, xp.where(kk > 0.5 * zl, 1, 0)))
         return t, which
 
     if xp is _PY:  # one configuration: skip the evaluations whose result is known (same values)
@@ -463,11 +557,13 @@ def _table_eval(table: Table, batch: int, c: _Configs, gpu: GPUSpec, blocks: Any
     wave_full = (units_per_warp - 1.0) * t_full + t_last
     lookup_s = (full_waves * wave_full + (tail_blocks > 0) * wave_tail) * iters_per_unit
     lookup_s = xp.where(blocks > 0, lookup_s + KERNEL_LAUNCH_GAP_S, xp.inf)
+    # this table's share of a fused (tbe) launch: its units' lookups at the launch's concurrency
+    fused_s = xp.where(blocks > 0, units * iters_per_unit * t_full / xp.maximum(w_full, 1.0), xp.inf)
 
-    # bytes: row misses, the index stream, offsets and the output (perfmodel._kernel.lookup_io_bytes)
+    # bytes: row misses, the index stream, offsets, output and side outputs (perfmodel._kernel.lookup_io_bytes)
     row_dram = (n - hits) * r_fp
     index_bytes = n * INDEX_BYTES
-    dram_bytes = row_dram + index_bytes + xp.where(c.warp_variant, k_.io_warp, k_.io_pytorch)
+    dram_bytes = row_dram + index_bytes + xp.where(is_warp, k_.io[1], xp.where(is_tbe, k_.io[2], k_.io[0]))
 
     # the passes around the lookup (perfmodel._kernel: one formula each, shared with the
     # simulator), each a streaming pass at bw_stream:
@@ -491,6 +587,8 @@ def _table_eval(table: Table, batch: int, c: _Configs, gpu: GPUSpec, blocks: Any
 
     return {
         "lookup_s": lookup_s + check_s,
+        "fused_s": fused_s,
+        "check_s": check_s,
         "pin_s": pin_s,
         "hits": hits,
         "n": n,
@@ -504,7 +602,8 @@ def _table_eval(table: Table, batch: int, c: _Configs, gpu: GPUSpec, blocks: Any
         "rounds": (full_waves + tail_blocks / slots) * units_per_warp,
         "t_full": t_full,
         "bound": bound_full,
-        "dram_rate": row_dram / xp.maximum(lookup_s - KERNEL_LAUNCH_GAP_S, 1e-30),
+        "dram_rate": row_dram / xp.maximum(xp.where(is_tbe, fused_s, lookup_s - KERNEL_LAUNCH_GAP_S), 1e-30),
+        "units": units * iters_per_unit,
     }
 
 
@@ -555,30 +654,47 @@ def _blocks_one(gpu: GPUSpec, block_size: int, regs: int) -> int:
     return got
 
 
+def _table_vecs(kernels: Sequence[KernelConfig], t: Table) -> int:
+    """FBGEMM's vectors per lane of ``t``'s rows where a ``tbe`` kernel reads it, else 1."""
+    return tbe_vecs_for(t.dim) if any(k.variant == "tbe" for k in kernels) else 1
+
+
 def _evaluate(
     workload: Workload, kernels: Sequence[KernelConfig], gpu: GPUSpec, scalar: bool = False
-) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+) -> tuple[dict[str, Any], list[dict[str, Any]], list[KernelFacts]]:
     xp = _PY if scalar else _NP
     per_table: list[dict[str, Any]] = []
     total: Any = 0.0
+    fused: Any = 0.0
+    fused_check: Any = 0.0
     pin: Any = 0.0
     hits: Any = 0.0
     dram: Any = 0.0
     n_all = 0.0
-    dtype0 = workload.tables[0].dtype
-    c, regs, spill, srcs, blocks, expand = _configs(kernels, gpu, dtype0, scalar)
+    t0 = workload.tables[0]
+    key0 = (t0.dtype, _table_vecs(kernels, t0))
+    groups: dict[tuple[str, int], tuple[Any, ...]] = {key0: _configs(kernels, gpu, key0[0], key0[1], scalar)}
+    c, regs, spill, srcs, blocks, expand, facts = groups[key0]
+    # a tbe launch covers every table's bags (FBGEMM's table-batched kernel: one grid over them all)
+    fused_units = float(sum(t.count * workload.batch_size for t in workload.tables))
     for t in workload.tables:
-        if t.dtype != dtype0:
-            b_t = _configs(kernels, gpu, t.dtype, scalar)[4]
-        else:
-            b_t = blocks
-        e = _table_eval(t, workload.batch_size, c, gpu, b_t, xp)
+        key = (t.dtype, _table_vecs(kernels, t))
+        if key not in groups:
+            groups[key] = _configs(kernels, gpu, key[0], key[1], scalar)
+        c_t, b_t = groups[key][0], groups[key][4]
+        e = _table_eval(t, workload.batch_size, c_t, gpu, b_t, xp, fused_units)
         total = total + t.count * (e["lookup_s"] + e["pin_s"])
+        fused = fused + t.count * e["fused_s"]
+        fused_check = fused_check + t.count * (e["check_s"] - xp.where(e["check_s"] > 0, KERNEL_LAUNCH_GAP_S, 0.0))
         pin = pin + t.count * e["pin_s"]
         hits = hits + t.count * e["hits"]
         n_all += t.count * e["n"]
         dram = dram + t.count * e["dram_bytes"]
         per_table.append(e)
+    # tbe: one launch (and one check pass) for all tables; the others: one launch per table call
+    is_tbe = c.mapping == _TBE_MAP
+    fused_total = fused + KERNEL_LAUNCH_GAP_S + xp.where(fused_check > 0, fused_check + KERNEL_LAUNCH_GAP_S, 0.0) + pin
+    total = xp.where(is_tbe, fused_total, total)
     warps = blocks * (c.block_size // gpu.warp_size)
     agg = {
         "time_s": total,
@@ -591,10 +707,11 @@ def _evaluate(
         "registers_source": srcs,
         "blocks_per_sm": blocks,
         "warps_per_sm": warps,
+        "fused": is_tbe,
     }
     if expand is not None:  # from the distinct configurations back to every one asked for
         agg = {k: v[expand] if isinstance(v, np.ndarray) else v for k, v in agg.items()}
-    return agg, per_table
+    return agg, per_table, facts
 
 
 def _check_args(workload: Workload, gpu: GPUSpec | str) -> GPUSpec:
@@ -614,7 +731,7 @@ def predict_batch(workload: Workload, kernels: Sequence[KernelConfig], gpu: GPUS
     g = _check_args(workload, gpu)
     if len(kernels) == 0:
         return np.zeros(0)
-    agg, _ = _evaluate(workload, kernels, g)
+    agg, _, _ = _evaluate(workload, kernels, g)
     return np.asarray(agg["time_s"], dtype=np.float64)
 
 
@@ -632,7 +749,8 @@ def predict(workload: Workload, kernel: KernelConfig | Plan, gpu: GPUSpec | str)
         return predict_plan(workload, kernel, g)
     if not isinstance(kernel, KernelConfig):
         raise InputError(f"kernel must be a perfmodel.KernelConfig, but got {type(kernel).__name__}")
-    agg, per_table = _evaluate(workload, [kernel], g, scalar=True)
+    agg, per_table, facts = _evaluate(workload, [kernel], g, scalar=True)
+    f = facts[0]
     tables = []
     bounds = []
     for i, (t, e) in enumerate(zip(workload.tables, per_table, strict=True)):
@@ -645,7 +763,7 @@ def predict(workload: Workload, kernel: KernelConfig | Plan, gpu: GPUSpec | str)
             "pinned_bytes": float(e["pinned_bytes"]), "warps_in_flight": int(e["w_full"]),
             "rounds": float(e["rounds"]), "iteration_s": float(e["t_full"]), "bound": bound,
             "achieved_dram_bytes_per_s": float(e["dram_rate"]),
-            "call_time_s": float(e["lookup_s"]), "pin_time_s": float(e["pin_s"]),
+            "call_time_s": float(e["fused_s"] if agg["fused"] else e["lookup_s"]), "pin_time_s": float(e["pin_s"]),
             "dram_bytes_per_call": float(e["dram_bytes"]),
         })
     bound = max(bounds)[1] if bounds else "latency"
@@ -657,6 +775,18 @@ def predict(workload: Workload, kernel: KernelConfig | Plan, gpu: GPUSpec | str)
         "registers": int(agg["registers"]),
         "registers_source": agg["registers_source"][0],
         "spill_bytes": float(agg["spill_bytes"]),
+        "profile": {
+            "source": f.profile_source,
+            "row_loads_in_flight": f.row_loads_in_flight,
+            "lookups_per_iteration": f.lookups_per_iteration,
+            "memory_rounds_per_lookup": f.memory_rounds_per_lookup,
+            "instructions_per_lookup": f.instructions_per_lookup,
+            "issue_latency_cycles_per_lookup": f.issue_latency_cycles,
+            "index_on_row_chain": f.index_on_row_chain,
+            "local_ops_per_lookup": f.local_ops_per_lookup,
+            "validation_loop": f.validation_loop,
+        },
+        "launches": "one for all tables (table-batched)" if agg["fused"] else "one per table call",
         "blocks_per_sm": int(agg["blocks_per_sm"]),
         "warps_per_sm": int(agg["warps_per_sm"]),
         "tables": tables,

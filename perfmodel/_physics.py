@@ -20,6 +20,7 @@ Every function here works elementwise on NumPy arrays and on plain floats.
 
 from __future__ import annotations
 
+import math
 import sys
 from bisect import bisect_right
 from dataclasses import dataclass
@@ -36,13 +37,16 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 __all__ = [
+    "GatherParams",
     "ModelParams",
     "bracket",
     "bracket_scalar",
+    "gather_params",
+    "issue_interval_cycles",
     "little_throughput",
-    "loop_instructions",
     "model_params",
     "random_replacement_hit_rate",
+    "translation_cycles",
 ]
 
 FloatArray = npt.NDArray[np.float64]
@@ -122,31 +126,67 @@ def model_params() -> ModelParams:
     )
 
 
-#: register_cap 0 (no cap) interpolates as this many registers
-_UNCAPPED = 256.0
+@lru_cache(maxsize=8)
+def issue_interval_cycles(arch: str) -> float:
+    """Mean cycles one warp waits between two of its own instructions in the compiled hot loops
+    of ``arch`` (the control bits' stall counts, data/calibration/issue.toml, written by
+    scripts/count_loop_instructions.py from the disassembly; no timing enters). Another
+    architecture takes the nearest older one's figure."""
+    text = resources.files("perfmodel").joinpath("data/calibration/issue.toml").read_text(encoding="utf-8")
+    table = {k: float(v["value"]) for k, v in tomllib.loads(text)["issue_interval_cycles"].items()}
+    if arch in table:
+        return table[arch]
+    num = int("".join(ch for ch in arch if ch.isdigit()) or 0)
+    older = sorted((int("".join(ch for ch in a if ch.isdigit())), v) for a, v in table.items())
+    below = [v for n, v in older if n <= num]
+    return below[-1] if below else older[0][1]
+
+
+@dataclass(frozen=True, kw_only=True)
+class GatherParams:
+    """The memory system under random row gathers (data/calibration/gather.toml).
+
+    ``random_gather_queue_factor``: a in L = L0 + a L_dram rho / (1 - rho) for row loads that
+    miss to DRAM, fitted on the ledger's calibration points only (scripts/fit_published.py names
+    them); the streaming passes keep the stream-read fit (:class:`ModelParams`). The translation
+    figures are read off the pointer-chase curves (no fit): ``translation`` maps an architecture
+    to (footprint F0 in bytes where the chase's DRAM plateau starts, cycles added per doubling of
+    the footprint beyond F0, the largest footprint measured).
+    """
+
+    random_gather_queue_factor: float
+    translation: dict[str, tuple[float, float, float]]
+    sources: dict[str, str]
 
 
 @lru_cache(maxsize=1)
-def _loop_table() -> dict[tuple[str, bool, str], tuple[FloatArray, FloatArray, FloatArray]]:
-    """(prefetch distances, caps, instructions[distance, cap]) per (variant, inline check, kind)."""
-    text = resources.files("perfmodel").joinpath("data/calibration/loop_instructions.toml").read_text(encoding="utf-8")
+def gather_params() -> GatherParams:
+    """The shipped :class:`GatherParams`."""
+    text = resources.files("perfmodel").joinpath("data/calibration/gather.toml").read_text(encoding="utf-8")
     doc = tomllib.loads(text)
-    raw: dict[tuple[str, bool, str], dict[tuple[float, float], float]] = {}
-    for e in doc["loop"]:
-        key = (str(e["variant"]), e["bounds_check"] == "inline", str(e["prefetch_kind"]))
-        cap = float(e.get("register_cap", 0)) or _UNCAPPED
-        raw.setdefault(key, {})[(float(e["prefetch_distance"]), cap)] = float(e["instructions_per_iteration"])
-    for (variant, inline, kind), pts in list(raw.items()):  # distance 0 is the same loop for both kinds
-        if kind == "register":
-            hint = raw.setdefault((variant, inline, "l2-hint"), {})
-            hint.update({k: v for k, v in pts.items() if k[0] == 0.0})
-    out = {}
-    for key, pts in raw.items():
-        pds = np.array(sorted({k[0] for k in pts}))
-        caps = np.array(sorted({k[1] for k in pts}))
-        grid = np.array([[pts[(d, c)] for c in caps] for d in pds])
-        out[key] = (pds, caps, grid)
-    return out
+    tr = {arch: (float(v["plateau_bytes"]), float(v["cycles_per_doubling"]), float(v["measured_to_bytes"]))
+          for arch, v in doc["translation"].items()}
+    q = doc["params"]["random_gather_queue_factor"]
+    return GatherParams(random_gather_queue_factor=float(q["value"]), translation=tr,
+                        sources={"random_gather_queue_factor": str(q.get("source", ""))})
+
+
+def translation_cycles(arch: str, footprint_bytes: float) -> float:
+    """Cycles a random access beyond the L2 pays for address translation over a footprint of
+    ``footprint_bytes`` (0 while the footprint is within the chase's DRAM plateau start): the
+    pointer chase's latency growth per doubling of its footprint (TLB misses included, since the
+    chase is a random permutation), extrapolated at the same slope beyond the largest footprint
+    measured (an estimate there). Another architecture takes the nearest older one's figures."""
+    table = gather_params().translation
+    if arch not in table:
+        num = int("".join(ch for ch in arch if ch.isdigit()) or 0)
+        older = sorted((int("".join(ch for ch in a if ch.isdigit())), a) for a in table)
+        below = [a for n, a in older if n <= num]
+        arch = below[-1] if below else older[0][1]
+    f0, slope, _top = table[arch]
+    if footprint_bytes <= f0:
+        return 0.0
+    return slope * math.log2(footprint_bytes / f0)
 
 
 def bracket(xs: FloatArray, x: FloatArray) -> tuple[IntArray, FloatArray]:
@@ -162,20 +202,3 @@ def bracket_scalar(xs: list[float], x: float) -> tuple[int, float]:
     i = min(max(bisect_right(xs, x) - 1, 0), len(xs) - 2)
     lo = xs[i]
     return i, min(max((x - lo) / max(xs[i + 1] - lo, 1e-12), 0.0), 1.0)
-
-
-@lru_cache(maxsize=8192)
-def loop_instructions(
-    variant: str, inline_check: bool, prefetch_kind: str, prefetch_distance: int, register_cap: int = 0
-) -> float:
-    """SASS instructions one lookup iteration executes, spill code included
-    (data/calibration/loop_instructions.toml, counted from nvcc's output by
-    scripts/count_loop_instructions.py; bilinear between the counted distances and caps)."""
-    pds, caps, grid = _loop_table()[(variant, inline_check, prefetch_kind)]
-    cap = float(register_cap) or _UNCAPPED
-    i, wi = bracket_scalar(pds.tolist(), float(prefetch_distance)) if len(pds) > 1 else (0, 0.0)
-    j, wj = bracket_scalar(caps.tolist(), cap) if len(caps) > 1 else (0, 0.0)
-    i1, j1 = min(i + 1, len(pds) - 1), min(j + 1, len(caps) - 1)
-    lo = grid[i, j] + (grid[i, j1] - grid[i, j]) * wj
-    hi = grid[i1, j] + (grid[i1, j1] - grid[i1, j]) * wj
-    return float(lo + (hi - lo) * wi)

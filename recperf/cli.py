@@ -52,6 +52,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _compile_missing_profiles(kernel: Any, arch: str, dtype: str, index_dtype: str, tbe_vecs: int) -> Any:
+    """perfmodel's profile provider for the CLI: a configuration the shipped table lacks is compiled
+    on demand where kernels' compiler and disassembler are installed (None otherwise: the model then
+    refuses it with an error line). kernels is imported only when such a configuration comes up."""
+    try:
+        import kernels
+    except ImportError:  # pragma: no cover - an installation without the kernels package
+        return None
+    return kernels.compiled_figures(kernel, arch, dtype, index_dtype, tbe_vecs)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -59,6 +70,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if func is None:
         parser.print_help()
         return 2
+    import perfmodel
+
+    perfmodel.set_profile_provider(_compile_missing_profiles)
     try:
         return int(func(args) or 0)
     except (ValueError, OSError) as exc:

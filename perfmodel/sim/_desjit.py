@@ -208,8 +208,11 @@ def simulate_call(
     # mapping: units (pytorch: (bag, 32-column chunk); warp: bag) and column passes
     row_bytes: int, unit_bytes: int, units_per_bag: int, pass_bytes: int, passes_per_unit: int,
     n_blocks: int, warps_per_block: int, blocks_per_sm: int, sm_count: int,
-    # per-iteration costs (cycles) and the in-flight window
+    # per-lookup costs (cycles) and the in-flight window; whether the row's address waits for the
+    # index load (0: the index arrives by shuffle, loaded earlier), whether a validation loop
+    # reads the bag's index lines one after another before the lookups
     issue_cycles_warp: float, issue_cycles_sm: float, dep_cycles: float, window: int, l2_hint_distance: int,
+    idx_chain: int, validation: int,
     block_start_cycles: float,
     # memory system; persist_access[i]: index i of the call reads a pinned row (warm_rows are
     # the call's first indices, so the same flags serve them)
@@ -279,6 +282,7 @@ def simulate_call(
     w_wait = np.zeros(n_slots, dtype=np.int64)  # 1: waiting for the oldest lookup's issue
     w_pidx = np.full(n_slots, -1, dtype=np.int64)  # lookup whose index was requested ahead
     w_pidx_t = np.zeros(n_slots, dtype=np.float64)  # and when it arrives
+    w_valid = np.zeros(n_slots, dtype=np.int64)  # index lines the unit's validation loop has read
     w_comp = np.full(n_slots * window, -1.0, dtype=np.float64)
     w_issue_t = np.zeros(n_slots * window, dtype=np.float64)
     blk_left = np.zeros(sm_count * blocks_per_sm, dtype=np.int64)
@@ -412,6 +416,17 @@ def simulate_call(
                 hsize = _heap_push(ht, hp, hsize, done, slot, -1)
             continue
         # ---- WAKE: retire completed lookups, issue the next one, or move on
+        if validation and unit < n_units and w_next[slot] == 0 and w_valid[slot] < (ln + 15) // 16:
+            # the in-kernel validation loop: one pass per 128-byte line of the bag's indices,
+            # each waiting for its loads before the next (they then sit in the L1); one line per
+            # event, so that requests reach the bandwidth servers in time order
+            bag = unit // units_per_bag
+            tv = _index_fetch(sm, bag_start[bag] + 16 * w_valid[slot], t, l1_tags, l1_stamp, l1_valid, l1_pers,
+                              l1_ready, l1ctl, l1_sets, l1_ways, sm_side, n_parts, duplicate, l2_tags, l2_stamp,
+                              l2_valid, l2_pers, l2_ready, ctl, l2_sets, l2_ways, quota, policy, fp, servers, cnt)
+            w_valid[slot] += 1
+            hsize = _heap_push(ht, hp, hsize, tv, slot, -1)
+            continue
         while w_ret[slot] < w_next[slot]:
             k = slot * window + w_ret[slot] % window
             if w_comp[k] >= 0.0 and w_comp[k] <= t:
@@ -433,6 +448,8 @@ def simulate_call(
                                       l1ctl, l1_sets, l1_ways, sm_side, n_parts, duplicate, l2_tags, l2_stamp,
                                       l2_valid, l2_pers, l2_ready, ctl, l2_sets, l2_ways, quota, policy, fp, servers,
                                       cnt)
+                if idx_chain == 0:  # loaded earlier for many lookups and passed by shuffle
+                    ti = t0
                 k = slot * window + jn % window
                 w_comp[k] = -2.0  # issued, row not yet requested
                 w_issue_t[k] = t0
@@ -473,6 +490,7 @@ def simulate_call(
             hsize = _heap_push(ht, hp, hsize, t + issue_cycles_warp, slot, -1)
             continue
         w_pass[slot] = 0
+        w_valid[slot] = 0
         if unit < n_units:
             w_unit[slot] = unit + warp_stride
             if w_unit[slot] < n_units:
@@ -498,6 +516,7 @@ def simulate_call(
                 w_ret[s2] = 0
                 w_wait[s2] = 0
                 w_pidx[s2] = -1
+                w_valid[s2] = 0
                 hsize = _heap_push(ht, hp, hsize, t + block_start_cycles, s2, -1)
             next_block += 1
     return end_time, cnt, hist, sm_finish, sm_lookups

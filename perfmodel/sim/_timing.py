@@ -75,12 +75,14 @@ from perfmodel._capacity import check_device_fit
 from perfmodel._config import KernelConfig, Table, Workload
 from perfmodel._errors import InputError, choices_text
 from perfmodel._gpu import GPUSpec, get_gpu
-from perfmodel._indices import table_call
+from perfmodel._indices import TableCall, table_call
 from perfmodel._kernel import (
     INDEX_BYTES,
     KERNEL_LAUNCH_GAP_S,
     PYTORCH_GRID_BLOCKS,
+    PYTORCH_MAPPING,
     SCHEDULERS_PER_SM,
+    TBE_BLOCKS_PER_SM_CAP,
     bounds_check_pass_bytes,
     evict_last_pass_bytes,
     kernel_facts,
@@ -94,7 +96,7 @@ from perfmodel._kernel import (
 )
 from perfmodel._model import Prediction
 from perfmodel._occupancy import blocks_per_sm
-from perfmodel._physics import model_params
+from perfmodel._physics import model_params, translation_cycles
 from perfmodel.sim._cache import POLICIES
 
 __all__ = ["SimParams", "SimResult", "TableSim", "simulate", "simulate_detailed"]
@@ -243,14 +245,38 @@ def _percentile(hist: IntArray, q: float, width: float) -> float:
     return (i + 0.5) * width
 
 
+def _fused_call(workload: Workload, kernel: KernelConfig, gpu: GPUSpec) -> tuple[TableCall, IntArray, int]:
+    """The index stream of a ``tbe`` launch over every table of ``workload`` (FBGEMM's table-batched
+    kernel: one grid over all tables' bags, table after table): each table's rows offset past the
+    previous tables', a table with ``count = n`` as n copies. Returns (call, pinned rows, rows)."""
+    idx: list[IntArray] = []
+    lens: list[IntArray] = []
+    pins: list[IntArray] = []
+    base = 0
+    for t in workload.tables:
+        call = table_call(t, workload.batch_size)
+        pin = pinned_rows(t, kernel, gpu)
+        for _ in range(t.count):
+            idx.append(call.indices + base)
+            lens.append(call.lengths)
+            pins.append(pin + base)
+            base += t.rows
+    lengths = np.concatenate(lens).astype(np.int64)
+    offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+    fused = TableCall(indices=np.concatenate(idx).astype(np.int64), offsets=offsets)
+    return fused, np.concatenate(pins).astype(np.int64), base
+
+
 def _simulate_table(
-    index: int, table: Table, batch: int, kernel: KernelConfig, gpu: GPUSpec, params: SimParams
+    index: int, table: Table, batch: int, kernel: KernelConfig, gpu: GPUSpec, params: SimParams,
+    fused: tuple[TableCall, IntArray, int] | None = None,
 ) -> TableSim:
+    """One call of ``table`` (or, with ``fused``, one tbe launch over the stream :func:`_fused_call` built)."""
     from perfmodel.sim import _desjit
 
     wall0 = time.perf_counter()
     clk = gpu.sm_clock_hz
-    facts = kernel_facts(kernel, gpu.arch, table.dtype)
+    facts = kernel_facts(kernel, gpu.arch, table.dtype, table.dim)
     regs = facts.registers
     blocks = int(blocks_per_sm(gpu, kernel.block_size, regs, 0)["active"])
     if blocks < 1:
@@ -258,7 +284,11 @@ def _simulate_table(
             f"kernel cannot launch: 0 resident blocks per SM with block_size={kernel.block_size} and {regs} registers"
         )
     wpb = kernel.block_size // gpu.warp_size
-    call = table_call(table, batch)
+    if fused is not None:
+        call, pinned, n_rows = fused
+        batch = int(call.lengths.size)
+    else:
+        call, pinned, n_rows = table_call(table, batch), pinned_rows(table, kernel, gpu), table.rows
     lengths = call.lengths
     rb = table.row_bytes
     # ---- work mapping (perfmodel._kernel.work_mapping)
@@ -273,15 +303,18 @@ def _simulate_table(
     sm_count = max(1, round(gpu.sm_count * f)) if f < 1 else gpu.sm_count
     f_eff = sm_count / gpu.sm_count
     # a window must still fill the scaled GPU: at most as many windows as the call has rounds
-    # (pytorch: units per warp of the fixed grid; warp: bags per resident warp)
-    if kernel.variant == "pytorch":
+    # (pytorch mapping: units per warp of the fixed grid; warp, tbe: bags per resident warp)
+    pytorch_map = kernel.variant in PYTORCH_MAPPING
+    if pytorch_map:
         rounds = batch * units_per_bag / (PYTORCH_GRID_BLOCKS * wpb)
     else:
         rounds = batch / (blocks * gpu.sm_count * wpb)
     n_windows = max(1, min(SAMPLE_WINDOWS, math.floor(rounds))) if f < 1 else 1
     win_bags = max(1, round(batch * f_eff / n_windows)) if f < 1 else batch
-    if kernel.variant == "pytorch":
+    if pytorch_map:
         grid = max(1, round(PYTORCH_GRID_BLOCKS * f_eff)) if f < 1 else PYTORCH_GRID_BLOCKS
+    elif kernel.variant == "tbe":  # FBGEMM: a grid over the bags, at most 64 blocks per SM
+        grid = max(1, min(math.ceil(win_bags / wpb), TBE_BLOCKS_PER_SM_CAP * sm_count))
     else:
         grid = max(1, min(math.ceil(win_bags / wpb), sm_count * (gpu.max_threads_per_sm // kernel.block_size)))
     parts = gpu.l2_partitions if params.partitions else 1
@@ -289,11 +322,14 @@ def _simulate_table(
     l1_bytes = params.l1_bytes if params.l1_bytes is not None else gpu.l1_cache_and_shared_mem_per_sm_bytes
     l1_sets = max(1, l1_bytes // gpu.l2_line_bytes // params.l1_ways)
     quota = math.floor(params.l2_ways * gpu.persisting_l2_max_bytes / gpu.l2_size_bytes)
-    # ---- per-iteration costs: the kernel's facts, as the analytical model's (perfmodel._kernel),
-    # so that the two fidelities differ only in the memory system and the scheduling they model
-    instr = facts.instructions_per_iteration
-    dep_cycles = facts.dependent_cycles  # spill code inside the loop is in ``instr``
-    window = facts.row_loads_in_flight
+    # ---- per-lookup costs: the compiled kernel's facts (its profile, perfmodel._kernel), as the
+    # analytical model's, so that the two fidelities differ only in the memory system and the
+    # scheduling they model: the SM issues the lookup's instructions (4 schedulers), the warp
+    # needs their stall cycles before its next lookup, an index reaches its row's address after
+    # the chain's dependent instructions, a warp keeps the profile's row loads of a round in flight
+    instr = facts.instructions_per_lookup
+    dep_cycles = facts.address_cycles
+    window = max(1, round(facts.loads_per_round))
     hint_distance = facts.l2_hint_distance
     # ---- pinning
     pinned = pinned_rows(table, kernel, gpu)
@@ -304,9 +340,12 @@ def _simulate_table(
     # ---- memory timing, cycles
     sector = gpu.l2_sector_bytes
     fp = np.zeros(_desjit.N_FP, dtype=np.float64)
-    fp[_desjit.FP_L2_NEAR] = gpu.l2_near_latency_cycles
-    fp[_desjit.FP_L2_FAR] = gpu.l2_far_latency_cycles
-    fp[_desjit.FP_DRAM] = gpu.dram_latency_cycles
+    # address translation over the call's footprint (perfmodel._physics.translation_cycles, from
+    # the pointer-chase curves) on every access beyond the L1
+    tr = translation_cycles(gpu.arch, float(n_rows) * rb)
+    fp[_desjit.FP_L2_NEAR] = gpu.l2_near_latency_cycles + tr
+    fp[_desjit.FP_L2_FAR] = gpu.l2_far_latency_cycles + tr
+    fp[_desjit.FP_DRAM] = gpu.dram_latency_cycles + tr
     fp[_desjit.FP_L2_SERVICE] = sector / (gpu.l2_bandwidth_bytes_per_s * f_eff / clk)
     fp[_desjit.FP_DRAM_SERVICE] = sector / (gpu.dram_bandwidth_bytes_per_s * f_eff / clk)
     fp[_desjit.FP_L1] = gpu.l1_latency_cycles
@@ -329,7 +368,8 @@ def _simulate_table(
             indices, starts, lens,
             rb, unit_bytes, units_per_bag, pass_bytes, passes,
             grid, wpb, blocks, sm_count,
-            float(instr), float(instr / SCHEDULERS_PER_SM), float(dep_cycles), int(window), int(hint_distance),
+            float(facts.issue_latency_cycles), float(instr / SCHEDULERS_PER_SM), float(dep_cycles), int(window),
+            int(hint_distance), 1 if facts.index_on_row_chain else 0, 1 if facts.validation_loop else 0,
             float(turnaround),
             fp, int(l1_sets), int(params.l1_ways), int(l2_sets), int(params.l2_ways), int(parts),
             1 if parts > 1 else 0, int(quota), POLICIES[params.policy], persist_access, apw, int(params.seed),
@@ -384,7 +424,7 @@ def _simulate_table(
     pin_s = float(pass_time_s(pin_bytes, stream)) if pin_bytes else 0.0
     check_bytes = float(bounds_check_pass_bytes(lookups)) if kernel.bounds_check == "separate" else 0.0
     check_s = float(pass_time_s(check_bytes, stream)) if check_bytes else 0.0
-    dram_total = call_dram_bytes + lookup_io_bytes(kernel.variant, batch, rb) + pin_bytes + check_bytes
+    dram_total = call_dram_bytes + lookup_io_bytes(kernel.variant, batch, rb, lookups) + pin_bytes + check_bytes
     call_s = kernel_s + KERNEL_LAUNCH_GAP_S + check_s + pin_s
     mean_finish = float(sm_finish.mean()) if sm_finish.size else 0.0
     lat_hist = np.asarray(hist, dtype=np.int64)
@@ -439,13 +479,25 @@ def simulate_detailed(
         p = SimParams(**{**asdict(p), **changes})
     sims: list[TableSim] = []
     done: dict[Table, TableSim] = {}
-    for i, t in enumerate(workload.tables):
-        key = dataclasses.replace(t, count=1)
-        got = done.get(key)
-        if got is None:
-            got = _simulate_table(i, t, workload.batch_size, kernel, g, p)
-            done[key] = got
-        sims.append(TableSim(**{**asdict(got), "index": i, "count": t.count}))
+    tables = workload.tables
+    if kernel.variant == "tbe" and len({(t.dim, t.dtype) for t in tables}) == 1:
+        # FBGEMM's table-batched forward: one launch whose grid covers every table's bags, so one
+        # simulated call over the stream of all tables (rows of each table after the previous')
+        call, pinned, n_rows = _fused_call(workload, kernel, g)
+        t0 = tables[0]
+        stacked = dataclasses.replace(t0, rows=n_rows, count=1, pooling=None,
+                                      pooling_mean=float(call.lengths.mean()), pooling_dist="uniform")
+        fused_sim = _simulate_table(0, t0, workload.batch_size, kernel, g, p, fused=(call, pinned, n_rows))
+        sims.append(TableSim(**{**asdict(fused_sim), "count": 1}))
+        tables = (stacked,)
+    else:
+        for i, t in enumerate(tables):
+            key = dataclasses.replace(t, count=1)
+            got = done.get(key)
+            if got is None:
+                got = _simulate_table(i, t, workload.batch_size, kernel, g, p)
+                done[key] = got
+            sims.append(TableSim(**{**asdict(got), "index": i, "count": t.count}))
     total = sum(s.count * s.call_time_s for s in sims)
     pin = sum(s.count * s.pin_time_s for s in sims)
     sectors = sum(s.count * s.row_sectors for s in sims)
@@ -463,7 +515,7 @@ def simulate_detailed(
         "spill_bytes": float(spill),
         "blocks_per_sm": blocks,
         "warps_per_sm": warps,
-        "tables": [_table_breakdown(workload.tables[s.index], s) for s in sims],
+        "tables": [_table_breakdown(tables[s.index], s) for s in sims],
         "simulator": {"policy": p.policy, "partitions": p.partitions, "l2_ways": p.l2_ways, "l1_ways": p.l1_ways},
     }
     pred = Prediction(
