@@ -37,7 +37,7 @@ def clear_caches(*, disk: bool = False) -> None:
     _model.clear_cache()
     for fn in (
         _kernel.compile_facts, _kernel.streaming_bandwidth,
-        _physics.model_params, _physics.issue_interval_cycles, _physics.gather_params,
+        _physics.model_params, _physics.issue_interval_cycles, _physics._gather_file,
         _indices.table_call, _popularity._uniform, _popularity._zipf,
         _traces._trace_counts_cached, _traces._trace_digest_cached,
         _gpu._catalogue, _gpu._load_cached,

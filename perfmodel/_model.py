@@ -363,7 +363,7 @@ def _constants(table: Table, batch: int, gpu: GPUSpec) -> _TableConstants:
         chunks=work_mapping("pytorch", table.dim, table.dtype, gpu.warp_size).units_per_bag,
         col_chunks=work_mapping("warp", table.dim, table.dtype, gpu.warp_size).passes_per_unit,
         l1=gpu.latency_s(gpu.l1_latency_cycles), l2=l2, dram=dram,
-        lq_random=gp.random_gather_queue_factor * dram, bw_stream=streaming_bandwidth(gpu),
+        lq_random=gp.queue_factor(gpu.arch) * dram, bw_stream=streaming_bandwidth(gpu),
         idx_fetch=l2 if idx_in_l2 else dram,
         io=(pt, lookup_io_bytes("warp", batch, r_bytes, n), lookup_io_bytes("tbe", batch, r_bytes, n)),
         out_bytes=output_bytes(batch, r_bytes),

@@ -142,33 +142,57 @@ def issue_interval_cycles(arch: str) -> float:
     return below[-1] if below else older[0][1]
 
 
+def _nearest_arch(arch: str, known: list[str]) -> str:
+    """``arch`` if known, else the nearest older known architecture (the oldest if none is older)."""
+    if arch in known:
+        return arch
+    num = int("".join(ch for ch in arch if ch.isdigit()) or 0)
+    older = sorted((int("".join(ch for ch in a if ch.isdigit())), a) for a in known)
+    below = [a for n, a in older if n <= num]
+    return below[-1] if below else older[0][1]
+
+
 @dataclass(frozen=True, kw_only=True)
 class GatherParams:
     """The memory system under random row gathers (data/calibration/gather.toml).
 
-    ``random_gather_queue_factor``: a in L = L0 + a L_dram rho / (1 - rho) for row loads that
-    miss to DRAM, fitted on the ledger's calibration points only (scripts/fit_published.py names
-    them); the streaming passes keep the stream-read fit (:class:`ModelParams`). The translation
-    figures are read off the pointer-chase curves (no fit): ``translation`` maps an architecture
-    to (footprint F0 in bytes where the chase's DRAM plateau starts, cycles added per doubling of
-    the footprint beyond F0, the largest footprint measured).
+    ``random_gather_queue_factor``: per architecture (each its own memory system: A100 HBM2e,
+    H100 HBM3), a in L = L0 + a L_dram rho / (1 - rho) for row loads that miss to DRAM, fitted
+    on the ledger's calibration points of that architecture only (scripts/fit_published.py
+    names them); the streaming passes keep the stream-read fit (:class:`ModelParams`). The
+    translation figures are read off the pointer-chase curves (no fit): ``translation`` maps an
+    architecture to (footprint F0 in bytes where the chase's DRAM plateau starts, cycles added
+    per doubling of the footprint beyond F0, the largest footprint measured).
     """
 
-    random_gather_queue_factor: float
+    random_gather_queue_factor: dict[str, float]
     translation: dict[str, tuple[float, float, float]]
     sources: dict[str, str]
 
+    def queue_factor(self, arch: str) -> float:
+        """``random_gather_queue_factor`` of ``arch`` (another architecture: the nearest older one's)."""
+        return self.random_gather_queue_factor[_nearest_arch(arch, list(self.random_gather_queue_factor))]
+
+
+#: parameters under evaluation by a fit (scripts/fit_published.py); None: the shipped file
+_GATHER_OVERRIDE: list[GatherParams | None] = [None]
+
+
+def gather_params() -> GatherParams:
+    """The shipped :class:`GatherParams` (or those a fit is evaluating)."""
+    return _GATHER_OVERRIDE[0] or _gather_file()
+
 
 @lru_cache(maxsize=1)
-def gather_params() -> GatherParams:
-    """The shipped :class:`GatherParams`."""
+def _gather_file() -> GatherParams:
+    """:class:`GatherParams` as data/calibration/gather.toml holds them."""
     text = resources.files("perfmodel").joinpath("data/calibration/gather.toml").read_text(encoding="utf-8")
     doc = tomllib.loads(text)
     tr = {arch: (float(v["plateau_bytes"]), float(v["cycles_per_doubling"]), float(v["measured_to_bytes"]))
           for arch, v in doc["translation"].items()}
-    q = doc["params"]["random_gather_queue_factor"]
-    return GatherParams(random_gather_queue_factor=float(q["value"]), translation=tr,
-                        sources={"random_gather_queue_factor": str(q.get("source", ""))})
+    q = {arch: v["random_gather_queue_factor"] for arch, v in doc["params"].items()}
+    return GatherParams(random_gather_queue_factor={a: float(v["value"]) for a, v in q.items()}, translation=tr,
+                        sources={f"random_gather_queue_factor.{a}": str(v.get("source", "")) for a, v in q.items()})
 
 
 def translation_cycles(arch: str, footprint_bytes: float) -> float:
@@ -178,12 +202,7 @@ def translation_cycles(arch: str, footprint_bytes: float) -> float:
     chase is a random permutation), extrapolated at the same slope beyond the largest footprint
     measured (an estimate there). Another architecture takes the nearest older one's figures."""
     table = gather_params().translation
-    if arch not in table:
-        num = int("".join(ch for ch in arch if ch.isdigit()) or 0)
-        older = sorted((int("".join(ch for ch in a if ch.isdigit())), a) for a in table)
-        below = [a for n, a in older if n <= num]
-        arch = below[-1] if below else older[0][1]
-    f0, slope, _top = table[arch]
+    f0, slope, _top = table[_nearest_arch(arch, list(table))]
     if footprint_bytes <= f0:
         return 0.0
     return slope * math.log2(footprint_bytes / f0)

@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
             stall_sum += stalls
             instr_sum += count
             n += 1
-            print(f"{arch:5s} {dtype:7s} {str(fields):70s} {prof.total_instructions_per_lookup:12.2f} "
+            print(f"{arch:5s} {dtype:7s} {fields!s:70s} {prof.total_instructions_per_lookup:12.2f} "
                   f"{prof.row_loads_in_flight:9d} {prof.local_ops_per_lookup:9.2f} {stalls / count:11.2f}", flush=True)
         results[arch] = (stall_sum, instr_sum, n, version)
         print(f"{arch}: {stall_sum} stall cycles over {instr_sum} hot-loop instructions of {n} configurations: "
@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.write:
         today = datetime.date.today().isoformat()
         lines = [
-            f"# Mean issue interval of one warp's instructions in the compiled hot loops, written by",
+            "# Mean issue interval of one warp's instructions in the compiled hot loops, written by",
             f"# scripts/count_loop_instructions.py on {today}: the control bits' stall counts summed over the hot",
             "# loop of each configuration of its sample, divided by the instructions. Derived from the compiler's",
             "# output only (no timing). The model multiplies a kernel profile's instructions per lookup by it.",

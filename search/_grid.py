@@ -229,7 +229,8 @@ def _product(*ranges: Sequence[int]) -> npt.NDArray[np.int64]:
 #: the kernel facts a cap must share with another for one to dominate the other (the
 #: registers enter as resident blocks, the instruction count is compared, the rest does not
 #: enter the model's time)
-_SAME_FACTS = ("dependent_instructions", "row_loads_in_flight", "l2_hint_distance")
+_SAME_FACTS = ("row_loads_in_flight", "lookups_per_iteration", "index_on_row_chain", "local_on_chain",
+               "validation_loop", "l2_hint_distance")
 
 
 def _cap_facts(grid: _Grid, gpu: GPUSpec, dtypes: Sequence[str], space: SearchSpace) -> tuple[

@@ -3,6 +3,8 @@ for each), checked on hand-worked cases and across the two fidelities."""
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 import kernels
@@ -56,18 +58,42 @@ def test_work_mapping_of_both_variants() -> None:
     assert (wp.units_per_bag, wp.passes_per_unit, wp.unit_bytes, wp.pass_bytes) == (1, 2, 800, 512)
 
 
-def test_loads_in_flight_and_dependent_chain() -> None:
-    ring = kernel_facts(KernelConfig(prefetch_distance=3), GPU.arch)
-    assert ring.row_loads_in_flight == 4 and ring.l2_hint_distance == 0  # 1 + p for a register ring
-    hint = kernel_facts(KernelConfig(prefetch_distance=3, prefetch_kind="l2-hint"), GPU.arch)
-    assert hint.row_loads_in_flight == 1 and hint.l2_hint_distance == 3  # hints hold no register
-    # 6 dependent instructions, 3 more for the inline assert, 4 cycles each
-    assert ring.dependent_instructions == 9.0 and ring.dependent_cycles == 36.0
-    plain = kernel_facts(KernelConfig(bounds_check="none"), GPU.arch)
-    assert plain.dependent_instructions == 6.0 and plain.dependent_cycles == 24.0
-    assert ring.instructions_per_iteration > plain.instructions_per_iteration > 0
+def test_facts_come_from_the_compiled_kernels_profile() -> None:
+    """The model's per-lookup facts are the profile's (shipped table, nvrtc SASS), not 1 + p."""
+    from perfmodel._resources import kernel_profile
+
+    for k in (KernelConfig(prefetch_distance=3), KernelConfig(bounds_check="separate"),
+              KernelConfig(variant="micro24-combined", register_cap=42), KernelConfig(variant="pytorch-current")):
+        f = kernel_facts(k, GPU.arch)
+        prof = kernel_profile(k, GPU.arch)
+        assert prof is not None
+        assert f.row_loads_in_flight == prof.row_loads_in_flight
+        assert f.lookups_per_iteration == max(1, prof.lookups_per_iteration)
+        assert f.instructions_per_lookup == prof.total_instructions_per_lookup > 0
+        assert f.index_on_row_chain == prof.index_on_row_chain
+        assert f.local_ops_per_lookup == prof.local_ops_per_lookup
+        # a warp waits ceil(u / k) times per pass of u lookups with k loads in flight
+        u, kk = f.lookups_per_iteration, max(f.row_loads_in_flight, 1)
+        assert f.memory_rounds_per_lookup == pytest.approx(math.ceil(u / kk) / u)
+        assert "shipped table" in f.profile_source
+    # the fixed ring keeps p + 1 loads in flight (issue 9), the artifact's pair kernel 2
+    assert kernel_facts(KernelConfig(prefetch_distance=3), GPU.arch).row_loads_in_flight == 4
+    assert kernel_facts(KernelConfig(variant="micro24-combined", register_cap=42), GPU.arch).row_loads_in_flight == 2
+    # pytorch-current's inline check is its validation loop over the bag's indices
+    assert kernel_facts(KernelConfig(variant="pytorch-current"), GPU.arch).validation_loop
+    assert not kernel_facts(KernelConfig(variant="pytorch-current", bounds_check="separate"), GPU.arch).validation_loop
     regs, spill, src = perfmodel.kernel_registers(KernelConfig(prefetch_distance=3), GPU)
+    ring = kernel_facts(KernelConfig(prefetch_distance=3), GPU.arch)
     assert (regs, spill, src) == (ring.registers, ring.spill_bytes, ring.registers_source)
+
+
+def test_a_configuration_without_a_profile_is_refused_not_guessed() -> None:
+    previous = perfmodel.set_profile_provider(None)
+    try:
+        with pytest.raises(InputError, match="no kernel profile"):
+            kernel_facts(KernelConfig(register_cap=33), GPU.arch)  # no cap of the table's list
+    finally:
+        perfmodel.set_profile_provider(previous)
 
 
 def test_pinned_rows_are_the_hottest_capped_by_the_persisting_maximum() -> None:
