@@ -48,40 +48,48 @@ def _golden_inputs_hold() -> None:
     assert model_params().block_turnaround_cycles == TURNAROUND_CYCLES
 
 
+def _plain_loop_chain() -> tuple[int, float, float]:
+    """(row loads in flight, address cycles, DRAM cycles with translation) of the plain pytorch
+    loop on the golden workload's 1.28 GB table, from the kernel's profile and gather.toml."""
+    from perfmodel._physics import translation_cycles
+
+    f = perfmodel.kernel_facts(KernelConfig(variant="pytorch", bounds_check="none"), GPU.arch)
+    tr = translation_cycles(GPU.arch, 10_000_000 * 32 * 4.0)
+    return f.row_loads_in_flight, f.address_cycles, DRAM_CYCLES + tr
+
+
 def test_single_warp_timing_is_the_dependent_chain() -> None:
-    """Golden: one warp, no reuse, p = 0. The first lookup waits for its index (a DRAM round
-    trip); after that each index is requested one lookup ahead, together with the previous
-    row (as the compiled loop does), so it has arrived - from L1, or from DRAM for the first
-    index of each 32-B sector - by the time that row returns. Each lookup then costs the
-    address arithmetic and a DRAM round trip for its row; nothing queues."""
+    """One warp, no reuse, p = 0: the compiled plain loop keeps W row loads in flight (its
+    profile: the compiler unrolls it), so 64 lookups take 64 / W memory rounds. A round costs at
+    least the address arithmetic and a DRAM round trip for its rows; its first lookup's index
+    is a new 32-B sector (4 int64) that the row's address waits for (another DRAM trip, at most);
+    nothing queues. Bounds, not a hand-derived golden: the sliding window overlaps rounds."""
     _golden_inputs_hold()
     w = _workload(rows=10_000_000, dim=32, pooling=64, batch=1)
-    k = KernelConfig(variant="pytorch", bounds_check="none")
-    r = simulate_detailed(w, k, GPU).tables[0]
-    # block start 427.183 + 64 lookups x (24 chain + 571.8 row from DRAM) + 571.8 first index
-    #   = 427.183 + 64 x 595.8 + 571.8 = 427.183 + 38,131.2 + 571.8 = 39,130.183 cycles
-    expected = 39_130.183
-    assert expected == pytest.approx(TURNAROUND_CYCLES + 64 * (CHAIN_CYCLES + DRAM_CYCLES) + DRAM_CYCLES)
-    assert L1_CYCLES < DRAM_CYCLES  # the early index requests (L1 or DRAM) never outlast the row in flight
-    # an index that misses is served by the DRAM queue together with the row requested at the
-    # same instant: a fraction of a cycle of service time each (16 of them), nothing more
-    assert r.kernel_time_s * GPU.sm_clock_hz == pytest.approx(expected, abs=16 * 0.1)
+    r = simulate_detailed(w, KernelConfig(variant="pytorch", bounds_check="none"), GPU).tables[0]
+    window, addr, dram = _plain_loop_chain()
+    assert window >= 2  # the unrolled plain loop overlaps its row loads (issue 9)
+    rounds = 64 / window
+    cycles = r.kernel_time_s * GPU.sm_clock_hz
+    assert TURNAROUND_CYCLES + rounds * (addr + dram) < cycles < TURNAROUND_CYCLES + (rounds + 1) * (addr + 2 * dram)
+    # one load at a time (the old model's claim for this loop) would take 64 DRAM trips
+    assert cycles < TURNAROUND_CYCLES + 64 * dram * 0.5
     assert r.l2_hit_rate == 0.0
     assert r.lookups == 64
 
 
 def test_single_warp_with_128_byte_dram_fetches() -> None:
-    """Golden: a 128-B DRAM fetch brings whole lines into the L2; the index requested one lookup
-    ahead still hides behind the row in flight, so the time is the same chain as with 32-B
-    fetches: the first index, then address arithmetic and a DRAM round trip per lookup."""
+    """A 128-B DRAM fetch brings whole lines into the L2; indices still come a sector at a time
+    from the L1 afterwards, so the time is no longer than with 32-B fetches."""
     _golden_inputs_hold()
     w = _workload(rows=10_000_000, dim=32, pooling=64, batch=1)
     k = KernelConfig(variant="pytorch", bounds_check="none")
-    r = simulate_detailed(w, k, GPU, params=SimParams(dram_fetch_bytes=128)).tables[0]
-    # as above: 427.183 + 64 x (24 + 571.8) + 571.8 = 39,130.183 cycles
-    expected = 39_130.183
+    r32 = simulate_detailed(w, k, GPU).tables[0]
+    r128 = simulate_detailed(w, k, GPU, params=SimParams(dram_fetch_bytes=128)).tables[0]
     assert L2_NEAR_CYCLES < DRAM_CYCLES
-    assert r.kernel_time_s * GPU.sm_clock_hz == pytest.approx(expected, abs=4 * 0.1)
+    assert r128.kernel_time_s <= r32.kernel_time_s * 1.001
+    window, addr, dram = _plain_loop_chain()
+    assert r128.kernel_time_s * GPU.sm_clock_hz > TURNAROUND_CYCLES + 64 / window * (addr + dram)
 
 
 def test_simulate_returns_the_prediction_type_and_is_deterministic() -> None:
@@ -150,8 +158,10 @@ def test_sampling_stands_for_the_full_call() -> None:
     part = simulate_detailed(w, k, GPU, max_line_requests=full.row_sectors // 4 // 4).tables[0]  # a quarter of the lines
     assert full.sampled_fraction == 1.0
     assert 0.2 < part.sampled_fraction < 0.3
-    # measured: +12% time (each window fills and drains its warps), -2.5 points of hit rate
-    assert part.kernel_time_s == pytest.approx(full.kernel_time_s, rel=0.15)
+    # measured: +17% time (each window fills and drains its warps; +12% before the kernel facts
+    # came from the profile, whose ring for warp p = 2 holds more loads per round), -2.5 points
+    # of hit rate
+    assert part.kernel_time_s == pytest.approx(full.kernel_time_s, rel=0.2)
     assert part.l2_hit_rate == pytest.approx(full.l2_hit_rate, abs=0.03)
 
 
@@ -194,7 +204,8 @@ def test_row_load_breakdown_single_warp_golden() -> None:
     w = _workload(rows=10_000_000, dim=32, pooling=64, batch=1)
     r = simulate_detailed(w, KernelConfig(variant="pytorch", bounds_check="none"), GPU).tables[0]
     assert r.row_l1_whole_rate == 0.0 and r.row_l1_partial_rate == 0.0 and r.l2_fill_wait_rate == 0.0
-    assert r.row_latency_dram_cycles == pytest.approx(GPU.dram_latency_cycles, abs=1.0)
+    # one DRAM round trip with the translation cost of the 1.28 GB footprint (gather.toml)
+    assert r.row_latency_dram_cycles == pytest.approx(_plain_loop_chain()[2], abs=1.0)
     assert r.row_latency_l1_cycles == 0.0 and r.row_latency_l2_cycles == 0.0  # no such rows
 
 

@@ -332,7 +332,6 @@ def _simulate_table(
     window = max(1, round(facts.loads_per_round))
     hint_distance = facts.l2_hint_distance
     # ---- pinning
-    pinned = pinned_rows(table, kernel, gpu)
     # per access of the call, whether it reads a pinned row (O(lookups), never O(rows))
     persist_access = np.isin(call.indices, pinned).astype(np.uint8)
     apw = 1 if kernel.pin_method == "access-policy-window" else 0
