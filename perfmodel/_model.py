@@ -210,7 +210,8 @@ class _Configs:
 
 
 def _facts(uniq: list[tuple[Any, ...]], gpu: GPUSpec, dtype: str, vecs: int) -> list[KernelFacts]:
-    return [compile_facts(*r[:6], gpu.arch, dtype, vecs if r[0] == "tbe" else 1) for r in uniq]
+    arch = gpu.arch
+    return [compile_facts(*r, arch, dtype, vecs if r[0] == "tbe" else 1) for r in uniq]
 
 
 def _model_row_of(k: Any) -> tuple[int, tuple[Any, ...], int, float]:
@@ -275,29 +276,33 @@ def _configs(
         keep = order[first]
         code, block, frac = code[keep], block[keep], frac[keep]
 
-    def col(values: list[Any], dtype_: Any) -> Any:
-        return np.asarray(values, dtype=dtype_)[code]
-
-    regs = col([f.registers for f in info], np.int64)
-    c = _Configs(
-        ks,
-        col([_mapping_code(r[0]) for r in uniq], np.int64),
-        block,
-        frac,
-        col([r[5] == "evict-last-prefetch" for r in uniq], bool),
-        col([_CHECK_CODE[r[4]] for r in uniq], np.int64),
-        col([f.instructions_per_lookup for f in info], np.float64),
-        col([f.issue_latency_cycles for f in info], np.float64),
-        col([f.memory_rounds_per_lookup for f in info], np.float64),
-        col([f.loads_per_round for f in info], np.float64),
-        col([f.index_on_row_chain for f in info], bool),
-        col([f.local_on_chain for f in info], bool),
-        col([f.validation_loop for f in info], bool),
-        col([float(f.l2_hint_distance) for f in info], np.float64),
-    )
+    m = np.asarray([_fact_row(r, f) for r, f in zip(uniq, info, strict=True)], dtype=np.float64)[code].T
+    regs = m[0].astype(np.int64)
+    c = _Configs(ks, m[2].astype(np.int64), block, frac, m[3] > 0.5, m[4].astype(np.int64), m[5], m[6], m[7], m[8],
+                 m[9] > 0.5, m[10] > 0.5, m[11] > 0.5, m[12])
     srcs = sorted({f.registers_source for f in info})
-    return (c, regs, col([float(f.spill_bytes) for f in info], np.float64), srcs, _resident_blocks(gpu, block, regs),
-            expand, info)
+    return c, regs, m[1], srcs, _resident_blocks(gpu, block, regs), expand, info
+
+
+#: per (compile key, facts object): the columns :func:`_configs` takes from them, as floats
+_FACT_ROWS: dict[tuple[tuple[Any, ...], int], tuple[KernelFacts, tuple[float, ...]]] = {}
+
+
+def _fact_row(r: tuple[Any, ...], f: KernelFacts) -> tuple[float, ...]:
+    """(registers, spill bytes, mapping, evict-last, check code, instructions, issue latency,
+    memory rounds, loads per round, index on chain, local on chain, validation loop, l2-hint
+    distance) of one compile key, memoized per facts object."""
+    got = _FACT_ROWS.get((r, id(f)))
+    if got is not None and got[0] is f:
+        return got[1]
+    row = (float(f.registers), float(f.spill_bytes), float(_mapping_code(r[0])), float(r[5] == "evict-last-prefetch"),
+           float(_CHECK_CODE[r[4]]), f.instructions_per_lookup, f.issue_latency_cycles, f.memory_rounds_per_lookup,
+           f.loads_per_round, float(f.index_on_row_chain), float(f.local_on_chain), float(f.validation_loop),
+           float(f.l2_hint_distance))
+    if len(_FACT_ROWS) > 65536:
+        _FACT_ROWS.clear()
+    _FACT_ROWS[(r, id(f))] = (f, row)
+    return row
 
 
 #: share of L2 hits served by the near partition. Two partitions (A100/H100 whitepapers), lines
@@ -420,17 +425,17 @@ def _round_latency(lat: tuple[Any, Any, Any], cdf: tuple[Any, Any], m: Any, xp: 
     """(E[slowest of m row loads], P(some load of the round misses to DRAM)) of a memory round:
     each load independently an L1 hit, an L2 hit or a DRAM access (latencies ``lat``, cumulative
     shares ``cdf`` of the first two); a fractional m interpolates between its neighbours."""
-    def one(k: Any) -> tuple[Any, Any]:
-        f0 = cdf[0] ** k
-        f1 = cdf[1] ** k
-        return lat[0] * f0 + lat[1] * (f1 - f0) + lat[2] * (1.0 - f1), 1.0 - f1
-    lo = xp.floor(m)
+    lo = xp.maximum(xp.floor(m), 1.0)
     w = m - lo
-    a, pa = one(xp.maximum(lo, 1.0))
+    f0 = cdf[0] ** lo  # P(all m loads hit in the L1), P(all hit in the L1 or the L2)
+    f1 = cdf[1] ** lo
+    a = lat[0] * f0 + lat[1] * (f1 - f0) + lat[2] * (1.0 - f1)
     if xp is _PY and w == 0.0:
-        return a, pa
-    b, pb = one(lo + 1.0)
-    return a + (b - a) * w, pa + (pb - pa) * w
+        return a, 1.0 - f1
+    g0 = f0 * cdf[0]  # the same for m + 1 loads
+    g1 = f1 * cdf[1]
+    b = lat[0] * g0 + lat[1] * (g1 - g0) + lat[2] * (1.0 - g1)
+    return a + (b - a) * w, 1.0 - (f1 + (g1 - f1) * w)
 
 
 def _table_eval(table: Table, batch: int, c: _Configs, gpu: GPUSpec, blocks: Any, xp: Any,
@@ -619,6 +624,7 @@ def clear_cache() -> None:
     """Forget the per-table constants and resident-block counts held in memory."""
     _CONSTANTS.clear()
     _BLOCKS.clear()
+    _FACT_ROWS.clear()
 
 
 def _blocks_table(gpu: GPUSpec) -> npt.NDArray[np.int64]:
@@ -654,9 +660,9 @@ def _blocks_one(gpu: GPUSpec, block_size: int, regs: int) -> int:
     return got
 
 
-def _table_vecs(kernels: Sequence[KernelConfig], t: Table) -> int:
-    """FBGEMM's vectors per lane of ``t``'s rows where a ``tbe`` kernel reads it, else 1."""
-    return tbe_vecs_for(t.dim) if any(k.variant == "tbe" for k in kernels) else 1
+def _table_vecs(t: Table) -> int:
+    """FBGEMM's vectors per lane of ``t``'s rows (only a ``tbe`` kernel's facts depend on it)."""
+    return tbe_vecs_for(t.dim)
 
 
 def _evaluate(
@@ -672,13 +678,13 @@ def _evaluate(
     dram: Any = 0.0
     n_all = 0.0
     t0 = workload.tables[0]
-    key0 = (t0.dtype, _table_vecs(kernels, t0))
+    key0 = (t0.dtype, _table_vecs(t0))
     groups: dict[tuple[str, int], tuple[Any, ...]] = {key0: _configs(kernels, gpu, key0[0], key0[1], scalar)}
     c, regs, spill, srcs, blocks, expand, facts = groups[key0]
     # a tbe launch covers every table's bags (FBGEMM's table-batched kernel: one grid over them all)
     fused_units = float(sum(t.count * workload.batch_size for t in workload.tables))
     for t in workload.tables:
-        key = (t.dtype, _table_vecs(kernels, t))
+        key = (t.dtype, _table_vecs(t))
         if key not in groups:
             groups[key] = _configs(kernels, gpu, key[0], key[1], scalar)
         c_t, b_t = groups[key][0], groups[key][4]
