@@ -80,7 +80,7 @@ from perfmodel._kernel import (
 from perfmodel._l1 import L1_BPB_GRID, L1_G_GRID, l1_hit_grid
 from perfmodel._l2 import residency
 from perfmodel._occupancy import blocks_per_sm
-from perfmodel._physics import bracket, bracket_scalar, gather_params, model_params, translation_cycles
+from perfmodel._physics import bracket, bracket_scalar, model_params, translation_cycles
 
 if TYPE_CHECKING:
     from perfmodel._plan import Plan
@@ -353,7 +353,6 @@ def _constants(table: Table, batch: int, gpu: GPUSpec) -> _TableConstants:
     if got is not None and got[0] is table and got[1] is gpu:
         return got[2]
     p = model_params()
-    gp = gather_params()
     res = residency(table, batch)
     tr = translation_cycles(gpu.arch, float(table.table_bytes))
     dram = gpu.latency_s(gpu.dram_latency_cycles + tr)
@@ -368,7 +367,7 @@ def _constants(table: Table, batch: int, gpu: GPUSpec) -> _TableConstants:
         chunks=work_mapping("pytorch", table.dim, table.dtype, gpu.warp_size).units_per_bag,
         col_chunks=work_mapping("warp", table.dim, table.dtype, gpu.warp_size).passes_per_unit,
         l1=gpu.latency_s(gpu.l1_latency_cycles), l2=l2, dram=dram,
-        lq_random=gp.queue_factor(gpu.arch) * dram, bw_stream=streaming_bandwidth(gpu),
+        lq_random=p.dram_queue_factor * dram, bw_stream=streaming_bandwidth(gpu),
         idx_fetch=l2 if idx_in_l2 else dram,
         io=(pt, lookup_io_bytes("warp", batch, r_bytes, n), lookup_io_bytes("tbe", batch, r_bytes, n)),
         out_bytes=output_bytes(batch, r_bytes),

@@ -156,22 +156,22 @@ def _nearest_arch(arch: str, known: list[str]) -> str:
 class GatherParams:
     """The memory system under random row gathers (data/calibration/gather.toml).
 
-    ``random_gather_queue_factor``: per architecture (each its own memory system: A100 HBM2e,
-    H100 HBM3), a in L = L0 + a L_dram rho / (1 - rho) for row loads that miss to DRAM, fitted
-    on the ledger's calibration points of that architecture only (scripts/fit_published.py
-    names them); the streaming passes keep the stream-read fit (:class:`ModelParams`). The
-    translation figures are read off the pointer-chase curves (no fit): ``translation`` maps an
-    architecture to (footprint F0 in bytes where the chase's DRAM plateau starts, cycles added
-    per doubling of the footprint beyond F0, the largest footprint measured).
+    ``translation`` maps an architecture to figures read off the pointer-chase curves (no fit):
+    (footprint F0 in bytes where the chase's DRAM plateau starts, cycles added per doubling of
+    the footprint beyond F0, the largest footprint measured). ``loaded_translation_cycles``:
+    per architecture, the cycles every access beyond the L1 adds under a full GPU's random
+    gathers once the footprint exceeds F0 (attributed to address translation: the single-warp
+    chase sees its unloaded cost only), fitted on the ledger's calibration points of that
+    architecture only (scripts/fit_published.py names them).
     """
 
-    random_gather_queue_factor: dict[str, float]
+    loaded_translation_cycles: dict[str, float]
     translation: dict[str, tuple[float, float, float]]
     sources: dict[str, str]
 
-    def queue_factor(self, arch: str) -> float:
-        """``random_gather_queue_factor`` of ``arch`` (another architecture: the nearest older one's)."""
-        return self.random_gather_queue_factor[_nearest_arch(arch, list(self.random_gather_queue_factor))]
+    def loaded_translation(self, arch: str) -> float:
+        """``loaded_translation_cycles`` of ``arch`` (another architecture: the nearest older one's)."""
+        return self.loaded_translation_cycles[_nearest_arch(arch, list(self.loaded_translation_cycles))]
 
 
 #: parameters under evaluation by a fit (scripts/fit_published.py); None: the shipped file
@@ -190,9 +190,12 @@ def _gather_file() -> GatherParams:
     doc = tomllib.loads(text)
     tr = {arch: (float(v["plateau_bytes"]), float(v["cycles_per_doubling"]), float(v["measured_to_bytes"]))
           for arch, v in doc["translation"].items()}
-    q = {arch: v["random_gather_queue_factor"] for arch, v in doc["params"].items()}
-    return GatherParams(random_gather_queue_factor={a: float(v["value"]) for a, v in q.items()}, translation=tr,
-                        sources={f"random_gather_queue_factor.{a}": str(v.get("source", "")) for a, v in q.items()})
+    params = doc["params"]
+    names = ("loaded_translation_cycles",)
+    return GatherParams(
+        loaded_translation_cycles={a: float(v[names[0]]["value"]) for a, v in params.items()},
+        translation=tr,
+        sources={f"{n}.{a}": str(v[n].get("source", "")) for a, v in params.items() for n in names})
 
 
 def translation_cycles(arch: str, footprint_bytes: float) -> float:
@@ -201,11 +204,11 @@ def translation_cycles(arch: str, footprint_bytes: float) -> float:
     pointer chase's latency growth per doubling of its footprint (TLB misses included, since the
     chase is a random permutation), extrapolated at the same slope beyond the largest footprint
     measured (an estimate there). Another architecture takes the nearest older one's figures."""
-    table = gather_params().translation
-    f0, slope, _top = table[_nearest_arch(arch, list(table))]
+    gp = gather_params()
+    f0, slope, _top = gp.translation[_nearest_arch(arch, list(gp.translation))]
     if footprint_bytes <= f0:
         return 0.0
-    return slope * math.log2(footprint_bytes / f0)
+    return slope * math.log2(footprint_bytes / f0) + gp.loaded_translation(arch)
 
 
 def bracket(xs: FloatArray, x: FloatArray) -> tuple[IntArray, FloatArray]:
