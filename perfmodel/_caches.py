@@ -42,7 +42,8 @@ def clear_caches(*, disk: bool = False) -> None:
         _traces._trace_counts_cached, _traces._trace_digest_cached,
         _gpu._catalogue, _gpu._load_cached,
         _occupancy._occupancy_cached,
-        _resources.load_resource_table, _resources.kernel_resources,
+        _resources.load_resource_table, _resources.kernel_resources, _resources.kernel_profile,
+        _resources._profile_cached,
         _costs._trace_top_share, _costs._predict_cached,
         _specs._zoo, _specs._cpus, _specs._gpu_compute_doc, _specs.launch_costs, _specs.get_gpu_compute,
     ):

@@ -30,6 +30,7 @@ __all__ = [
     "PIN_METHODS",
     "POOLING_DISTS",
     "PREFETCH_KINDS",
+    "TUNABLE_VARIANTS",
     "VARIANTS",
     "IndexDistribution",
     "KernelConfig",
@@ -43,12 +44,14 @@ __all__ = [
 ]
 
 VARIANTS = ("pytorch", "warp", "micro24-combined", "tbe", "pytorch-current")
-#: variants the model and the simulator predict (the others are profiled and run, and modelled
-#: once the model reads kernel profiles: issue 9, phase 2)
+#: variants the model and the simulator predict: all, from their compiled kernels' profiles
 MODELLED_VARIANTS = VARIANTS
 #: variants whose structure fixes how rows are fetched (their own pair loads, FBGEMM's shuffle
 #: loop, PyTorch's kernel as shipped): they take no other prefetch
 FIXED_PREFETCH_VARIANTS = ("micro24-combined", "tbe", "pytorch-current")
+#: variants whose prefetch is a free parameter (the search space's product over prefetch
+#: distances applies to these; the replicas are predicted but not tuned by the search yet)
+TUNABLE_VARIANTS = tuple(v for v in MODELLED_VARIANTS if v not in FIXED_PREFETCH_VARIANTS)
 PIN_METHODS = ("access-policy-window", "evict-last-prefetch")
 BOUNDS_CHECKS = ("inline", "separate", "none")
 PREFETCH_KINDS = ("register", "l2-hint")

@@ -29,9 +29,9 @@ import numpy as np
 
 from perfmodel import (
     BOUNDS_CHECKS,
-    MODELLED_VARIANTS,
     PIN_METHODS,
     PREFETCH_KINDS,
+    TUNABLE_VARIANTS,
     GPUSpec,
     InputError,
     KernelConfig,
@@ -133,7 +133,7 @@ class SearchSpace:
     the exhaustive grid leaves out the duplicates this gives, the sampler samples them all.
     """
 
-    variants: tuple[str, ...] = MODELLED_VARIANTS
+    variants: tuple[str, ...] = TUNABLE_VARIANTS
     block_sizes: tuple[int, ...] = tuple(range(MIN_BLOCK_SIZE, 1025, BLOCK_SIZE_STEP))
     register_caps: tuple[int, ...] = REGISTER_CAP_CHOICES
     prefetch_distances: tuple[int, ...] = PREFETCH_DISTANCES
@@ -150,7 +150,7 @@ class SearchSpace:
             if len(set(values)) != len(values):
                 raise InputError(f"search space field `{name}` must not repeat values, but got {list(values)}")
             object.__setattr__(self, name, values)
-        _subset("variants", self.variants, MODELLED_VARIANTS)
+        _subset("variants", self.variants, TUNABLE_VARIANTS)
         _subset("prefetch_kinds", self.prefetch_kinds, PREFETCH_KINDS)
         _subset("pin_methods", self.pin_methods, PIN_METHODS)
         _subset("bounds_checks", self.bounds_checks, BOUNDS_CHECKS)
