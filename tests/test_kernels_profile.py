@@ -235,12 +235,15 @@ def test_a_configuration_outside_the_table_needs_a_compiler(tmp_path: Path) -> N
     assert out.returncode == 2 and out.stderr.startswith("error:") and "no entry" in out.stderr
 
 
-def test_predict_refuses_a_variant_the_model_does_not_cover_yet(tmp_path: Path) -> None:
+def test_predict_models_the_replica_from_its_profile(tmp_path: Path) -> None:
+    """The artifact's combined kernel is predicted (issue 9 phase 2) and the prediction names its
+    profile: two row loads in flight (the pair loads), from the shipped table."""
     k = _kernel_file(tmp_path, variant="micro24-combined", register_cap=42)
     w = Path(__file__).resolve().parent.parent / "search" / "data" / "seed_reuse_medium.toml"
     out = _recperf("predict", "--gpu", "a100-80gb", "--workload", str(w), "--kernel", k, "--json")
-    assert out.returncode == 2 and out.stdout == ""
-    assert out.stderr.startswith("error:") and "pytorch, warp" in out.stderr and len(out.stderr.splitlines()) == 1
+    assert out.returncode == 0, out.stderr
+    prof = json.loads(out.stdout)["breakdown"]["profile"]
+    assert prof["row_loads_in_flight"] == 2 and prof["source"].startswith("shipped table")
 
 
 def test_profile_type_checks_its_figures() -> None:
