@@ -41,15 +41,18 @@ def test_gpu_with_streams_beats_every_cpu_at_batch_1024(model: str) -> None:
         assert gpu < pp.run_pipeline(model, cpu, 1024).time_s, cpu
 
 
-def test_rmc1_on_one_stream_ties_a_sapphire_rapids_socket_at_batch_1024() -> None:
+def test_rmc1_on_one_stream_loses_to_a_sapphire_rapids_socket_at_batch_1024() -> None:
     # Where the model departs from DeepRecSys' "GPU wins at large batch" (Cascade Lake era):
-    # RMC1's eight 80-lookup tables keep PyTorch's kernel latency-bound on the A100 (~41 us per
-    # table, serialized on one stream) and its 5.2 MB of int64 indices cross PCIe (~0.2 ms),
-    # while 56 Sapphire Rapids cores gather the same 84 MB at ~184 GB/s of random DRAM reads.
+    # RMC1's eight 80-lookup tables keep PyTorch's kernel latency-bound on the A100 (serialized on
+    # one stream; every row access beyond the L1 of a table past 77.6 MB pays the per-access cost
+    # of random gathers fitted on the MICRO'24 artifact's A100 log, perfmodel/data/calibration/
+    # gather.toml: ~87 us per table) and its 5.2 MB of int64 indices cross PCIe (~0.24 ms), while
+    # 56 Sapphire Rapids cores gather the same 84 MB at ~184 GB/s of random DRAM reads: the GPU
+    # takes about 1.65x the socket's time (1.0x before that calibration).
     gpu = pp.run_pipeline("rmc1", GPU, 1024)
     cpu = pp.run_pipeline("rmc1", "xeon-8480", 1024)
-    assert 0.8 < gpu.time_s / cpu.time_s < 1.25
-    assert gpu.stages["transfer"] > 0.25 * gpu.time_s
+    assert 1.3 < gpu.time_s / cpu.time_s < 2.0
+    assert gpu.stages["transfer"] > 0.2 * gpu.time_s
 
 
 def test_streams_are_a_measured_figure_not_a_guarantee() -> None:

