@@ -11,8 +11,6 @@ from typing import Any
 
 import pytest
 
-import perfmodel
-
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "recperf", *args], capture_output=True, text=True, timeout=300, check=False)
@@ -114,10 +112,6 @@ def test_latency_bounded_throughput_in_the_sweep() -> None:
     assert sum(d["routing"]["share"].values()) == pytest.approx(1.0)
 
 
-TBE = "tbe" in perfmodel.MODELLED_VARIANTS
-
-
-@pytest.mark.xfail(not TBE, strict=True, reason="the embedding model has no table-batched (tbe) kernel variant yet")
 def test_tbe_is_one_launch_and_beats_per_table_launches_at_batch_1() -> None:
     pt = json.loads(run("pipeline", "--model", "rmc1", "--device", "a100-80gb", "--batch-size", "1", "--embedding-kernel",
                         "pytorch", "--ops", "--json").stdout)
@@ -127,12 +121,15 @@ def test_tbe_is_one_launch_and_beats_per_table_launches_at_batch_1() -> None:
     assert tb["embedding_time_s"] < 0.5 * pt["embedding_time_s"]
 
 
-@pytest.mark.skipif(TBE, reason="the embedding model has the tbe variant: the fused path runs (test above)")
-def test_tbe_without_the_core_variant_is_a_clear_error() -> None:
-    out = run("pipeline", "--model", "rmc1", "--device", "a100-80gb", "--batch-size", "1", "--embedding-kernel", "tbe",
-              "--json")
-    assert out.returncode == 2 and out.stdout == ""
-    assert out.stderr.startswith("error:") and "tbe" in out.stderr and len(out.stderr.strip().splitlines()) == 1
+def test_tbe_serves_quantized_rows_in_its_one_launch() -> None:
+    """FBGEMM's inference TBE serves fp16 and int8 rows: still one launch, on smaller tables."""
+    base = ["pipeline", "--model", "rmc1", "--device", "a100-80gb", "--batch-size", "256", "--embedding-kernel", "tbe",
+            "--ops"]
+    runs = {rep: run_json(*base, "--representation", rep) for rep in ("table", "fp16", "int8")}
+    for d in runs.values():
+        assert [o["name"] for o in d["ops"] if o["stage"] == "embedding"] == ["emb.tbe"] and d["embedding_time_s"] > 0
+    mem = {rep: d["memory"]["table_bytes"] for rep, d in runs.items()}
+    assert mem["int8"] < mem["fp16"] < mem["table"]
 
 
 def test_pipeline_sweep_crossover() -> None:

@@ -36,7 +36,7 @@ def register(sub: Any) -> None:
     p.add_argument("--search-trials", type=int, default=60, help="trials per distinct table with --searched (default 60)")
     p.add_argument("--embedding-kernel", default="pytorch",
                    help="pytorch: one EmbeddingBag launch per table (default); tbe: one table-batched launch for all "
-                        "tables (FBGEMM's structure; needs the embedding model's tbe kernel)")
+                        "tables (FBGEMM's structure)")
     p.add_argument("--representation", default=None,
                    help="embedding representation for all tables (default table): table, dhe (deep hash embedding), "
                         "hybrid (table + DHE, concatenated), int8 (row-wise quantized, FBGEMM layout), fp16")
