@@ -40,6 +40,24 @@ def test_facts_table_numbers() -> None:
     assert perfmodel.get_gpu("h200").dram_bandwidth_bytes_per_s == 4.8e12
 
 
+def test_h20_spec_names_its_sources_and_marks_its_estimates() -> None:
+    """perfmodel/gpus/h20.toml: 78 SMs and 96 GB HBM3 at 4.0 TB/s from sourced figures; the clock, the L2
+    size and every latency are estimates (H100 PCIe per-cycle latencies reused, DRAM held in ns)."""
+    g = perfmodel.get_gpu("h20")
+    assert g.compute_capability == (9, 0) and g.sm_count == 78
+    assert g.dram_bandwidth_bytes_per_s == 4.0e12 and g.dram_size_bytes == 97871 * 2**20
+    assert "multi_processor_count=78" in g.source("sm_count")
+    for name in ("sm_clock_hz", "l2_size_bytes", "l2_bandwidth_bytes_per_s", "l1_latency_cycles",
+                 "l2_near_latency_cycles", "l2_far_latency_cycles", "dram_latency_cycles"):
+        assert name in g.estimates, name
+    for name in ("sm_count", "dram_bandwidth_bytes_per_s", "dram_size_bytes"):
+        assert name not in g.estimates, name
+    h = perfmodel.get_gpu("h100-pcie")
+    assert (g.l2_near_latency_cycles, g.l2_far_latency_cycles) == (h.l2_near_latency_cycles, h.l2_far_latency_cycles)
+    # DRAM latency held in ns across clocks (H100 PCIe's 655 cycles at 1755 MHz)
+    assert g.latency_s(g.dram_latency_cycles) == pytest.approx(h.latency_s(h.dram_latency_cycles), rel=0.01)
+
+
 def test_gpuspec_is_frozen_and_keyword_only() -> None:
     g = perfmodel.get_gpu("a100-80gb")
     with pytest.raises(dataclasses.FrozenInstanceError):
@@ -90,5 +108,5 @@ def test_malformed_spec_file_names_the_problem(tmp_path: Path, old: str, new: st
 
 
 def test_unknown_id_lists_choices() -> None:
-    with pytest.raises(ValueError, match="valid choices: a100-40gb, a100-80gb, h100-pcie, h100-sxm, h200"):
+    with pytest.raises(ValueError, match="valid choices: a100-40gb, a100-80gb, h100-pcie, h100-sxm, h20, h200"):
         perfmodel.get_gpu("rtx-9090")

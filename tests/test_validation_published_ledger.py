@@ -137,7 +137,10 @@ def test_compare_ledger_predicts_what_it_can_and_says_why_not_for_the_rest() -> 
     ok = [r for r in cmp.points if r.ok]
     assert {r.point.name for r in ok} == {
         "EmbeddingBag forward, random ids, assert inside the loop (before)",
-        "EmbeddingBag forward, random ids, check loop before the main loop (after)"}
+        "EmbeddingBag forward, random ids, check loop before the main loop (after)",
+        "EmbeddingBag forward on H20, random ids, assert inside the loop (before)"}
+    (h20,) = [r for r in ok if r.gpu == "h20"]
+    assert h20.point.role == "check" and h20.point.measured_s == pytest.approx(278.6e-6)
     for r in ok:
         assert r.predicted is not None and r.predicted.as_timed_s > 0
         assert r.error == pytest.approx(abs(r.predicted.as_timed_s / r.point.measured_s - 1))
@@ -151,6 +154,25 @@ def test_compare_ledger_predicts_what_it_can_and_says_why_not_for_the_rest() -> 
     assert ratio.predicted == pytest.approx(num.predicted.as_timed_s / den.predicted.as_timed_s)
     assert ratio.ratio.measured == pytest.approx(162.4 / 105.9)
     assert all(r.status == "under-specified" for r in cmp.ratios if not r.ok)
+
+
+def test_the_nobag_points_name_fbgemms_nobag_kernels_and_are_not_modelled() -> None:
+    """recsys-examples (PoolingMode.NONE) and TorchRec #4688 (batch_index_select_dim0) ran FBGEMM's nobag
+    kernels; the `tbe` replica is the pooled forward, so both are reported as not modelled, with the
+    pooled replica as an information-only stand-in (never counted as a prediction)."""
+    cmp = compare_ledger(sources=["recsys-examples-dynamicemb", "torchrec-pr-4688"], windows=1)
+    assert cmp.points and not any(r.ok for r in cmp.points)
+    for r in cmp.points:
+        assert r.point.kernel["variant"] in ("fbgemm-tbe-nobag", "fbgemm-batch-index-select-dim0")
+        assert r.status == "not-modelled" and "unknown variant" in r.reason and math.isnan(r.error)
+        assert r.point.stand_in == {"variant": "tbe", "block_size": 256}
+        assert any("not reproducible by our kernels" in a for a in r.point.assumptions)
+        d = r.to_dict()
+        assert "predicted" not in d
+        if r.stand_in is not None:  # the eval point's region holds a host term without a cost: no stand-in either
+            assert d["stand_in"]["kernel"]["variant"] == "tbe"
+    train = next(r for r in cmp.points if r.point.name.startswith("TBE training forward"))
+    assert train.stand_in is not None and train.stand_in.as_timed_s > 0
 
 
 def _ledger_file(tmp_path: Path, points: str, ratios: str = "") -> Path:
@@ -226,14 +248,14 @@ def test_cli_json_reports_kernel_times_ratios_and_pending_points_with_the_contra
     assert out.returncode == 0, out.stderr
     doc = json.loads(out.stdout)
     kt = [d for d in doc["datasets"] if d["kind"] == "kernel-time"]
-    assert len(kt) == 2 and len(doc["datasets"]) == 2  # --kind kernel-time: no curves
+    assert len(kt) == 3 and len(doc["datasets"]) == 3  # H100 before/after, H20 before; --kind kernel-time: no curves
     for d in kt:
         assert {"name", "gpu", "metric", "error", "role", "measured", "predicted", "source_id"} <= set(d)
         assert d["role"] in ("calibration", "check") and d["source_id"] == "pytorch-pr-167834"
         assert d["error"] == pytest.approx(abs(d["predicted"] / d["measured"] - 1))
     (ratio,) = doc["ratios"]
     assert {"name", "source_id", "measured", "predicted"} <= set(ratio)
-    assert len(doc["pending"]) == 5 + 2  # 5 points and the 2 ratios whose points are under-specified
+    assert len(doc["pending"]) == 4 + 2  # 4 points and the 2 ratios whose points are under-specified
     assert all(p["status"] != "ok" and p["reason"] for p in doc["pending"])
     assert doc["windows"] == 1 and "launch-from-idle" in doc["harness"]
 
