@@ -85,6 +85,7 @@ def test_spoiler_leaves_room_for_exactly_k_blocks(gpu_id: str, blocks: int) -> N
 
 def test_match_gpu_id_from_device_names() -> None:
     assert match_gpu_id("NVIDIA H100 80GB HBM3") == "h100-sxm"
+    assert match_gpu_id("NVIDIA H20") == "h20" and match_gpu_id("NVIDIA H200") == "h200"
     assert match_gpu_id("NVIDIA H100 PCIe") == "h100-pcie"
     assert match_gpu_id("NVIDIA H200") == "h200"
     assert match_gpu_id("NVIDIA A100-SXM4-80GB") == "a100-80gb"

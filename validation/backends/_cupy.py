@@ -47,6 +47,7 @@ def gpu_available() -> bool:
 #: (substring of the device name, in order of precedence) -> recperf GPU id
 _NAME_TO_ID: tuple[tuple[tuple[str, ...], str], ...] = (
     (("h200",), "h200"),
+    (("h20",), "h20"),  # after h200: "h20" is a prefix of "h200"
     (("h100", "pcie"), "h100-pcie"),
     (("h100",), "h100-sxm"),
     (("a100", "80gb"), "a100-80gb"),
