@@ -215,8 +215,8 @@ def build_ops(model: ModelSpec, costs: GPUCosts | CPUCosts, batch_size: int, *,
     emb: dict[str, list[int]] = {}
     fused_keys: set[str] = set()
     i_tbe = -1
-    if embedding_kernel == "tbe" and isinstance(costs, GPUCosts):
-        served = _fusable(model, representations)
+    served = _fusable(model, representations) if embedding_kernel == "tbe" and isinstance(costs, GPUCosts) else []
+    if served and isinstance(costs, GPUCosts):  # nothing to serve (every table a DHE): no launch
         # FBGEMM's table-batched kernel fetches in its own way: no prefetch setting
         tbe = kernel.replace(variant="tbe", prefetch_distance=0, prefetch_kind="register")
         cost = costs.fused_gather(tuple(f.table for _, f, _ in served), tuple(r for _, _, r in served), B, tbe)
