@@ -5,6 +5,9 @@ See :mod:`perfmodel.sim._timing` for the model this implements; times are in SM 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numba
 import numpy as np
 import numpy.typing as npt
@@ -201,7 +204,11 @@ def _index_fetch(
     return float(ti)
 
 
-@numba.njit(cache=True)  # type: ignore[misc]
+#: events (or warm-up rows) one compiled call handles before it returns to Python, where a
+#: pending Ctrl-C is acted on (perfmodel._interrupt): at most about 0.2 s of simulation
+CHUNK_EVENTS = 1 << 16
+
+
 def simulate_call(
     # work: the call's lookups
     indices: IntArray, bag_start: IntArray, bag_len: IntArray,
@@ -219,33 +226,73 @@ def simulate_call(
     fp: FloatArray, l1_sets: int, l1_ways: int, l2_sets: int, l2_ways: int, n_parts: int, duplicate: int,
     quota: int, policy: int, persist_access: npt.NDArray[np.uint8], apw: int, seed: int,
     pinned_lines: IntArray, pinned_masks: IntArray, warm_rows: IntArray,
-) -> tuple[float, IntArray, IntArray, FloatArray, FloatArray]:  # pragma: no cover - compiled
-    """Run one table call. Returns (end time, counters, latency histogram, per-SM finish times, per-SM lookups)."""
-    sec_b = 32
-    # ---- memory state
+    check: Callable[[], None] = lambda: None, chunk: int = CHUNK_EVENTS,
+) -> tuple[float, IntArray, IntArray, FloatArray, FloatArray]:
+    """Run one table call. Returns (end time, counters, latency histogram, per-SM finish times, per-SM lookups).
+
+    The compiled parts run ``chunk`` events (or warm-up rows) at a time; ``check()`` is
+    called between chunks (perfmodel._interrupt: it raises a deferred Ctrl-C from Python).
+    """
     n_l2 = n_parts * l2_sets * l2_ways
-    l2_tags = np.full(n_l2, -1, dtype=np.int64)
-    l2_stamp = np.zeros(n_l2, dtype=np.int64)
-    l2_valid = np.zeros(n_l2, dtype=np.uint8)
-    l2_pers = np.zeros(n_l2, dtype=np.uint8)
-    l2_ready = np.zeros(n_l2 * 8, dtype=np.float64)
     n_l1 = sm_count * l1_sets * l1_ways
-    l1_tags = np.full(n_l1, -1, dtype=np.int64)
-    l1_stamp = np.zeros(n_l1, dtype=np.int64)
-    l1_valid = np.zeros(n_l1, dtype=np.uint8)
-    l1_pers = np.zeros(n_l1, dtype=np.uint8)
-    l1_ready = np.zeros(n_l1 * 8, dtype=np.float64)
     ctl = np.zeros(2, dtype=np.int64)
     ctl[1] = seed | 1
     l1ctl = np.zeros(2, dtype=np.int64)
     l1ctl[1] = (seed * 7 + 3) | 1
-    servers = np.zeros(2, dtype=np.float64)
-    cnt = np.zeros(N_COUNTERS, dtype=np.int64)
-    hist = np.zeros(HIST_BINS, dtype=np.int64)
-    sm_side = np.empty(sm_count, dtype=np.int64)
-    for s in range(sm_count):
-        sm_side[s] = (s * n_parts) // sm_count
-    # ---- the pinned rows, resident at the start of the call (persisting / evict-last)
+    mem = (
+        np.full(n_l2, -1, dtype=np.int64), np.zeros(n_l2, dtype=np.int64), np.zeros(n_l2, dtype=np.uint8),
+        np.zeros(n_l2, dtype=np.uint8), np.zeros(n_l2 * 8, dtype=np.float64), ctl,
+        np.full(n_l1, -1, dtype=np.int64), np.zeros(n_l1, dtype=np.int64), np.zeros(n_l1, dtype=np.uint8),
+        np.zeros(n_l1, dtype=np.uint8), np.zeros(n_l1 * 8, dtype=np.float64), l1ctl,
+        np.zeros(2, dtype=np.float64),  # servers: [l2_free, dram_free]
+        np.zeros(N_COUNTERS, dtype=np.int64), np.zeros(HIST_BINS, dtype=np.int64),
+        (np.arange(sm_count, dtype=np.int64) * n_parts) // sm_count,  # sm_side
+    )
+    geo = (l1_sets, l1_ways, l2_sets, l2_ways, n_parts, duplicate, quota, policy)
+    _pin_lines(mem, geo, pinned_lines, pinned_masks)
+    for lo in range(0, warm_rows.shape[0], chunk):
+        _warm(mem, geo, fp, warm_rows, lo, min(lo + chunk, warm_rows.shape[0]), row_bytes, sm_count, apw, persist_access)
+        check()
+    max_warps = blocks_per_sm * warps_per_block
+    n_slots = sm_count * max_warps
+    heap_cap = n_slots * (window + 2) + 16
+    warps = (
+        np.full(n_slots, -1, dtype=np.int64),  # w_glob: global warp id, -1 = free
+        np.zeros(n_slots, dtype=np.int64),  # w_unit: current unit
+        np.zeros(n_slots, dtype=np.int64),  # w_pass
+        np.zeros(n_slots, dtype=np.int64),  # w_next: next lookup to issue within the segment
+        np.zeros(n_slots, dtype=np.int64),  # w_ret: oldest lookup not yet retired
+        np.zeros(n_slots, dtype=np.int64),  # w_wait: 1 = waiting for the oldest lookup's issue
+        np.full(n_slots, -1, dtype=np.int64),  # w_pidx: lookup whose index was requested ahead
+        np.zeros(n_slots, dtype=np.float64),  # w_pidx_t: and when it arrives
+        np.full(n_slots * window, -1.0, dtype=np.float64),  # w_comp
+        np.zeros(n_slots * window, dtype=np.float64),  # w_issue_t
+        np.zeros(sm_count * blocks_per_sm, dtype=np.int64),  # blk_left
+        np.zeros(sm_count, dtype=np.float64),  # sm_issue
+        np.zeros(sm_count, dtype=np.float64),  # sm_finish
+        np.zeros(sm_count, dtype=np.float64),  # sm_lookups
+        np.empty(heap_cap, dtype=np.float64),  # ht: event times
+        np.empty(heap_cap, dtype=np.int64),  # hp: event payloads
+        np.zeros(n_slots, dtype=np.int64),  # w_valid: index lines the unit's validation loop has read
+    )
+    run = np.zeros(2, dtype=np.int64)  # [heap size, next block]
+    end = np.zeros(1, dtype=np.float64)  # end time
+    work = (indices, bag_start, bag_len)
+    shape = (row_bytes, unit_bytes, units_per_bag, pass_bytes, passes_per_unit, n_blocks, warps_per_block,
+             blocks_per_sm, sm_count, window, l2_hint_distance, apw, idx_chain, validation)
+    costs = (issue_cycles_warp, issue_cycles_sm, dep_cycles, block_start_cycles)
+    _first_wave(warps, run, shape, block_start_cycles)
+    while not _run_events(mem, geo, fp, warps, run, end, work, shape, costs, persist_access, chunk):
+        check()
+    check()
+    return float(end[0]), mem[13], mem[14], warps[12], warps[13]
+
+
+@numba.njit(cache=True)  # type: ignore[misc]
+def _pin_lines(mem: Any, geo: Any, pinned_lines: IntArray, pinned_masks: IntArray) -> None:  # pragma: no cover
+    """The pinned rows, resident at the start of the call (persisting / evict-last)."""
+    l2_tags, l2_stamp, l2_valid, l2_pers, l2_ready, ctl = mem[0], mem[1], mem[2], mem[3], mem[4], mem[5]
+    _l1s, _l1w, l2_sets, l2_ways, n_parts, _dup, quota, policy = geo
     for i in range(pinned_lines.shape[0]):
         line = pinned_lines[i]
         home = (line_hash(line) >> 8) % n_parts
@@ -253,13 +300,22 @@ def simulate_call(
         way, _h, _r = lookup(l2_tags, l2_stamp, l2_valid, l2_pers, l2_ready, ctl, gs, l2_ways, line,
                              pinned_masks[i], 1, quota, policy, 1, 0.0)
         fill(l2_valid, l2_ready, gs, l2_ways, way, pinned_masks[i], 0.0)
-    # ---- sampling windows: the rows read before the window, replayed untimed into the L2
+
+
+@numba.njit(cache=True)  # type: ignore[misc]
+def _warm(mem: Any, geo: Any, fp: FloatArray, warm_rows: IntArray, lo: int, hi: int, row_bytes: int, sm_count: int,
+          apw: int, persist_access: npt.NDArray[np.uint8]) -> None:  # pragma: no cover - compiled
+    """Sampling windows: rows ``warm_rows[lo:hi]``, read before the window, replayed untimed into the L2."""
+    l2_tags, l2_stamp, l2_valid, l2_pers, l2_ready, ctl = mem[0], mem[1], mem[2], mem[3], mem[4], mem[5]
+    sm_side = mem[15]
+    _l1s, _l1w, l2_sets, l2_ways, n_parts, duplicate, quota, policy = geo
+    sec_b = 32
     dummy_servers = np.zeros(2, dtype=np.float64)
     dummy_cnt = np.zeros(N_COUNTERS, dtype=np.int64)
     warm_fp = fp.copy()
     warm_fp[FP_L2_SERVICE] = 0.0
     warm_fp[FP_DRAM_SERVICE] = 0.0
-    for i in range(warm_rows.shape[0]):
+    for i in range(lo, hi):
         row = warm_rows[i]
         s0 = row * row_bytes // sec_b
         s1 = (row * row_bytes + row_bytes - 1) // sec_b
@@ -271,33 +327,17 @@ def simulate_call(
             mask = ((1 << (b + 1)) - 1) ^ ((1 << a) - 1)
             _l2_path(wsm, line, mask, 0.0, wpers, 1, sm_side, n_parts, duplicate, l2_tags, l2_stamp, l2_valid,
                      l2_pers, l2_ready, ctl, l2_sets, l2_ways, quota, policy, warm_fp, dummy_servers, dummy_cnt, 0)
-    # ---- warps: resident slots
+
+
+@numba.njit(cache=True)  # type: ignore[misc]
+def _first_wave(warps: Any, run: IntArray, shape: Any, block_start_cycles: float) -> None:  # pragma: no cover
+    """Initial wave: blocks to SMs round-robin (block i -> SM i mod sm_count)."""
+    w_glob, w_unit, w_pass, w_next, w_ret, w_wait = warps[0], warps[1], warps[2], warps[3], warps[4], warps[5]
+    blk_left, ht, hp = warps[10], warps[14], warps[15]
+    n_blocks, warps_per_block, blocks_per_sm, sm_count = shape[5], shape[6], shape[7], shape[8]
     max_warps = blocks_per_sm * warps_per_block
-    n_slots = sm_count * max_warps
-    w_glob = np.full(n_slots, -1, dtype=np.int64)  # global warp id, -1 = free
-    w_unit = np.zeros(n_slots, dtype=np.int64)  # current unit
-    w_pass = np.zeros(n_slots, dtype=np.int64)
-    w_next = np.zeros(n_slots, dtype=np.int64)  # next lookup to issue within the segment
-    w_ret = np.zeros(n_slots, dtype=np.int64)  # oldest lookup not yet retired
-    w_wait = np.zeros(n_slots, dtype=np.int64)  # 1: waiting for the oldest lookup's issue
-    w_pidx = np.full(n_slots, -1, dtype=np.int64)  # lookup whose index was requested ahead
-    w_pidx_t = np.zeros(n_slots, dtype=np.float64)  # and when it arrives
-    w_valid = np.zeros(n_slots, dtype=np.int64)  # index lines the unit's validation loop has read
-    w_comp = np.full(n_slots * window, -1.0, dtype=np.float64)
-    w_issue_t = np.zeros(n_slots * window, dtype=np.float64)
-    blk_left = np.zeros(sm_count * blocks_per_sm, dtype=np.int64)
-    sm_issue = np.zeros(sm_count, dtype=np.float64)
-    sm_finish = np.zeros(sm_count, dtype=np.float64)
-    sm_lookups = np.zeros(sm_count, dtype=np.float64)
-    total_warps = n_blocks * warps_per_block
-    warp_stride = total_warps
-    n_units = bag_start.shape[0] * units_per_bag
-    heap_cap = n_slots * (window + 2) + 16
-    ht = np.empty(heap_cap, dtype=np.float64)
-    hp = np.empty(heap_cap, dtype=np.int64)
     hsize = 0
     next_block = 0
-    # initial wave: blocks to SMs round-robin (block i -> SM i mod sm_count)
     for k in range(blocks_per_sm):
         for s in range(sm_count):
             if next_block >= n_blocks:
@@ -315,8 +355,34 @@ def simulate_call(
                 w_wait[slot] = 0
                 hsize = _heap_push(ht, hp, hsize, block_start_cycles, slot, -1)
             next_block += 1
-    end_time = 0.0
-    while hsize > 0:
+    run[0] = hsize
+    run[1] = next_block
+
+
+@numba.njit(cache=True)  # type: ignore[misc]
+def _run_events(mem: Any, geo: Any, fp: FloatArray, warps: Any, run: IntArray, end: FloatArray, work: Any,
+                shape: Any, costs: Any, persist_access: npt.NDArray[np.uint8], budget: int) -> bool:  # pragma: no cover
+    """Process at most ``budget`` events; True when the call is over (no event left)."""
+    (l2_tags, l2_stamp, l2_valid, l2_pers, l2_ready, ctl, l1_tags, l1_stamp, l1_valid, l1_pers, l1_ready, l1ctl,
+     servers, cnt, hist, sm_side) = mem
+    l1_sets, l1_ways, l2_sets, l2_ways, n_parts, duplicate, quota, policy = geo
+    (w_glob, w_unit, w_pass, w_next, w_ret, w_wait, w_pidx, w_pidx_t, w_comp, w_issue_t, blk_left, sm_issue,
+     sm_finish, sm_lookups, ht, hp, w_valid) = warps
+    indices, bag_start, bag_len = work
+    (row_bytes, unit_bytes, units_per_bag, pass_bytes, passes_per_unit, n_blocks, warps_per_block, blocks_per_sm,
+     _sm_count, window, l2_hint_distance, apw, idx_chain, validation) = shape
+    issue_cycles_warp, issue_cycles_sm, dep_cycles, block_start_cycles = costs
+    sec_b = 32
+    max_warps = blocks_per_sm * warps_per_block
+    total_warps = n_blocks * warps_per_block
+    warp_stride = total_warps
+    n_units = bag_start.shape[0] * units_per_bag
+    hsize = run[0]
+    next_block = run[1]
+    end_time = end[0]
+    n_done = 0
+    while hsize > 0 and n_done < budget:
+        n_done += 1
         t = ht[0]
         slot = hp[0] >> 32
         j = (hp[0] & 0xFFFFFFFF) - 1
@@ -519,4 +585,7 @@ def simulate_call(
                 w_valid[s2] = 0
                 hsize = _heap_push(ht, hp, hsize, t + block_start_cycles, s2, -1)
             next_block += 1
-    return end_time, cnt, hist, sm_finish, sm_lookups
+    run[0] = hsize
+    run[1] = next_block
+    end[0] = end_time
+    return hsize == 0
