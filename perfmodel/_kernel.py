@@ -38,6 +38,7 @@ from perfmodel._config import DTYPES, KernelConfig, Table
 from perfmodel._errors import InputError, check_int
 from perfmodel._gpu import GPUSpec
 from perfmodel._indices import hot_rows
+from perfmodel._occupancy import blocks_per_sm
 from perfmodel._physics import issue_interval_cycles, little_throughput, model_params
 from perfmodel._profile import KernelProfile
 from perfmodel._resources import ResourceUsage
@@ -60,6 +61,7 @@ __all__ = [
     "expected_row_map_bytes",
     "kernel_facts",
     "kernel_registers",
+    "launch_blocks_per_sm",
     "lookup_io_bytes",
     "pass_time_s",
     "pinned_row_count",
@@ -345,6 +347,29 @@ def kernel_registers(kernel: KernelConfig, gpu: GPUSpec, dtype: str = "float32")
     compiler's figures: the shipped table or the registered compiler, :func:`kernel_facts`)."""
     f = kernel_facts(kernel, gpu.arch, dtype)
     return f.registers, f.spill_bytes, f.registers_source
+
+
+def launch_blocks_per_sm(kernel: KernelConfig, gpu: GPUSpec, dtype: str = "float32", dim: int | None = None) -> int:
+    """Resident blocks per SM of the lookup kernel (exact occupancy at its registers); the
+    rule that a kernel must fit at least one block on an SM to launch at all.
+
+    Raises:
+        InputError: when no block fits (CUDA refuses such a launch with "too many resources
+            requested for launch"), naming the registers and the block size.
+    """
+    regs = kernel_facts(kernel, gpu.arch, dtype, dim).registers
+    lim = blocks_per_sm(gpu, kernel.block_size, regs, 0)
+    blocks = int(lim["active"])
+    if blocks < 1:
+        limiter = next((k for k in ("registers", "warps", "shared_memory", "blocks", "barriers") if int(lim[k]) < 1),
+                       "registers")
+        raise InputError(
+            f"`resident blocks per SM >= 1` must hold for the kernel to launch, but {kernel.variant} with "
+            f"block_size={kernel.block_size} and {regs} registers per thread ({int(lim['registers_per_block'])} per "
+            f"block) fits 0 blocks on an SM of {gpu.id} (limited by {limiter}); use a smaller block, a register cap "
+            "or less prefetch"
+        )
+    return blocks
 
 
 # ---- pinned rows ---------------------------------------------------------------------------

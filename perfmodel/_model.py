@@ -67,6 +67,7 @@ from perfmodel._kernel import (
     compile_facts,
     evict_last_pass_bytes,
     expected_row_map_bytes,
+    launch_blocks_per_sm,
     lookup_io_bytes,
     output_bytes,
     pass_time_s,
@@ -754,6 +755,8 @@ def predict(workload: Workload, kernel: KernelConfig | Plan, gpu: GPUSpec | str)
         return predict_plan(workload, kernel, g)
     if not isinstance(kernel, KernelConfig):
         raise InputError(f"kernel must be a perfmodel.KernelConfig, but got {type(kernel).__name__}")
+    for dtype, dim in sorted({(t.dtype, t.dim) for t in workload.tables}):
+        launch_blocks_per_sm(kernel, g, dtype, dim)  # one error for a kernel that cannot launch
     agg, per_table, facts = _evaluate(workload, [kernel], g, scalar=True)
     f = facts[0]
     tables = []

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 import perfmodel
 from perfmodel._indices import table_call
+from perfmodel._kernel import launch_blocks_per_sm
 from perfmodel._l1 import L1_BPB_GRID, l1_hit_grid
 from perfmodel._l2 import residency
 from perfmodel._lru import lru_hit_counts, merged_hit_counts, stack_distances
@@ -43,6 +44,17 @@ kernel_st = st.builds(
     bounds_check=st.sampled_from(["inline", "separate", "none"]),
 )
 gpu_st = st.sampled_from(["a100-40gb", "a100-80gb", "h100-sxm", "h200"])
+
+def _launches(kernel: perfmodel.KernelConfig, gpu: perfmodel.GPUSpec = A100) -> bool:
+    """At least one block of the kernel fits on an SM (predict refuses the others)."""
+    try:
+        launch_blocks_per_sm(kernel, gpu)
+    except perfmodel.InputError:
+        return False
+    return True
+
+
+launchable_st = kernel_st.filter(_launches)
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -50,10 +62,13 @@ SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[Healt
 @given(kernel=kernel_st, gpu_id=gpu_st, alpha=st.floats(0.6, 1.4))
 def test_time_finite_positive_and_above_the_dram_bound(kernel: perfmodel.KernelConfig, gpu_id: str, alpha: float) -> None:
     gpu = perfmodel.get_gpu(gpu_id)
-    p = perfmodel.predict(_workload(alpha=alpha), kernel, gpu)
-    if p.breakdown["blocks_per_sm"] == 0:  # too many registers for the block: an infeasible design
-        assert p.time_s == float("inf") and p.bound == "unlaunchable"
+    wl = _workload(alpha=alpha)
+    if not _launches(kernel, gpu):  # too many registers for the block: predict refuses it,
+        with pytest.raises(perfmodel.InputError, match="resident blocks per SM >= 1"):
+            perfmodel.predict(wl, kernel, gpu)
+        assert perfmodel.predict_batch(wl, [kernel], gpu)[0] == float("inf")  # the batch (search): infeasible
         return
+    p = perfmodel.predict(wl, kernel, gpu)
     assert np.isfinite(p.time_s) and p.time_s > 0
     assert 0 <= p.pin_time_s < p.time_s
     assert p.time_s >= p.dram_bytes / gpu.dram_bandwidth_bytes_per_s, (p.time_s, p.dram_bytes)
@@ -61,7 +76,7 @@ def test_time_finite_positive_and_above_the_dram_bound(kernel: perfmodel.KernelC
 
 
 @SETTINGS
-@given(kernel=kernel_st, which=st.sampled_from(["batch", "pooling", "dim"]))
+@given(kernel=launchable_st, which=st.sampled_from(["batch", "pooling", "dim"]))
 def test_more_work_is_never_faster(kernel: perfmodel.KernelConfig, which: str) -> None:
     small = {"batch": 256, "pooling": 10, "dim": 64}
     big = dict(small)
@@ -75,7 +90,7 @@ def test_more_work_is_never_faster(kernel: perfmodel.KernelConfig, which: str) -
 
 
 @SETTINGS
-@given(kernel=kernel_st, f1=st.floats(0.0, 0.12), f2=st.floats(0.0, 0.12))
+@given(kernel=launchable_st, f1=st.floats(0.0, 0.12), f2=st.floats(0.0, 0.12))
 def test_more_pinned_rows_never_lower_the_hit_rate(kernel: perfmodel.KernelConfig, f1: float, f2: float) -> None:
     lo, hi = sorted((f1, f2))
     w = _workload(alpha=1.1)

@@ -73,9 +73,10 @@ import numpy.typing as npt
 
 from perfmodel._capacity import check_device_fit
 from perfmodel._config import KernelConfig, Table, Workload
-from perfmodel._errors import InputError, choices_text
+from perfmodel._errors import InputError, check_int, choices_text
 from perfmodel._gpu import GPUSpec, get_gpu
 from perfmodel._indices import TableCall, table_call
+from perfmodel._interrupt import interruptible
 from perfmodel._kernel import (
     INDEX_BYTES,
     KERNEL_LAUNCH_GAP_S,
@@ -87,6 +88,7 @@ from perfmodel._kernel import (
     evict_last_pass_bytes,
     kernel_facts,
     kernel_registers,
+    launch_blocks_per_sm,
     lookup_io_bytes,
     pass_time_s,
     pinned_rows,
@@ -136,13 +138,13 @@ class SimParams:
         if self.policy not in POLICIES:
             raise InputError(f"unknown policy {self.policy!r}; valid choices: {choices_text(list(POLICIES))}")
         for name in ("l2_ways", "l1_ways"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or v < 1:
-                raise InputError(f"`{name} >= 1` must hold, but got {name}={v!r}")
+            object.__setattr__(self, name, check_int(getattr(self, name), name, min_val=1, max_val=1024))
+        if self.l1_bytes is not None:
+            object.__setattr__(self, "l1_bytes", check_int(self.l1_bytes, "l1_bytes", min_val=128, max_val=1 << 30))
         if self.dram_fetch_bytes not in (32, 64, 128):
-            raise InputError(f"`dram_fetch_bytes` must be 32, 64 or 128, but got {self.dram_fetch_bytes}")
-        if self.max_line_requests < 0:
-            raise InputError(f"`max_line_requests >= 0` must hold, but got {self.max_line_requests}")
+            raise InputError(f"`dram_fetch_bytes` must be 32, 64 or 128, but got {self.dram_fetch_bytes!r}")
+        object.__setattr__(self, "max_line_requests", check_int(self.max_line_requests, "max_line_requests", min_val=0))
+        object.__setattr__(self, "seed", check_int(self.seed, "seed", min_val=0, max_val=2**31 - 1))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -277,12 +279,7 @@ def _simulate_table(
     wall0 = time.perf_counter()
     clk = gpu.sm_clock_hz
     facts = kernel_facts(kernel, gpu.arch, table.dtype, table.dim)
-    regs = facts.registers
-    blocks = int(blocks_per_sm(gpu, kernel.block_size, regs, 0)["active"])
-    if blocks < 1:
-        raise InputError(
-            f"kernel cannot launch: 0 resident blocks per SM with block_size={kernel.block_size} and {regs} registers"
-        )
+    blocks = launch_blocks_per_sm(kernel, gpu, table.dtype, table.dim)
     wpb = kernel.block_size // gpu.warp_size
     if fused is not None:
         call, pinned, n_rows = fused
@@ -357,31 +354,32 @@ def _simulate_table(
     hist = np.zeros(_desjit.HIST_BINS, dtype=np.int64)
     sm_finish = np.zeros(sm_count)
     sm_lookups = np.zeros(sm_count)
-    for wi in range(n_windows):
-        first_bag = (wi * batch) // n_windows
-        stop = min(first_bag + win_bags, batch)
-        starts = np.ascontiguousarray(call.offsets[first_bag:stop], dtype=np.int64)
-        lens = np.ascontiguousarray(lengths[first_bag:stop], dtype=np.int64)
-        warm = np.ascontiguousarray(indices[: int(call.offsets[first_bag])] if first_bag else indices[:0])
-        e, c, h, smf, sml = _desjit.simulate_call(
-            indices, starts, lens,
-            rb, unit_bytes, units_per_bag, pass_bytes, passes,
-            grid, wpb, blocks, sm_count,
-            float(facts.issue_latency_cycles), float(instr / SCHEDULERS_PER_SM), float(dep_cycles), int(window),
-            int(hint_distance), 1 if facts.index_on_row_chain else 0, 1 if facts.validation_loop else 0,
-            float(turnaround),
-            fp, int(l1_sets), int(params.l1_ways), int(l2_sets), int(params.l2_ways), int(parts),
-            1 if parts > 1 else 0, int(quota), POLICIES[params.policy], persist_access, apw, int(params.seed),
-            p_lines, p_masks, warm,
-        )
-        # a window's bulk is its SMs' mean finish time; its tail (the last SM's lag) happens once per call
-        bulk = float(smf.mean()) if n_windows > 1 else float(e)
-        end += bulk
-        tail = max(tail, float(e) - bulk)
-        cnt += c
-        hist += h
-        sm_finish += smf
-        sm_lookups += sml
+    with interruptible() as check:  # Ctrl-C acts between chunks of compiled events
+        for wi in range(n_windows):
+            first_bag = (wi * batch) // n_windows
+            stop = min(first_bag + win_bags, batch)
+            starts = np.ascontiguousarray(call.offsets[first_bag:stop], dtype=np.int64)
+            lens = np.ascontiguousarray(lengths[first_bag:stop], dtype=np.int64)
+            warm = np.ascontiguousarray(indices[: int(call.offsets[first_bag])] if first_bag else indices[:0])
+            e, c, h, smf, sml = _desjit.simulate_call(
+                indices, starts, lens,
+                rb, unit_bytes, units_per_bag, pass_bytes, passes,
+                grid, wpb, blocks, sm_count,
+                float(facts.issue_latency_cycles), float(instr / SCHEDULERS_PER_SM), float(dep_cycles), int(window),
+                int(hint_distance), 1 if facts.index_on_row_chain else 0, 1 if facts.validation_loop else 0,
+                float(turnaround),
+                fp, int(l1_sets), int(params.l1_ways), int(l2_sets), int(params.l2_ways), int(parts),
+                1 if parts > 1 else 0, int(quota), POLICIES[params.policy], persist_access, apw, int(params.seed),
+                p_lines, p_masks, warm, check=check,
+            )
+            # a window's bulk is its SMs' mean finish time; its tail (the last SM's lag) happens once per call
+            bulk = float(smf.mean()) if n_windows > 1 else float(e)
+            end += bulk
+            tail = max(tail, float(e) - bulk)
+            cnt += c
+            hist += h
+            sm_finish += smf
+            sm_lookups += sml
     end += tail
     C = _desjit
     kernel_cycles = float(end)
