@@ -31,6 +31,7 @@ from perfmodel._config import (
     workload_from_mapping,
 )
 from perfmodel._errors import InputError, check_float, check_int
+from perfmodel._files import check_input_file, read_text
 from perfmodel._gpu import SUPPORTED_COMPUTE_CAPABILITIES, GPUSpec, get_gpu, gpu_ids, load_gpu_spec
 from perfmodel._indices import TableCall, hot_rows, table_call
 from perfmodel._kernel import (
@@ -90,6 +91,7 @@ __all__ = [
     "blocks_per_sm",
     "check_arch",
     "check_float",
+    "check_input_file",
     "check_int",
     "check_modelled",
     "clear_caches",
@@ -113,6 +115,7 @@ __all__ = [
     "plan_from_mapping",
     "predict",
     "predict_batch",
+    "read_text",
     "set_profile_provider",
     "simulate",
     "table_call",

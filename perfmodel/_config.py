@@ -8,18 +8,13 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
 from perfmodel._errors import InputError, check_float, check_int, choices_text
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
+from perfmodel._files import read_toml
 
 __all__ = [
     "BOUNDS_CHECKS",
@@ -61,6 +56,8 @@ POOLING_DISTS = ("fixed", "uniform", "poisson")
 #: smallest per-kernel register cap ptxas accepts (FACTS.md section 5)
 MIN_REGISTER_CAP = 24
 MAX_PREFETCH_DISTANCE = 16
+#: the largest table dim (columns per row) a workload may have
+MAX_DIM = 65536
 
 
 def _set_int(obj: Any, attr: str, name: str, min_val: int, max_val: int | None = None) -> None:
@@ -194,7 +191,7 @@ class Table:
 
     def __post_init__(self) -> None:
         _set_int(self, "rows", "rows", 1)
-        _set_int(self, "dim", "dim", 1, 65536)
+        _set_int(self, "dim", "dim", 1, MAX_DIM)
         _choice("dtype", self.dtype, list(DTYPES))
         _set_int(self, "count", "count", 1)
         _choice("pooling_dist", self.pooling_dist, POOLING_DISTS)
@@ -257,18 +254,6 @@ _TABLE_KEYS = {f.name for f in dataclasses.fields(Table)}
 _INDEX_KEYS = {f.name for f in dataclasses.fields(IndexDistribution)}
 
 
-def _read_toml(path: str | os.PathLike[str], what: str) -> dict[str, Any]:
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InputError(f"cannot read {what} file {str(p)!r}: {exc.strerror}") from None
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise InputError(f"{what} file {str(p)!r} is not valid TOML: {exc}") from None
-
-
 def kernel_config_from_mapping(doc: Mapping[str, Any], origin: str = "kernel config") -> KernelConfig:
     unknown = sorted(set(doc) - _KERNEL_KEYS)
     if unknown:
@@ -281,7 +266,7 @@ def kernel_config_from_mapping(doc: Mapping[str, Any], origin: str = "kernel con
 
 def load_kernel_config(path: str | os.PathLike[str]) -> KernelConfig:
     """Load a kernel configuration TOML file (CONTRACT.md)."""
-    return kernel_config_from_mapping(_read_toml(path, "kernel config"), f"kernel config {str(path)!r}")
+    return kernel_config_from_mapping(read_toml(path, "kernel config"), f"kernel config {str(path)!r}")
 
 
 def workload_from_mapping(doc: Mapping[str, Any], base_dir: str | os.PathLike[str] = ".", origin: str = "workload") -> Workload:
@@ -331,5 +316,5 @@ def workload_from_mapping(doc: Mapping[str, Any], base_dir: str | os.PathLike[st
 
 def load_workload(path: str | os.PathLike[str]) -> Workload:
     """Load a workload TOML file (CONTRACT.md); trace paths are relative to the file."""
-    doc = _read_toml(path, "workload")
+    doc = read_toml(path, "workload")
     return workload_from_mapping(doc, Path(path).resolve().parent, f"workload {str(path)!r}")

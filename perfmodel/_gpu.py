@@ -23,11 +23,12 @@ from pathlib import Path
 from typing import Any
 
 from perfmodel._errors import InputError, check_float, check_int, choices_text
+from perfmodel._files import parse_toml, read_toml
 
 if sys.version_info >= (3, 11):
-    import tomllib
+    pass
 else:  # pragma: no cover - exercised on Python 3.10 only
-    import tomli as tomllib
+    pass
 
 __all__ = ["SUPPORTED_COMPUTE_CAPABILITIES", "GPUSpec", "get_gpu", "gpu_ids", "load_gpu_spec"]
 
@@ -258,15 +259,7 @@ def _parse_spec(doc: Mapping[str, Any], origin: str) -> GPUSpec:
 def load_gpu_spec(path: str | os.PathLike[str]) -> GPUSpec:
     """Load and validate a GPU spec file (TOML; see the module docstring)."""
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InputError(f"cannot read GPU spec file {str(p)!r}: {exc.strerror}") from None
-    try:
-        doc = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise InputError(f"GPU spec file {str(p)!r} is not valid TOML: {exc}") from None
-    return _parse_spec(doc, f"GPU spec file {str(p)!r}")
+    return _parse_spec(read_toml(p, "GPU spec"), f"GPU spec file {str(p)!r}")
 
 
 @cache
@@ -274,7 +267,7 @@ def _catalogue() -> dict[str, GPUSpec]:
     out: dict[str, GPUSpec] = {}
     for entry in sorted(resources.files("perfmodel").joinpath("gpus").iterdir(), key=lambda e: e.name):
         if entry.name.endswith(".toml"):
-            doc = tomllib.loads(entry.read_text(encoding="utf-8"))
+            doc = parse_toml(entry.read_text(encoding="utf-8"), f"built-in GPU spec {entry.name!r}")
             spec = _parse_spec(doc, f"built-in GPU spec {entry.name!r}")
             out[spec.id] = spec
     return out

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cache, lru_cache
@@ -25,11 +24,7 @@ from typing import Any
 
 from perfmodel._config import Table, workload_from_mapping
 from perfmodel._errors import InputError, choices_text
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
+from perfmodel._files import read_toml
 
 __all__ = [
     "ARCHS",
@@ -53,15 +48,6 @@ _HERE = Path(__file__).resolve().parent
 ARCHS = ("dlrm", "din", "dien")
 ROLES = ("", "behaviour", "candidate")
 INTERACTIONS = ("cat", "dot")
-
-
-def _read(path: Path, what: str) -> dict[str, Any]:
-    try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise InputError(f"cannot read {what} file {str(path)!r}: {exc.strerror}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise InputError(f"{what} file {str(path)!r} is not valid TOML: {exc}") from None
 
 
 def _widths(name: str, value: Any, origin: str) -> tuple[int, ...]:
@@ -267,7 +253,7 @@ def model_from_mapping(doc: Mapping[str, Any], base_dir: str | os.PathLike[str] 
 def load_model(path: str | os.PathLike[str]) -> ModelSpec:
     """Load a model TOML file (see docs/pipeline.md)."""
     p = Path(path).resolve()
-    spec = model_from_mapping(_read(p, "model"), p.parent, f"model {str(path)!r}")
+    spec = model_from_mapping(read_toml(p, "model"), p.parent, f"model {str(path)!r}")
     return dataclasses.replace(spec, path=str(p))
 
 
@@ -378,7 +364,7 @@ def _sourced(doc: Mapping[str, Any], names: list[str], origin: str) -> tuple[dic
 def load_cpu_spec(path: str | os.PathLike[str]) -> CPUSpec:
     """Load a CPU spec TOML file (``[spec]`` of sourced values)."""
     p = Path(path)
-    doc = _read(p, "cpu spec")
+    doc = read_toml(p, "cpu spec")
     origin = f"cpu spec {str(path)!r}"
     spec = doc.get("spec")
     if not isinstance(spec, Mapping) or "id" not in doc:
@@ -460,7 +446,7 @@ class GPUCompute:
 
 @cache
 def _gpu_compute_doc() -> dict[str, Any]:
-    return _read(_HERE / "gpu_compute.toml", "gpu compute")
+    return read_toml(_HERE / "gpu_compute.toml", "gpu compute")
 
 
 @cache
