@@ -26,12 +26,16 @@ def choices_text(choices: list[str] | tuple[str, ...]) -> str:
     return ", ".join(sorted(choices))
 
 
+def _num(v: float) -> str:
+    return str(v) if isinstance(v, int) else f"{v:g}"
+
+
 def _rule(name: str, min_val: float | None, max_val: float | None, *, min_open: bool = False) -> str:
     if min_val is not None and max_val is not None:
-        return f"{min_val:g} {'<' if min_open else '<='} {name} <= {max_val:g}"
+        return f"{_num(min_val)} {'<' if min_open else '<='} {name} <= {_num(max_val)}"
     if min_val is not None:
-        return f"{name} {'>' if min_open else '>='} {min_val:g}"
-    return f"{name} <= {max_val:g}"
+        return f"{name} {'>' if min_open else '>='} {_num(min_val)}"
+    return f"{name} <= {_num(max_val)}" if max_val is not None else name
 
 
 def check_int(value: Any, name: str, *, min_val: int | None = None, max_val: int | None = None) -> int:

@@ -33,18 +33,21 @@ def micro_stream_read(
 
     ``params`` overrides the shipped calibration (used when fitting it).
     """
-    from perfmodel._errors import InputError
-
-    check_int(block_size, "block_size", min_val=1)
-    check_int(blocks_per_sm, "blocks_per_sm", min_val=1)
-    if block_size > gpu.max_threads_per_block:
-        raise InputError(f"`block_size <= {gpu.max_threads_per_block}` must hold, but got block_size={block_size}")
+    check_int(block_size, "block_size", min_val=1, max_val=gpu.max_threads_per_block)
+    # the benchmark fixes residency; more blocks than an SM holds at this block size cannot be resident
+    check_int(blocks_per_sm, "blocks_per_sm", min_val=1,
+              max_val=min(gpu.max_blocks_per_sm, gpu.max_threads_per_sm // block_size))
     p = params or model_params()
-    resident = min(blocks_per_sm, gpu.max_blocks_per_sm, gpu.max_threads_per_sm // block_size)
+    resident = blocks_per_sm
     n_bytes = gpu.sm_count * resident * block_size * _ELEMENT_BYTES
     dram_s = gpu.latency_s(gpu.dram_latency_cycles)
     latency = dram_s + gpu.latency_s(p.block_turnaround_cycles)
     return float(little_throughput(n_bytes, latency, gpu.dram_bandwidth_bytes_per_s, p.dram_queue_factor * dram_s))
+
+
+def check_footprint(gpu: GPUSpec, footprint_bytes: int) -> int:
+    """The buffer a benchmark cycles over: at least one 8-byte element, at most the device memory."""
+    return check_int(footprint_bytes, "footprint_bytes", min_val=_ELEMENT_BYTES, max_val=gpu.dram_size_bytes)
 
 
 def pointer_chase_hit_rates(
@@ -61,7 +64,7 @@ def pointer_chase_hit_rates(
 
 def micro_pointer_chase(gpu: GPUSpec, *, footprint_bytes: int, params: ModelParams | None = None) -> float:
     """Predicted latency per access (SM cycles) of the pointer chase over ``footprint_bytes``."""
-    check_int(footprint_bytes, "footprint_bytes", min_val=1)
+    check_footprint(gpu, footprint_bytes)
     h1, hn, ht = pointer_chase_hit_rates(gpu, footprint_bytes, params)
     beyond_l1 = (
         hn * gpu.l2_near_latency_cycles + (ht - hn) * gpu.l2_far_latency_cycles + (1.0 - ht) * gpu.dram_latency_cycles
@@ -71,7 +74,7 @@ def micro_pointer_chase(gpu: GPUSpec, *, footprint_bytes: int, params: ModelPara
 
 def micro_l2_read(gpu: GPUSpec, *, footprint_bytes: int, params: ModelParams | None = None) -> float:
     """Predicted effective bandwidth (bytes/s) of the L2 read benchmark over ``footprint_bytes``."""
-    check_int(footprint_bytes, "footprint_bytes", min_val=1)
+    check_footprint(gpu, footprint_bytes)
     p = params or model_params()
     h = float(random_replacement_hit_rate(footprint_bytes / (p.l2_capacity_fraction * gpu.l2_size_bytes)))
     threads = gpu.sm_count * (gpu.max_threads_per_sm // _L2_READ_BLOCK) * _L2_READ_BLOCK

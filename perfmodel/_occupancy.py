@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from perfmodel._errors import check_int
+from perfmodel._errors import InputError, check_int
 from perfmodel._gpu import GPUSpec
 
 __all__ = ["Occupancy", "blocks_per_sm", "occupancy"]
@@ -176,7 +176,8 @@ def occupancy(
         registers_per_thread: registers per thread as the compiler reports them (0-255).
         shared_mem_bytes: dynamic shared memory per block; the kernel counts as opted in
             to the GPU's largest dynamic shared memory per block.
-        static_shared_mem_bytes: the kernel's static shared memory.
+        static_shared_mem_bytes: the kernel's static shared memory (at most the default
+            per-block size; dynamic plus static at most the opt-in maximum).
 
     Raises:
         ValueError: an argument outside its domain (the message states the rule).
@@ -184,7 +185,14 @@ def occupancy(
     b = check_int(block_size, "block_size", min_val=1, max_val=gpu.max_threads_per_block)
     r = check_int(registers_per_thread, "registers_per_thread", min_val=0, max_val=gpu.max_registers_per_thread)
     s = check_int(shared_mem_bytes, "shared_mem_bytes", min_val=0, max_val=gpu.shared_mem_per_block_optin_bytes)
-    st = check_int(static_shared_mem_bytes, "static_shared_mem_bytes", min_val=0, max_val=gpu.shared_mem_per_block_optin_bytes)
+    # static shared memory is capped at the default per-block size (48 KiB: only dynamic
+    # shared memory may opt in to more, CUDA C++ Programming Guide, "Shared Memory")
+    st = check_int(static_shared_mem_bytes, "static_shared_mem_bytes", min_val=0, max_val=gpu.shared_mem_per_block_bytes)
+    if s + st > gpu.shared_mem_per_block_optin_bytes:  # a launch CUDA refuses (invalid argument)
+        raise InputError(
+            f"`shared_mem_bytes + static_shared_mem_bytes <= {gpu.shared_mem_per_block_optin_bytes}` (the largest "
+            f"shared memory a block of {gpu.id} may have) must hold, but got {s} + {st} = {s + st}"
+        )
     return _occupancy_cached(gpu, b, r, s, st)
 
 

@@ -51,5 +51,5 @@ def test_the_packages_use_it() -> None:
     assert type(k.block_size) is int
     with pytest.raises(InputError, match="`32 <= block_size <= 1024` must hold"):
         perfmodel.KernelConfig(block_size=2048)
-    with pytest.raises(InputError, match="`footprint_bytes >= 1` must hold"):
+    with pytest.raises(InputError, match="`8 <= footprint_bytes <= 85899345920` must hold"):
         perfmodel.micro_pointer_chase(perfmodel.get_gpu("a100-80gb"), footprint_bytes=0)

@@ -29,7 +29,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from perfmodel._config import DTYPES, MAX_DIM
 from perfmodel._errors import InputError, check_int, choices_text
+from perfmodel._interrupt import interruptible
 
 __all__ = ["POLICIES", "CacheSimResult", "cache_sim", "read_trace"]
 
@@ -37,6 +39,12 @@ IntArray = npt.NDArray[np.int64]
 
 #: replacement policies of the set-associative model (SRRIP: Jaleel et al., ISCA 2010)
 POLICIES = {"lru": 0, "srrip": 1, "random": 2}
+#: the largest row: a table row of the largest dim a workload allows, in the widest dtype
+MAX_ROW_BYTES = MAX_DIM * max(DTYPES.values())
+#: lines of the set-associative model (2**26: a 8 GiB cache of 128-B lines, 80x the largest
+#: GPU L2; its state then takes about 1.2 GB of host memory)
+MAX_LINES = 1 << 26
+_INDEX_MAX = (1 << 63) - 1
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -68,8 +76,9 @@ class CacheSimResult:
 def read_trace(path: str | os.PathLike[str]) -> IntArray:
     """A trace file's indices: text (whitespace-separated decimal integers) or ``.npy``.
 
-    Text is parsed by a compiled scanner (about 10x faster than ``np.loadtxt``), which
-    keeps ``recperf cache-sim`` on multi-million-line traces dominated by simulation.
+    Text: one non-negative decimal integer below 2**63 per line (blank lines allowed),
+    parsed by a compiled scanner (about 10x faster than ``np.loadtxt``), which keeps
+    ``recperf cache-sim`` on multi-million-line traces dominated by simulation.
     """
     p = os.fspath(path)
     if p.endswith(".npy"):
@@ -79,22 +88,26 @@ def read_trace(path: str | os.PathLike[str]) -> IntArray:
             raise InputError(f"cannot read trace {p!r}: {exc}") from None
         if arr.ndim != 1 or not np.issubdtype(arr.dtype, np.integer):
             raise InputError(f"trace {p!r}: a .npy trace must be a 1-D integer array, but got {arr.dtype} {arr.shape}")
+        if arr.size and arr.dtype == np.uint64 and int(arr.max()) > _INDEX_MAX:
+            raise InputError(f"trace {p!r}: every index must be below 2**63, but got {int(arr.max())}")
         return np.ascontiguousarray(arr, dtype=np.int64)
     try:
         with open(p, "rb") as f:
             data = f.read()
     except OSError as exc:
         raise InputError(f"cannot read trace {p!r}: {exc.strerror}") from None
-    from perfmodel.sim._l2jit import parse_ints
+    from perfmodel.sim import _l2jit
 
-    out: IntArray = parse_ints(np.frombuffer(data, dtype=np.uint8))
-    if out.size == 1 and out[0] < 0:
+    with interruptible():
+        out: IntArray = _l2jit.parse_ints(np.frombuffer(data, dtype=np.uint8))
+    if out.size == 2 and out[0] < 0:
         pos = int(-out[0] - 1)
         line = data.count(b"\n", 0, pos) + 1
-        raise InputError(
-            f"trace {p!r}: every line must be one non-negative decimal integer, but line {line} holds "
-            f"{data.splitlines()[line - 1][:40]!r}"
-        )
+        text = data.splitlines()[line - 1][:40].decode("utf-8", errors="replace")
+        rule = {_l2jit.PARSE_TWO_ON_A_LINE: "one index, but line {line} holds more: {text!r}",
+                _l2jit.PARSE_TOO_LARGE: "an index below 2**63, but line {line} holds {text!r}",
+                }.get(int(out[1]), "one non-negative decimal integer, but line {line} holds {text!r}")
+        raise InputError(f"trace {p!r}: every line must hold " + rule.format(line=line, text=text))
     if out.size == 0:
         raise InputError(f"trace {p!r} holds no indices")
     return out
@@ -121,10 +134,15 @@ def cache_sim(
         raise InputError(f"`rows` must be 1-D, but got shape {keys.shape}")
     if keys.size and int(keys.min()) < 0:
         raise InputError(f"row ids must be >= 0, but got {int(keys.min())}")
-    for name, v in (("row_bytes", row_bytes), ("capacity_bytes", capacity_bytes), ("line_bytes", line_bytes),
-                    ("sector_bytes", sector_bytes)):
+    # a row is at most the largest table row a workload may have (dim 65536 x 4 B): every
+    # access walks the row's lines, so a row of 10^14 bytes would walk 10^12 of them
+    check_int(row_bytes, "row_bytes", min_val=1, max_val=MAX_ROW_BYTES)
+    for name, v in (("capacity_bytes", capacity_bytes), ("line_bytes", line_bytes), ("sector_bytes", sector_bytes)):
         check_int(v, name, min_val=1)
     check_int(ways, "ways", min_val=0)  # 0: fully associative LRU
+    if keys.size and (int(keys.max()) + 1) * row_bytes > _INDEX_MAX:
+        raise InputError(f"`(row id + 1) * row_bytes < 2**63` (a byte address) must hold, but got row id "
+                         f"{int(keys.max())} with row_bytes={row_bytes}")
     if policy not in POLICIES:
         raise InputError(f"unknown policy {policy!r}; valid choices: {choices_text(list(POLICIES))}")
     n = int(keys.size)
@@ -134,7 +152,8 @@ def cache_sim(
         from perfmodel._lru import lru_hit_counts
 
         cap = capacity_bytes // row_bytes
-        hits = int(lru_hit_counts(keys, [cap])[0])
+        with interruptible():
+            hits = int(lru_hit_counts(keys, [cap])[0])
         return CacheSimResult(
             mode="fully-associative-lru", policy="lru", accesses=n, hits=hits, misses=n - hits,
             hit_rate=hits / n if n else 0.0, row_hit_rate=hits / n if n else 0.0,
@@ -146,18 +165,20 @@ def cache_sim(
         )
     lines = capacity_bytes // line_bytes
     sets = lines // ways
-    if sets < 1 or sets >= 2**32:
+    if sets < 1 or lines > MAX_LINES:
         raise InputError(
-            f"`1 <= capacity_bytes // line_bytes // ways < 2**32` must hold, but got capacity_bytes={capacity_bytes}, "
-            f"line_bytes={line_bytes}, ways={ways}"
+            f"`ways <= capacity_bytes // line_bytes <= {MAX_LINES}` must hold (at least one set; at most "
+            f"{MAX_LINES} lines held in memory), but got capacity_bytes={capacity_bytes}, line_bytes={line_bytes}, "
+            f"ways={ways}"
         )
     from perfmodel.sim import _l2jit
 
-    if policy == "lru" and _is_pow2(line_bytes) and _is_pow2(sector_bytes):
-        c = _l2jit.run_rows_lru(keys, row_bytes, int(line_bytes).bit_length() - 1, int(sector_bytes).bit_length() - 1, sets,
-                                ways)
-    else:
-        c = _l2jit.run_rows_policy(keys, row_bytes, line_bytes, sector_bytes, sets, ways, POLICIES[policy], seed)
+    with interruptible():  # a Ctrl-C waits for the compiled walk to return (no crash inside numba)
+        if policy == "lru" and _is_pow2(line_bytes) and _is_pow2(sector_bytes):
+            c = _l2jit.run_rows_lru(keys, row_bytes, int(line_bytes).bit_length() - 1,
+                                    int(sector_bytes).bit_length() - 1, sets, ways)
+        else:
+            c = _l2jit.run_rows_policy(keys, row_bytes, line_bytes, sector_bytes, sets, ways, POLICIES[policy], seed)
     row_hits, line_acc, line_hits, sec_acc, sec_hits = (int(x) for x in c)
     return CacheSimResult(
         mode="set-associative", policy=policy, accesses=n, hits=sec_hits, misses=sec_acc - sec_hits,

@@ -278,27 +278,44 @@ def _lookup_untimed(tags: IntArray, stamp: IntArray, valid: npt.NDArray[np.uint8
     return w, 0, 0.0
 
 
+#: :func:`parse_ints` error kinds (the second slot of its error answer)
+PARSE_BAD_BYTE, PARSE_TWO_ON_A_LINE, PARSE_TOO_LARGE = 0, 1, 2
+_INT64_MAX = (1 << 63) - 1
+
+
 @numba.njit(cache=True)  # type: ignore[misc]
 def parse_ints(buf: npt.NDArray[np.uint8]) -> IntArray:  # pragma: no cover - compiled
-    """Whitespace-separated non-negative decimal integers of a text buffer.
+    """The non-negative decimal integers of a text buffer, one per line (blank lines and
+    spaces around a number are allowed), each below 2**63.
 
-    Returns the values, or a 1-element array holding ``-(position + 1)`` of the first byte
-    that is neither a digit nor whitespace.
+    Returns the values, or on the first bad line a 2-element array ``[-(position + 1),
+    kind]``: the byte that breaks the rule and which rule (``PARSE_*``).
     """
     n = buf.shape[0]
     count = 0
     in_num = False
+    on_line = False  # this line already holds a number
     for i in range(n):
         c = buf[i]
         if 48 <= c <= 57:
             if not in_num:
+                if on_line:
+                    err = np.empty(2, dtype=np.int64)
+                    err[0] = -(i + 1)
+                    err[1] = PARSE_TWO_ON_A_LINE
+                    return err
                 count += 1
                 in_num = True
-        elif c == 32 or c == 10 or c == 13 or c == 9:
+                on_line = True
+        elif c == 10:
+            in_num = False
+            on_line = False
+        elif c == 32 or c == 13 or c == 9:
             in_num = False
         else:
-            err = np.empty(1, dtype=np.int64)
+            err = np.empty(2, dtype=np.int64)
             err[0] = -(i + 1)
+            err[1] = PARSE_BAD_BYTE
             return err
     out = np.empty(count, dtype=np.int64)
     k = -1
@@ -310,7 +327,13 @@ def parse_ints(buf: npt.NDArray[np.uint8]) -> IntArray:  # pragma: no cover - co
                 k += 1
                 out[k] = 0
                 in_num = True
-            out[k] = out[k] * 10 + (c - 48)
+            d = c - 48
+            if out[k] > (_INT64_MAX - d) // 10:
+                err = np.empty(2, dtype=np.int64)
+                err[0] = -(i + 1)
+                err[1] = PARSE_TOO_LARGE
+                return err
+            out[k] = out[k] * 10 + d
         else:
             in_num = False
     return out
