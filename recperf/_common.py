@@ -1,12 +1,14 @@
-"""Helpers shared by the subcommands: output (text or one JSON object) and the error line."""
+"""Helpers shared by the subcommands: argument types, output (text or one JSON object), the
+error line, the interrupt line, and the guard that keeps outputs off the inputs."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import math
+import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, NoReturn
 
 
@@ -14,6 +16,67 @@ def fail(message: str) -> NoReturn:
     """Exit 2 with one ``error:`` line on stderr (CONTRACT.md error convention)."""
     print(f"error: {' '.join(message.split())}", file=sys.stderr)
     raise SystemExit(2)
+
+
+def interrupted(status: int = 130) -> int:
+    """Print the one ``interrupted`` line on stderr; returns the exit status (128 + signal)."""
+    sys.stderr.flush()
+    print("interrupted", file=sys.stderr)
+    return status
+
+
+# ---- argument types: one parser per kind of value; the rules on the value live in the library
+
+
+def integer(text: str) -> int:
+    """An integer argument: ``123``, ``1_000`` or a whole number in exponent form (``1e9``)."""
+    s = text.strip()
+    try:
+        return int(s)
+    except ValueError:
+        pass
+    try:
+        v = float(s)
+    except ValueError:
+        v = math.nan
+    if not math.isfinite(v) or v != math.floor(v):
+        raise argparse.ArgumentTypeError(f"must be an integer, but got {text!r}")
+    return int(v)
+
+
+def number(text: str) -> float:
+    """A finite real-number argument (``nan`` and ``inf`` are refused)."""
+    try:
+        v = float(text)
+    except ValueError:
+        v = math.nan
+    if not math.isfinite(v):
+        raise argparse.ArgumentTypeError(f"must be a finite number, but got {text!r}")
+    return v
+
+
+def refuse_overwrite(outputs: Mapping[str, str | os.PathLike[str] | None],
+                     inputs: Mapping[str, str | os.PathLike[str] | None]) -> None:
+    """Fail (exit 2) when an output path names the same file as an input, or as another output.
+
+    ``outputs`` and ``inputs`` map an option name (``--markdown``) to its path (None: not
+    given). Paths are compared after resolving links and ``..``; an existing file is also
+    compared by device and inode (hard links).
+    """
+    def same(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
+        if os.path.realpath(a) == os.path.realpath(b):
+            return True
+        try:
+            return os.path.samefile(a, b)
+        except OSError:
+            return False
+
+    outs = [(k, v) for k, v in outputs.items() if v]
+    for i, (name, path) in enumerate(outs):
+        for other, src in [*((k, v) for k, v in inputs.items() if v), *outs[:i]]:
+            if same(path, src):
+                fail(f"`{name}` must not be the file `{other}` names (it would be overwritten), but both are "
+                     f"{os.fspath(path)!r}")
 
 
 def add_json_flag(parser: argparse.ArgumentParser) -> None:

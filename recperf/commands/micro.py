@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from recperf._common import add_gpu_arg, add_json_flag, emit, fail
+from recperf._common import add_gpu_arg, add_json_flag, emit, fail, integer
 
 KINDS = ("stream-read", "pointer-chase", "l2-read")
 
@@ -14,9 +14,9 @@ def register(sub: Any) -> None:
     p = sub.add_parser("micro", help="predict a microbenchmark (stream-read, pointer-chase, l2-read)")
     add_gpu_arg(p)
     p.add_argument("--kind", required=True, choices=KINDS, help="which microbenchmark")
-    p.add_argument("--block-size", type=int, help="stream-read: threads per block")
-    p.add_argument("--blocks-per-sm", type=int, default=2, help="stream-read: resident blocks per SM (default 2)")
-    p.add_argument("--footprint-bytes", type=int, help="pointer-chase, l2-read: bytes the benchmark cycles over")
+    p.add_argument("--block-size", type=integer, help="stream-read: threads per block")
+    p.add_argument("--blocks-per-sm", type=integer, default=2, help="stream-read: resident blocks per SM (default 2)")
+    p.add_argument("--footprint-bytes", type=integer, help="pointer-chase, l2-read: bytes the benchmark cycles over")
     add_json_flag(p)
     p.set_defaults(func=run)
 

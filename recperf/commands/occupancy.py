@@ -5,16 +5,16 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from recperf._common import add_gpu_arg, add_json_flag, emit
+from recperf._common import add_gpu_arg, add_json_flag, emit, integer
 
 
 def register(sub: Any) -> None:
     p = sub.add_parser("occupancy", help="theoretical occupancy of a launch (exact, as cuda_occupancy.h)")
     add_gpu_arg(p)
-    p.add_argument("--block-size", type=int, required=True, help="threads per block")
-    p.add_argument("--registers", type=int, required=True, help="registers per thread")
-    p.add_argument("--smem-bytes", type=int, default=0, help="dynamic shared memory per block (bytes)")
-    p.add_argument("--static-smem-bytes", type=int, default=0, help="static shared memory per block (bytes)")
+    p.add_argument("--block-size", type=integer, required=True, help="threads per block")
+    p.add_argument("--registers", type=integer, required=True, help="registers per thread")
+    p.add_argument("--smem-bytes", type=integer, default=0, help="dynamic shared memory per block (bytes)")
+    p.add_argument("--static-smem-bytes", type=integer, default=0, help="static shared memory per block (bytes)")
     add_json_flag(p)
     p.set_defaults(func=run)
 

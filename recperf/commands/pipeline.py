@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from recperf._common import add_json_flag, emit, format_table
+from recperf._common import add_json_flag, emit, format_table, integer, number
 
 
 def register(sub: Any) -> None:
@@ -22,8 +22,8 @@ def register(sub: Any) -> None:
     p = sub.add_parser("pipeline", help="end-to-end inference latency of a model on a GPU or CPU, stage by stage")
     _model_args(p)
     p.add_argument("--device", required=True, help="GPU id (`recperf gpus`) or CPU id (`recperf cpus`), or a spec file")
-    p.add_argument("--batch-size", type=int, required=True, help="samples per inference call")
-    p.add_argument("--streams", type=int, default=1, help="at most this many CUDA streams (GPU; default 1, as PyTorch)")
+    p.add_argument("--batch-size", type=integer, required=True, help="samples per inference call")
+    p.add_argument("--streams", type=integer, default=1, help="at most this many CUDA streams (GPU; default 1, as PyTorch)")
     emb = p.add_mutually_exclusive_group()
     emb.add_argument("--embedding-config", metavar="K.toml",
                      help="embedding kernel configuration (the kernel file format of docs/formats.md); reports the speedup over the baseline")
@@ -33,16 +33,16 @@ def register(sub: Any) -> None:
     emb.add_argument("--searched", action="store_true",
                      help="search each table's kernel configuration (`recperf search` on the model, per table); "
                           "reports the speedup over the baseline")
-    p.add_argument("--search-trials", type=int, default=60, help="trials per distinct table with --searched (default 60)")
+    p.add_argument("--search-trials", type=integer, default=60, help="trials per distinct table with --searched (default 60)")
     p.add_argument("--embedding-kernel", default="pytorch",
                    help="pytorch: one EmbeddingBag launch per table (default); tbe: one table-batched launch for all "
                         "tables (FBGEMM's structure)")
     p.add_argument("--representation", default=None,
                    help="embedding representation for all tables (default table): table, dhe (deep hash embedding), "
                         "hybrid (table + DHE, concatenated), int8 (row-wise quantized, FBGEMM layout), fp16")
-    p.add_argument("--memory-budget-gb", type=float, default=None,
+    p.add_argument("--memory-budget-gb", type=number, default=None,
                    help="choose a representation per table under this embedding memory budget (GB), exactly (an ILP)")
-    p.add_argument("--latency-target-ms", type=float, default=None,
+    p.add_argument("--latency-target-ms", type=number, default=None,
                    help="with --memory-budget-gb: the chosen representations must also meet this latency (ms)")
     p.add_argument("--prefer-hybrid", action="store_true",
                    help="with --memory-budget-gb: maximize the lookups served by hybrid tables, then minimize latency")
@@ -60,13 +60,13 @@ def register(sub: Any) -> None:
     _model_args(p)
     p.add_argument("--devices", default="a100-80gb,h100-sxm,xeon-8280,xeon-8480", help="comma-separated device ids")
     p.add_argument("--batch-sizes", default="1,2,4,8,16,32,64,128,256,512,1024,2048,4096", help="comma-separated")
-    p.add_argument("--streams", type=int, default=1, help="at most this many CUDA streams (GPU)")
+    p.add_argument("--streams", type=integer, default=1, help="at most this many CUDA streams (GPU)")
     p.add_argument("--embedding-kernel", default="pytorch",
                    help="pytorch (one launch per table, default) or tbe (one table-batched launch)")
-    p.add_argument("--latency-target-ms", type=float, default=None,
+    p.add_argument("--latency-target-ms", type=number, default=None,
                    help="also find the latency-bounded throughput: the best batch size, device and streams (GPU) or "
                         "mode (CPU) whose tail latency meets this target under Poisson arrivals")
-    p.add_argument("--percentile", type=float, default=99.0, help="tail percentile for --latency-target-ms (default 99)")
+    p.add_argument("--percentile", type=number, default=99.0, help="tail percentile for --latency-target-ms (default 99)")
     p.add_argument("--query-sizes", default=None,
                    help="query-size distribution for --latency-target-ms and the per-size routing: normal:MEAN:SD, "
                         "lognormal:MU:SIGMA, fixed:N or list:N1,N2,... (default normal:165:16, DeepRecSys' setting)")

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from recperf._common import add_gpu_arg, add_json_flag, emit, format_table
+from recperf._common import add_gpu_arg, add_json_flag, emit, format_table, integer, number
 
 
 def register(sub: Any) -> None:
@@ -31,12 +31,12 @@ def register(sub: Any) -> None:
     p.add_argument("--sampler", default="auto", choices=["auto", "grid", "tpe", "random"],
                    help="auto (default): walk the whole grid when its estimated time fits --budget-s, else TPE; "
                         "grid: walk it whatever it costs; tpe, random: Optuna's samplers")
-    p.add_argument("--budget-s", type=float, default=60.0,
+    p.add_argument("--budget-s", type=number, default=60.0,
                    help="seconds --sampler auto may spend on the grid (estimated from the measured prediction rate; "
                         "default 60)")
-    p.add_argument("--trials", type=int, default=100,
+    p.add_argument("--trials", type=integer, default=100,
                    help="trials to run now with a sampler (added to the study's earlier ones; not used by the grid)")
-    p.add_argument("--seed", type=int, default=0, help="sampler seed (reproducible runs)")
+    p.add_argument("--seed", type=integer, default=0, help="sampler seed (reproducible runs)")
     p.add_argument("--storage", default=None,
                    help="Optuna storage URL (sqlite:///..., postgresql://...), ':memory:', or a file path "
                         "(.db: SQLite, else a journal file); default: an SQLite file under OUT/studies")
@@ -51,13 +51,13 @@ def register(sub: Any) -> None:
     p.add_argument("--fidelity", default="model", choices=["model", "sim", "gpu"],
                    help="model: predicted times; sim, gpu: spend --budget-evals simulator runs or GPU timings on "
                         "the configurations the model ranks best and near them")
-    p.add_argument("--budget-evals", type=int, default=30,
+    p.add_argument("--budget-evals", type=integer, default=30,
                    help="with --fidelity sim or gpu: expensive evaluations to spend now (default 30)")
     p.add_argument("--measurements", default=None,
                    help="with --fidelity gpu: replay measured times from this JSON-lines file instead of a live GPU")
-    p.add_argument("--top-k", type=int, default=10, help="configurations in the top table")
-    p.add_argument("--workers", type=int, default=1, help="local worker processes sharing the study (sampled trials)")
-    p.add_argument("--ask-batch", type=int, default=8, help="trials asked and predicted per batch")
+    p.add_argument("--top-k", type=integer, default=10, help="configurations in the top table")
+    p.add_argument("--workers", type=integer, default=1, help="local worker processes sharing the study (sampled trials)")
+    p.add_argument("--ask-batch", type=integer, default=8, help="trials asked and predicted per batch")
     p.add_argument("--space", default=None,
                    help="search space TOML (keys: variants, block_sizes, register_caps, prefetch_distances, "
                         "prefetch_kinds, pinned_row_fractions, pin_methods, bounds_checks; lists); default: the GPU's")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from recperf._common import add_gpu_arg, add_json_flag, emit
+from recperf._common import add_gpu_arg, add_json_flag, emit, integer
 
 
 def register(sub: Any) -> None:
@@ -18,7 +18,7 @@ def register(sub: Any) -> None:
     p.add_argument("--kernel", help="kernel configuration TOML file (default: PyTorch's kernel as shipped)")
     p.add_argument("--policy", default="lru", help="L2 replacement policy: lru, srrip or random (default lru)")
     p.add_argument(
-        "--max-line-requests", type=float, default=None,
+        "--max-line-requests", type=integer, default=None,
         help="sampling budget per table call in L2 line requests (default 2e7; 0 = never sample)",
     )
     add_json_flag(p)
@@ -29,13 +29,13 @@ def register(sub: Any) -> None:
         help="replay a trace of row ids through a cache (--ways 0: exact fully associative LRU)",
     )
     c.add_argument("--trace", required=True, help="trace file: one row id per line (or .npy)")
-    c.add_argument("--row-bytes", type=int, required=True, help="bytes per row (e.g. 512 for 128 fp32)")
-    c.add_argument("--capacity-bytes", type=int, required=True, help="cache capacity in bytes")
-    c.add_argument("--ways", type=int, required=True,
+    c.add_argument("--row-bytes", type=integer, required=True, help="bytes per row (e.g. 512 for 128 fp32)")
+    c.add_argument("--capacity-bytes", type=integer, required=True, help="cache capacity in bytes")
+    c.add_argument("--ways", type=integer, required=True,
                    help="0: fully associative LRU over rows; W > 0: W-way L2 model (128-B lines, 32-B sectors)")
     c.add_argument("--policy", default="lru", help="replacement policy for --ways > 0: lru, srrip, random")
-    c.add_argument("--line-bytes", type=int, default=128, help="line size for --ways > 0 (default 128)")
-    c.add_argument("--sector-bytes", type=int, default=32, help="sector size for --ways > 0 (default 32)")
+    c.add_argument("--line-bytes", type=integer, default=128, help="line size for --ways > 0 (default 128)")
+    c.add_argument("--sector-bytes", type=integer, default=32, help="sector size for --ways > 0 (default 32)")
     add_json_flag(c)
     c.set_defaults(func=run_cache_sim)
 
@@ -71,7 +71,7 @@ def run_simulate(args: argparse.Namespace) -> int:
     perfmodel.check_modelled(kernel)
     kw: dict[str, Any] = {"policy": args.policy}
     if args.max_line_requests is not None:
-        kw["max_line_requests"] = int(args.max_line_requests)
+        kw["max_line_requests"] = args.max_line_requests
     result = simulate_detailed(workload, kernel, gpu, **kw)
     p = result.prediction
     payload = {

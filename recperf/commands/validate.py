@@ -21,7 +21,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from recperf._common import add_json_flag, emit, fail, format_table
+from recperf._common import add_json_flag, emit, fail, format_table, integer, number
 
 
 def register(sub: Any) -> None:
@@ -46,7 +46,7 @@ def register(sub: Any) -> None:
                      help="only this ledger source (repeatable), e.g. micro24-artifact")
     pub.add_argument("--gpu-spec", action="append", default=[], metavar="ID=SPEC",
                      help="use this spec file for the datasets of GPU ID (e.g. a100-80gb=out/cal.toml); repeatable")
-    pub.add_argument("--windows", type=int, default=4, metavar="N",
+    pub.add_argument("--windows", type=integer, default=4, metavar="N",
                      help="for a kernel time averaged over many calls of a run through a trace, predict N of "
                           "those calls spread evenly (default 4; 1 = the first timed call)")
     pub.add_argument("--points", action="store_true", help="include every curve point (x, measured, predicted) in --json")
@@ -80,15 +80,15 @@ def register(sub: Any) -> None:
     s.add_argument("--workload", required=True, help="workload TOML file")
     s.add_argument("--kernels", default=None, help="kernel configs: a JSON-lines file, or a folder of .toml files")
     s.add_argument("--grid", default=None, help="a JSON object of lists, e.g. '{\"block_size\": [128, 256]}'")
-    s.add_argument("--sample", type=int, default=0, help="take N random configurations of the grid (seeded)")
+    s.add_argument("--sample", type=integer, default=0, help="take N random configurations of the grid (seeded)")
     s.add_argument("--study-storage", default=None, help="a search study's storage (URL or file), for --top")
     s.add_argument("--study-name", default=None, help="the search study's name, for --top")
-    s.add_argument("--top", type=int, default=0, help="measure the study's K best distinct configurations")
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--top", type=integer, default=0, help="measure the study's K best distinct configurations")
+    s.add_argument("--seed", type=integer, default=0)
     s.add_argument("--gpu", default=None, help="GPU id recorded in the records (default: matched from the device)")
     s.add_argument("--out", required=True, help="measurement file (JSON lines); a re-run skips records already there")
-    s.add_argument("--repeats", type=int, default=20, help="timed repetitions per configuration (median reported)")
-    s.add_argument("--warmup", type=int, default=3)
+    s.add_argument("--repeats", type=integer, default=20, help="timed repetitions per configuration (median reported)")
+    s.add_argument("--warmup", type=integer, default=3)
     s.add_argument("--warm-cache", action="store_true",
                    help="no L2 flush between repetitions and one index buffer (no rotation)")
     add_json_flag(s)
@@ -101,7 +101,7 @@ def register(sub: Any) -> None:
     a = vsub.add_parser("run-all", help="one command on a GPU: smoke test, microbenchmarks, calibration, sweep, reports")
     a.add_argument("--out", required=True, help="folder for every result")
     a.add_argument("--gpu", default=None, help="GPU id of this device (default: matched from the device name)")
-    a.add_argument("--budget-s", type=float, default=420.0, help="wall-clock budget in seconds (default 420)")
+    a.add_argument("--budget-s", type=number, default=420.0, help="wall-clock budget in seconds (default 420)")
     a.add_argument("--workload", default=None, help="workload for the sweep (default: the seed paper's reuse_low table)")
     add_json_flag(a)
     a.set_defaults(func=run_all)
