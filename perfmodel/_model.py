@@ -489,8 +489,8 @@ def _table_eval(table: Table, batch: int, c: _Configs, gpu: GPUSpec, blocks: Any
     # logarithms are the costly array operations: log G is taken once, for the L2 and the L1
     log_g = None if xp is _PY else np.log(np.maximum(bags_in_flight, 1.0))
     hits, hits_fast = res.hit_counts(1.0 * k_rows, 1.0 * cap_rows, 1.0 * bags_in_flight, log_bags_in_flight=log_g)
-    h = xp.minimum(xp.maximum(hits / n, 0.0), 1.0)  # hits: no DRAM traffic
-    hl = xp.minimum(xp.maximum(hits_fast / n, 0.0), 1.0)  # of which not merged into an in-flight miss
+    h = xp.minimum(xp.maximum(hits / max(n, 1), 0.0), 1.0)  # hits: no DRAM traffic (a call may have no lookup)
+    hl = xp.minimum(xp.maximum(hits_fast / max(n, 1), 0.0), 1.0)  # of which not merged into an in-flight miss
     # of those, served by the issuing SM's own L1 (the kernels use no shared memory, so the
     # whole unified L1/shared array is taken as L1; perfmodel._l1.l1_hit_grid). A block holds
     # runs of consecutive bags: wpb (warp, tbe) or wpb / chunks (pytorch, at least one bag).
