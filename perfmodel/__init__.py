@@ -31,7 +31,7 @@ from perfmodel._config import (
     workload_from_mapping,
 )
 from perfmodel._errors import InputError, check_float, check_int
-from perfmodel._files import check_input_file, read_text
+from perfmodel._files import check_input_file, parse_json, parse_toml, read_text, read_toml
 from perfmodel._gpu import SUPPORTED_COMPUTE_CAPABILITIES, GPUSpec, get_gpu, gpu_ids, load_gpu_spec
 from perfmodel._indices import TableCall, hot_rows, table_call
 from perfmodel._kernel import (
@@ -112,10 +112,13 @@ __all__ = [
     "micro_pointer_chase",
     "micro_stream_read",
     "occupancy",
+    "parse_json",
+    "parse_toml",
     "plan_from_mapping",
     "predict",
     "predict_batch",
     "read_text",
+    "read_toml",
     "set_profile_provider",
     "simulate",
     "table_call",

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from perfmodel._errors import InputError, check_float, check_int, choices_text
-from perfmodel._files import read_toml
+from perfmodel._files import check_input_file, read_toml
 
 __all__ = [
     "BOUNDS_CHECKS",
@@ -300,8 +300,10 @@ def workload_from_mapping(doc: Mapping[str, Any], base_dir: str | os.PathLike[st
             if not trace.is_absolute():
                 trace = Path(base_dir) / trace
             idx["path"] = str(trace.resolve())
-            if not trace.is_file():
-                raise InputError(f"{where}.indices.path: trace file {str(trace)!r} does not exist")
+            try:
+                check_input_file(trace, "trace")
+            except InputError as exc:
+                raise InputError(f"{where}.indices.path: {exc}") from None
         try:
             tables.append(Table(indices=IndexDistribution(**idx), **kw))
         except InputError as exc:

@@ -10,6 +10,7 @@ message about "byte 0xec in position 21".
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 import sys
@@ -23,7 +24,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-__all__ = ["MAX_TEXT_BYTES", "check_input_file", "parse_toml", "read_text", "read_toml"]
+__all__ = ["MAX_TEXT_BYTES", "check_input_file", "parse_json", "parse_toml", "read_text", "read_toml"]
 
 #: the largest text input read whole (256 MiB: far above any configuration or measurement
 #: file; a stream without end, such as /dev/zero, stops here)
@@ -88,3 +89,16 @@ def parse_toml(text: str, origin: str) -> dict[str, Any]:
 def read_toml(path: str | os.PathLike[str], what: str) -> dict[str, Any]:
     """The TOML document of a file the user named (:func:`read_text`, then :func:`parse_toml`)."""
     return parse_toml(read_text(path, what), f"{what} file {os.fspath(path)!r}")
+
+
+def parse_json(text: str, origin: str) -> Any:
+    """One JSON value; ``origin`` (e.g. ``m.jsonl:3``) starts the error message. ``NaN`` and
+    ``Infinity`` parse as floats (the rules on each field reject them where they matter)."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{origin}: must be valid JSON, but got {exc.msg} at column {exc.colno}") from None
+    except RecursionError:
+        raise InputError(f"{origin}: must be valid JSON, but its arrays or objects are nested too deeply") from None
+    except ValueError as exc:  # e.g. an integer of more digits than Python converts
+        raise InputError(f"{origin}: must be valid JSON, but {exc}") from None

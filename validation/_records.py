@@ -93,10 +93,7 @@ def _load_workload(value: Any, base_dir: Path, where: str) -> Workload:
 def read_measurements(path: str | os.PathLike[str]) -> list[MeasurementRecord]:
     """Parse a measurement file; every problem names the file and line."""
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InputError(f"cannot read measurement file {str(p)!r}: {exc.strerror}") from None
+    text = perfmodel.read_text(p, "measurement")
     base_dir = p.resolve().parent
     workloads: dict[str, Workload] = {}
     out: list[MeasurementRecord] = []
@@ -104,10 +101,7 @@ def read_measurements(path: str | os.PathLike[str]) -> list[MeasurementRecord]:
         if not line.strip():
             continue
         where = f"{p}:{lineno}"
-        try:
-            doc = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{where}: each line must be one JSON object, but got invalid JSON ({exc.msg})") from None
+        doc = perfmodel.parse_json(line, f"{where}: each line")
         if not isinstance(doc, dict):
             raise InputError(f"{where}: each line must be one JSON object, but got {type(doc).__name__}")
         missing = [k for k in _REQUIRED if k not in doc]

@@ -75,13 +75,9 @@ _GB = 1e9
 
 
 def _lines(path: str | os.PathLike[str]) -> list[tuple[int, str]]:
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        from perfmodel import InputError
+    from perfmodel import read_text
 
-        raise InputError(f"cannot read measurement file {str(p)!r}: {exc.strerror}") from None
+    text = read_text(path, "measurement")
     return [(i + 1, line) for i, line in enumerate(text.splitlines()) if line.strip()]
 
 

@@ -4,7 +4,6 @@ search study's best ones come from ``search.study_top_k``; the CLI joins the two
 from __future__ import annotations
 
 import itertools
-import json
 import os
 import random
 from collections.abc import Mapping, Sequence
@@ -57,18 +56,12 @@ def read_kernel_list(path: str | os.PathLike[str]) -> list[KernelConfig]:
         if not files:
             raise InputError(f"folder {str(p)!r} holds no kernel .toml files")
         return [perfmodel.load_kernel_config(f) for f in files]
-    try:
-        lines = p.read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise InputError(f"cannot read kernel list {str(p)!r}: {exc.strerror}") from None
+    lines = perfmodel.read_text(p, "kernel list").splitlines()
     out = []
     for i, line in enumerate(lines, start=1):
         if not line.strip():
             continue
-        try:
-            doc = json.loads(line)
-        except json.JSONDecodeError:
-            raise InputError(f"{p}:{i}: each line must be a JSON object of kernel config keys") from None
+        doc = perfmodel.parse_json(line, f"{p}:{i}: each line (a JSON object of kernel config keys)")
         if isinstance(doc, dict) and isinstance(doc.get("kernel"), dict):
             doc = doc["kernel"]
         if not isinstance(doc, dict):
