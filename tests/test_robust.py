@@ -1,0 +1,336 @@
+"""Issue #20, "Nothing lost, no traceback": one test (or more) per item of the issue, each
+failing before its fix. Items are numbered as in the issue; the fuzzer over every
+subcommand is tests/test_fuzz.py.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from _fuzz import Result, run_cli
+
+import perfmodel
+from perfmodel._interrupt import interruptible
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def one_error(res: Result, *needles: str) -> str:
+    """The single ``error:`` line of a run that must exit 2 (no traceback), holding ``needles``."""
+    assert res.escaped is None, res.escaped
+    errors = [line for line in res.stderr.splitlines() if line.startswith("error:")]
+    assert res.status == 2 and len(errors) == 1, (res.status, res.stderr[-2000:])
+    assert "Traceback" not in res.stderr
+    for n in needles:
+        assert n in errors[0], (n, errors[0])
+    return errors[0]
+
+
+def write(path: Path, text: str | bytes) -> str:
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(text, encoding="utf-8")
+    return str(path)
+
+
+WORKLOAD = 'batch_size = 512\n[[tables]]\nrows = 200000\ndim = 64\npooling = 20\n[tables.indices]\nkind = "zipf"\n'
+#: a simulation that runs for seconds in the compiled event loop (3 M rows, 245,760 lookups)
+LONG_WORKLOAD = 'batch_size = 4096\n[[tables]]\nrows = 3000000\ndim = 128\npooling = 60\n[tables.indices]\nkind = "uniform"\n'
+
+# ---- interrupts (items 4, 5; the CLI's one signal path) -------------------------------------
+
+#: runs a recperf command in a child; ``delay_s`` after the first compiled simulation call
+#: starts, a timer thread sends the child SIGINT (or SIGTERM), so the signal lands while
+#: numba runs, the case that crashed (item 4: exit 139; item 5: SystemError traceback)
+_INTERRUPTER = textwrap.dedent("""
+    import os, signal, sys, threading, time
+    import perfmodel.sim._timing as timing
+    from perfmodel.sim import _desjit
+    import perfmodel
+    sig, delay = getattr(signal, sys.argv[1]), float(sys.argv[2])
+    # load (or compile) the simulator's numba code first: the signal must land in the event loop
+    tiny = perfmodel.Workload(batch_size=8, tables=(perfmodel.Table(rows=100, dim=32, pooling=2),))
+    perfmodel.simulate(tiny, perfmodel.KernelConfig(), "a100-80gb")
+    real = _desjit.simulate_call
+    sent = []
+    def call(*a, **k):
+        if not sent:
+            sent.append(time.monotonic() + delay)
+            threading.Timer(delay, os.kill, (os.getpid(), sig)).start()
+        return real(*a, **k)
+    _desjit.simulate_call = call
+    from recperf.cli import main
+    status = main(sys.argv[3:])
+    print(f"signal-to-exit {time.monotonic() - sent[0]:.3f}" if sent else "no simulation", file=sys.stderr)
+    sys.exit(status)
+""")
+
+
+def _interrupt(tmp_path: Path, argv: list[str], sig: str = "SIGINT", delay_s: float = 1.0) -> tuple[int, list[str], float]:
+    script = write(tmp_path / "interrupter.py", _INTERRUPTER)
+    proc = subprocess.run([sys.executable, script, sig, str(delay_s), *argv], capture_output=True, text=True,
+                          timeout=600, check=False, cwd=tmp_path)
+    lines = proc.stderr.splitlines()
+    lag = [float(x.split()[1]) for x in lines if x.startswith("signal-to-exit")]
+    return proc.returncode, [x for x in lines if not x.startswith("signal-to-exit")], lag[0] if lag else -1.0
+
+
+def test_item04_ctrl_c_during_simulate_exits_130_with_one_line(tmp_path: Path) -> None:
+    """Item 4: Ctrl-C inside the compiled event loop: exit 130, one ``interrupted`` line, at
+    once (was: a segmentation fault, exit 139, 5 of 5 runs)."""
+    w = write(tmp_path / "w.toml", LONG_WORKLOAD)
+    status, stderr, lag = _interrupt(tmp_path, ["simulate", "--gpu", "a100-80gb", "--workload", w])
+    assert status == 130, (status, stderr)
+    assert stderr == ["interrupted"], stderr
+    assert 0 <= lag < 2.0, f"{lag:.2f} s from the signal to the exit (the loop polls its flag between chunks)"
+
+
+def test_sigterm_takes_the_same_path(tmp_path: Path) -> None:
+    """The one signal path: SIGTERM (a job scheduler's stop) ends like Ctrl-C, 128 + 15."""
+    w = write(tmp_path / "w.toml", LONG_WORKLOAD)
+    status, stderr, _lag = _interrupt(tmp_path, ["simulate", "--gpu", "a100-80gb", "--workload", w], "SIGTERM")
+    assert status == 143 and stderr == ["interrupted"], (status, stderr)
+
+
+def test_item05_ctrl_c_during_the_simulator_rerank_of_a_search(tmp_path: Path) -> None:
+    """Item 5: Ctrl-C while ``search --fidelity sim`` re-ranks with the simulator: exit 130,
+    one line (was: a 50-line ``SystemError: CPUDispatcher(...) returned a result with an
+    exception set`` traceback)."""
+    w = write(tmp_path / "w.toml", LONG_WORKLOAD)
+    status, stderr, lag = _interrupt(tmp_path, [
+        "search", "--gpu", "a100-80gb", "--workload", w, "--fidelity", "sim", "--trials", "4", "--top-k", "3",
+        "--storage", str(tmp_path / "s.db"), "--no-progress", "--no-report"], delay_s=1.0)
+    assert status == 130, (status, stderr[-30:])
+    assert stderr == ["interrupted"], stderr[-30:]
+    assert 0 <= lag < 2.0
+
+
+def test_interruptible_defers_the_signal_to_check() -> None:
+    """The stop flag itself: inside ``interruptible()`` a SIGINT only sets the flag; ``check()``
+    raises it from Python; the handlers are back afterwards; nested blocks share one flag."""
+    before = signal.getsignal(signal.SIGINT)
+    with pytest.raises(KeyboardInterrupt), interruptible() as check:
+        with interruptible() as inner:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)  # the Python-level handler runs here: it only sets the flag
+            raised_early = False
+        assert not raised_early
+        inner()  # the inner block's check sees the outer flag
+        pytest.fail("check() did not raise")
+    assert signal.getsignal(signal.SIGINT) is before
+    with interruptible() as check:  # nothing pending: check is a no-op
+        check()
+
+
+def test_interruptible_outside_the_main_thread_changes_nothing() -> None:
+    seen: list[object] = []
+
+    def worker() -> None:
+        with interruptible() as check:
+            check()
+            seen.append(signal.getsignal(signal.SIGINT))
+
+    t = threading.Thread(target=worker)
+    t.start()
+    t.join()
+    assert seen == [signal.default_int_handler]
+
+
+def _sim_args(chunk: int, check: object = None) -> tuple[tuple[object, ...], dict[str, object]]:
+    """The arguments of a small table call of the simulator's compiled kernel: 256 bags of 16
+    lookups of 256-B rows, the ``pytorch`` mapping (2 units of 128 B per bag), 16 SMs."""
+    from perfmodel._indices import table_call
+    from perfmodel.sim import _desjit
+
+    table = perfmodel.Table(rows=20_000, dim=64, pooling=16, indices=perfmodel.IndexDistribution(kind="zipf"))
+    call = table_call(table, 256)
+    idx = np.ascontiguousarray(call.indices, dtype=np.int64)
+    starts = np.ascontiguousarray(call.offsets[:256], dtype=np.int64)
+    lens = np.ascontiguousarray(call.lengths[:256], dtype=np.int64)
+    fp = np.array([200.0, 300.0, 500.0, 0.05, 0.2, 30.0, 1.0])  # latencies, service times, fetch sectors
+    assert fp.size == _desjit.N_FP
+    args = (idx, starts, lens,
+            256, 128, 2, 128, 1,  # row bytes, unit bytes, units per bag, pass bytes, passes
+            64, 8, 2, 16,  # blocks, warps per block, blocks per SM, SMs
+            30.0, 7.5, 24.0, 3, 0, 20.0,  # issue cycles (warp, SM), dependent cycles, window, hint, block start
+            fp, 12, 4, 256, 16, 2, 1, 12, 0,  # L1 sets/ways, L2 sets/ways, partitions, duplicate, quota, LRU
+            np.zeros(20_000, dtype=np.uint8), 1, 1,  # persisting rows, access-policy window, seed
+            np.zeros(0, np.int64), np.zeros(0, np.int64), idx[:500])  # pinned lines, masks; warm-up rows
+    kw: dict[str, object] = {"chunk": chunk}
+    if check is not None:
+        kw["check"] = check
+    return args, kw
+
+
+def test_the_chunked_event_loop_gives_the_same_answer_at_any_chunk_size() -> None:
+    """The event loop and the warm-up run in chunks between which Python polls the stop
+    flag; the split must not change a single figure."""
+    from perfmodel.sim import _desjit
+
+    results = []
+    for chunk in (1 << 16, 997, 1):
+        args, kw = _sim_args(chunk)
+        end, cnt, hist, smf, sml = _desjit.simulate_call(*args, **kw)
+        results.append((end, cnt.tolist(), hist.tolist(), smf.tolist(), sml.tolist()))
+    assert results[0] == results[1] == results[2]
+    assert results[0][1][_desjit.C_LOOKUPS] == 256 * 16 * 2
+
+
+def test_the_event_loop_stops_at_the_first_check_that_raises() -> None:
+    from perfmodel.sim import _desjit
+
+    calls = []
+
+    def check() -> None:
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+
+    args, kw = _sim_args(100, check)
+    with pytest.raises(KeyboardInterrupt):
+        _desjit.simulate_call(*args, **kw)
+    assert len(calls) == 3
+
+
+# ---- sizes and numbers (items 9, 10, 11) ------------------------------------------------------
+
+
+@pytest.mark.parametrize(("text", "needle"), [
+    ("1\n18446744073709551617\n", "below 2**63, but line 2 holds '18446744073709551617'"),
+    ("9223372036854775808\n1\n", "below 2**63, but line 1 holds '9223372036854775808'"),
+    ("1 2 3\n4\n", "one index, but line 1 holds more: '1 2 3'"),
+    ("1\n-4\n", "line 2 holds '-4'"),
+    ("1\n2.5\n", "line 2 holds '2.5'"),
+])
+def test_item09_cache_sim_trace_integers(tmp_path: Path, text: str, needle: str) -> None:
+    """Item 9 (cache-sim): an index beyond int64 wrapped to row 1 (hit rate 0.5 instead of 0),
+    2**63 read as -2**63, and ``1 2 3`` counted as three accesses; each is now one error
+    naming the line."""
+    t = write(tmp_path / "t.txt", text)
+    one_error(run_cli(["cache-sim", "--trace", t, "--row-bytes", "128", "--capacity-bytes", "1048576", "--ways", "0"]),
+              needle)
+
+
+def test_item09_the_scanner_reads_what_python_reads(tmp_path: Path) -> None:
+    from perfmodel.sim import read_trace
+
+    rng = np.random.default_rng(0)
+    vals = [int(v) for v in rng.integers(0, 2**63 - 1, 2000, dtype=np.int64)] + [0, 2**63 - 1]
+    t = write(tmp_path / "t.txt", "".join(f"{' ' * (i % 3)}{v}\r\n" if i % 2 else f"{v}\n\n" for i, v in enumerate(vals)))
+    assert read_trace(t).tolist() == vals
+
+
+def test_item10_huge_row_bytes_is_an_error_not_a_hang(tmp_path: Path) -> None:
+    """Item 10: ``--row-bytes 99999999999999 --ways 16`` walked 10**12 lines per access."""
+    t = write(tmp_path / "t.txt", "1\n2\n")
+    t0 = time.perf_counter()
+    one_error(run_cli(["cache-sim", "--trace", t, "--row-bytes", "99999999999999", "--capacity-bytes", "1048576",
+                       "--ways", "16"]), "row_bytes <= 262144")
+    assert time.perf_counter() - t0 < 10
+    # the byte address of the last row must fit too
+    one_error(run_cli(["cache-sim", "--trace", write(tmp_path / "t2.txt", f"{2**60}\n"), "--row-bytes", "64",
+                       "--capacity-bytes", "4096", "--ways", "4"]), "(row id + 1) * row_bytes < 2**63")
+
+
+def test_item11_no_resident_block_is_one_error_in_predict_pipeline_and_simulate(tmp_path: Path) -> None:
+    """Item 11: warp, block 1024, prefetch 16, separate check (96 registers) fits no block on
+    an A100 SM: predict gave ``inf us`` and pipeline ``inf us``, ``nan%`` with exit 0."""
+    w = write(tmp_path / "w.toml", WORKLOAD)
+    k = write(tmp_path / "k.toml",
+              'variant = "warp"\nblock_size = 1024\nprefetch_distance = 16\nbounds_check = "separate"\n')
+    rule = "resident blocks per SM >= 1"
+    one_error(run_cli(["predict", "--gpu", "a100-80gb", "--workload", w, "--kernel", k]), rule, "1024")
+    one_error(run_cli(["predict", "--gpu", "a100-80gb", "--workload", w, "--kernel", k, "--json"]), rule)
+    one_error(run_cli(["simulate", "--gpu", "a100-80gb", "--workload", w, "--kernel", k]), rule)
+    one_error(run_cli(["pipeline", "--model", "rmc1", "--device", "a100-80gb", "--batch-size", "64",
+                       "--embedding-config", k]), rule)
+    # the vectorized model (search) still scores it as infeasible
+    kern = perfmodel.load_kernel_config(k)
+    assert perfmodel.predict_batch(perfmodel.load_workload(w), [kern], "a100-80gb")[0] == float("inf")
+
+
+# ---- silently ignored or unchecked values (item 13) ---------------------------------------
+
+
+@pytest.mark.parametrize(("argv", "needle"), [
+    (["micro", "--gpu", "a100-80gb", "--kind", "stream-read", "--block-size", "256", "--blocks-per-sm", "100"],
+     "1 <= blocks_per_sm <= 8"),
+    (["micro", "--gpu", "a100-80gb", "--kind", "pointer-chase", "--footprint-bytes", "1e20"],
+     "footprint_bytes <= 85899345920"),
+    (["micro", "--gpu", "a100-80gb", "--kind", "l2-read", "--footprint-bytes", "100000000000000000000"],
+     "footprint_bytes <= 85899345920"),
+    (["occupancy", "--gpu", "a100-80gb", "--block-size", "256", "--registers", "32", "--smem-bytes", "150000",
+      "--static-smem-bytes", "40000"], "shared_mem_bytes + static_shared_mem_bytes <= 166912"),
+    (["occupancy", "--gpu", "a100-80gb", "--block-size", "256", "--registers", "32", "--static-smem-bytes", "60000"],
+     "static_shared_mem_bytes <= 49152"),
+])
+def test_item13_values_that_were_silently_ignored(argv: list[str], needle: str) -> None:
+    """Item 13: ``micro --blocks-per-sm 100`` was clamped to what fits, ``--footprint-bytes
+    1e20`` accepted, and shared memory over the per-block limit reported as 0 blocks."""
+    one_error(run_cli(argv), needle)
+
+
+# ---- errors that must name the file or the rule (item 14) ---------------------------------
+
+
+def test_item14_binary_inputs_name_the_file(tmp_path: Path) -> None:
+    """Item 14: a binary TOML or JSONL file gave ``'utf-8' codec can't decode byte 0xec ...``."""
+    junk = bytes(range(256)) * 2
+    w = write(tmp_path / "w.toml", WORKLOAD)
+    b = write(tmp_path / "bin.toml", b"batch_size = 1\n\xec\xff" + junk)
+    one_error(run_cli(["predict", "--gpu", "a100-80gb", "--workload", b]), "workload file", "bin.toml",
+              "must be UTF-8 text", "line 2")
+    one_error(run_cli(["predict", "--gpu", "a100-80gb", "--workload", w, "--kernel", b]), "kernel config file", "bin.toml")
+    one_error(run_cli(["predict", "--gpu", b, "--workload", w]), "bin.toml")
+    m = write(tmp_path / "m.jsonl", b'{"gpu": "a100-80gb"}\n\xec\xff\n')
+    one_error(run_cli(["validate", "report", "--measurements", m]), "measurement file", "m.jsonl", "UTF-8")
+    one_error(run_cli(["predict", "--gpu", "a100-80gb", "--workload", write(tmp_path / "nul.toml", b"a = 1\x00")]),
+              "byte 5 (line 1) is 0x00")
+
+
+def test_item14_a_folder_where_a_file_belongs(tmp_path: Path) -> None:
+    """Item 14: a trace path that is a folder said "does not exist"."""
+    w = write(tmp_path / "w.toml", f'batch_size = 8\n[[tables]]\nrows = 100\ndim = 32\npooling = 2\n'
+                                   f'[tables.indices]\nkind = "trace"\npath = "{tmp_path}"\n')
+    one_error(run_cli(["predict", "--gpu", "a100-80gb", "--workload", w]), "it is a folder")
+    one_error(run_cli(["predict", "--gpu", "a100-80gb", "--workload", str(tmp_path)]), "workload file", "it is a folder")
+    one_error(run_cli(["validate", "report", "--measurements", str(tmp_path)]), "it is a folder")
+    one_error(run_cli(["cache-sim", "--trace", str(tmp_path), "--row-bytes", "4", "--capacity-bytes", "64",
+                       "--ways", "0"]), "trace")
+
+
+@pytest.mark.parametrize(("argv", "needle"), [
+    (["simulate", "--gpu", "a100-80gb", "--workload", "W", "--max-line-requests", "nan"],
+     "argument --max-line-requests: must be an integer, but got 'nan'"),
+    (["simulate", "--gpu", "a100-80gb", "--workload", "W", "--max-line-requests", "-5"], "max_line_requests >= 0"),
+    (["occupancy", "--gpu", "a100-80gb", "--block-size", "1e20", "--registers", "32"], "block_size <= 1024"),
+    (["occupancy", "--gpu", "a100-80gb", "--block-size", "2.5", "--registers", "32"], "must be an integer, but got '2.5'"),
+    (["pipeline", "--model", "rmc1", "--device", "a100-80gb", "--batch-size", "64", "--latency-target-ms", "inf"],
+     "must be a finite number, but got 'inf'"),
+])
+def test_item14_number_arguments_name_the_rule_and_the_value(tmp_path: Path, argv: list[str], needle: str) -> None:
+    """Item 14: ``--max-line-requests nan`` said ``cannot convert float NaN to integer``."""
+    w = write(tmp_path / "w.toml", WORKLOAD)
+    one_error(run_cli([w if a == "W" else a for a in argv]), needle)
+
+
+def test_integer_arguments_accept_exponent_form() -> None:
+    from recperf._common import integer
+
+    assert integer("1e9") == 10**9
+    assert integer("1_000") == 1000
+    assert integer(" 12 ") == 12
+    assert integer("99999999999999999999") == 99999999999999999999
+    for bad in ("nan", "inf", "1.5", "", "x", "1e-3"):
+        with pytest.raises(Exception, match="must be an integer"):
+            integer(bad)
