@@ -26,13 +26,13 @@ import os
 import random
 import re
 import sys
-import tomllib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import tomllib
 
 ROOT = Path(__file__).resolve().parent.parent
 GPU_IDS = ("a100-40gb", "a100-80gb", "h100-pcie", "h100-sxm", "h200")
@@ -71,7 +71,7 @@ def run_cli(argv: Sequence[str]) -> Result:
             status = main(list(argv))
         except SystemExit as exc:
             status = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-        except BaseException as exc:  # noqa: BLE001 - what the user would see
+        except BaseException as exc:
             if isinstance(exc, KeyboardInterrupt):
                 raise
             status = 1
@@ -134,7 +134,7 @@ def check(res: Result) -> list[str]:
         if len(lines) != 1:
             return [*problems, f"--json printed {len(lines)} lines, not one JSON object"]
         try:
-            doc = json.loads(lines[0], parse_constant=lambda c: float(c))
+            doc = json.loads(lines[0], parse_constant=float)
         except json.JSONDecodeError as exc:
             return [*problems, f"--json printed invalid JSON ({exc.msg})"]
         if not isinstance(doc, dict):

@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from _fuzz import check, make_case, run_case, run_cli, write_case
 
 FUZZ_CASES = int(os.environ.get("RECPERF_FUZZ_CASES", "500"))
