@@ -29,8 +29,9 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from perfmodel._config import KernelConfig, Workload, _read_toml, kernel_config_from_mapping
+from perfmodel._config import KernelConfig, Workload, kernel_config_from_mapping
 from perfmodel._errors import InputError
+from perfmodel._files import read_toml
 from perfmodel._gpu import GPUSpec, get_gpu
 from perfmodel._model import Prediction, predict
 
@@ -136,7 +137,7 @@ def plan_from_mapping(doc: Mapping[str, Any], origin: str = "plan") -> Plan:
 
 def load_plan(path: str | os.PathLike[str]) -> Plan:
     """Load a plan TOML file (see the module docstring)."""
-    return plan_from_mapping(_read_toml(path, "plan"), f"plan {str(path)!r}")
+    return plan_from_mapping(read_toml(path, "plan"), f"plan {str(path)!r}")
 
 
 def predict_plan(workload: Workload, plan: Plan, gpu: GPUSpec | str) -> Prediction:

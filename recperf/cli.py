@@ -89,7 +89,7 @@ def _signals() -> Iterator[None]:
     a signal the parent set to be ignored stays ignored)."""
     saved: dict[int, Any] = {}
     try:
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in (int(signal.SIGINT), int(signal.SIGTERM)):
             old = signal.getsignal(sig)
             if old is not signal.SIG_IGN:
                 saved[sig] = old

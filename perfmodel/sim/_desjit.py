@@ -588,4 +588,4 @@ def _run_events(mem: Any, geo: Any, fp: FloatArray, warps: Any, run: IntArray, e
     run[0] = hsize
     run[1] = next_block
     end[0] = end_time
-    return hsize == 0
+    return bool(hsize == 0)
