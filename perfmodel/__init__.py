@@ -43,6 +43,7 @@ from perfmodel._kernel import (
     set_profile_provider,
     vector_bytes,
 )
+from perfmodel._measurements import MeasurementRecord, read_measurements, workload_ref
 from perfmodel._micro import micro_l2_read, micro_pointer_chase, micro_stream_read
 from perfmodel._model import Prediction, predict, predict_batch
 from perfmodel._occupancy import Occupancy, blocks_per_sm, occupancy
@@ -80,6 +81,7 @@ __all__ = [
     "KernelConfig",
     "KernelFacts",
     "KernelProfile",
+    "MeasurementRecord",
     "Occupancy",
     "Plan",
     "Prediction",
@@ -117,6 +119,7 @@ __all__ = [
     "plan_from_mapping",
     "predict",
     "predict_batch",
+    "read_measurements",
     "read_text",
     "read_toml",
     "set_profile_provider",
@@ -124,4 +127,5 @@ __all__ = [
     "table_call",
     "vector_bytes",
     "workload_from_mapping",
+    "workload_ref",
 ]
