@@ -11,13 +11,10 @@ largest table's pinned bytes, ``max_t floor(f * rows_t) * row_bytes_t``.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -135,51 +132,48 @@ def simulate_times(workload: Workload, gpu: GPUSpec, configs: Sequence[KernelCon
     return out
 
 
-def _kernel_of(d: Any) -> KernelConfig | None:
-    if not isinstance(d, dict):
-        return None
-    try:
-        return perfmodel.kernel_config_from_mapping(d)
-    except InputError:
-        return None
+def _summary(w: Workload) -> str:
+    t = w.tables[0]
+    more = f" and {len(w.tables) - 1} more tables" if len(w.tables) > 1 else ""
+    return f"batch {w.batch_size}, {t.count} x {t.rows:,} rows x {t.dim} {t.dtype}, {t.indices.kind} indices{more}"
 
 
-def read_measurements(measurements: str | os.PathLike[str], gpu: GPUSpec) -> dict[KernelConfig, list[float]]:
-    """The measured times of each configuration on ``gpu`` in a measurement file
-    (JSON lines, docs/formats.md); records of other GPUs, and records with no valid kernel or
-    time, are left out (the workload is the caller's to match)."""
-    path = Path(measurements)
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise InputError(f"cannot read measurement file {str(path)!r}: {exc.strerror}") from None
+def read_measurements(measurements: str | os.PathLike[str], gpu: GPUSpec,
+                      workload: Workload) -> dict[KernelConfig, list[float]]:
+    """The measured times of each configuration in a measurement file (JSON lines,
+    docs/formats.md; read by :func:`perfmodel.read_measurements`, so a record with no valid
+    kernel, or a time that is not a positive finite number, is an error naming its line).
+
+    Replayed times stand for the searched workload on the searched GPU: every record must be
+    of that workload and that GPU, or this refuses, naming the first record that is not.
+    """
     seen: dict[KernelConfig, list[float]] = {}
-    for n, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{path}:{n}: a measurement line must be JSON, but got: {exc}") from None
-        if not isinstance(rec, dict) or rec.get("gpu") != gpu.id:
-            continue
-        key = _kernel_of(rec.get("kernel"))
-        t = rec.get("time_s")
-        if key is None or not isinstance(t, (int, float)) or not math.isfinite(t) or t <= 0:
-            continue
-        seen.setdefault(key, []).append(float(t))
+    gpus: dict[str, str] = {}
+    for r in perfmodel.read_measurements(measurements):
+        where = f"{os.fspath(measurements)}:{r.line}"
+        if r.gpu not in gpus:
+            try:
+                gpus[r.gpu] = perfmodel.get_gpu(r.gpu).id
+            except InputError as exc:
+                raise InputError(f"{where}: the record's gpu: {exc}") from None
+        if gpus[r.gpu] != gpu.id:
+            raise InputError(f"{where}: replayed times must be measured on the GPU searched ({gpu.id!r}), but the "
+                             f"record is of gpu {r.gpu!r}")
+        if r.workload != workload:
+            raise InputError(f"{where}: replayed times must be of the workload searched ({_summary(workload)}), but "
+                             f"the record's workload is {r.workload_ref if len(r.workload_ref) < 120 else 'inline'} "
+                             f"({_summary(r.workload)})")
+        seen.setdefault(r.kernel, []).append(r.time_s)
     return seen
 
 
 def replay_times(
-    measurements: str | os.PathLike[str], gpu: GPUSpec, configs: Sequence[KernelConfig]
+    measurements: str | os.PathLike[str], gpu: GPUSpec, workload: Workload, configs: Sequence[KernelConfig]
 ) -> list[float | None]:
-    """Measured times of ``configs`` on ``gpu`` from a measurement file (JSON lines, docs/formats.md).
-
-    Several records of one configuration give their median; a configuration with no record
-    gives None. Records of other GPUs are ignored (the workload is the caller's to match).
-    """
-    seen = read_measurements(measurements, gpu)
+    """Measured times of ``configs`` from a measurement file (:func:`read_measurements`: every
+    record of ``workload`` on ``gpu``). Several records of one configuration give their
+    median; a configuration with no record gives None."""
+    seen = read_measurements(measurements, gpu, workload)
     return [float(np.median(seen[c])) if c in seen else None for c in configs]
 
 

@@ -256,8 +256,8 @@ def optimize(
     check_int(top_k, "top_k", min_val=1)
     check_int(n_startup_trials, "n_startup_trials", min_val=0)
     check_int(budget_evals, "budget_evals", min_val=1)
-    if seed is not None:
-        check_int(seed, "seed", min_val=0)
+    if seed is not None:  # worker i samples with seed + i; Optuna's samplers take seeds below 2**32
+        check_int(seed, "seed", min_val=0, max_val=2**32 - workers)
     check_float(budget_s, "budget_s", min_val=0.0, min_open=True)
     chosen = check_sampler(sampler)
     if not isinstance(chosen, str) and workers > 1:
@@ -430,7 +430,7 @@ def _expensive(
         if fidelity == "sim":
             return list(simulate_times(wl, g, configs))
         if measurements is not None:
-            return replay_times(measurements, g, configs)
+            return replay_times(measurements, g, wl, configs)
         return list(measure_times(wl, g, configs, measure))
 
     def evaluate(configs: list[KernelConfig]) -> Any:
@@ -441,7 +441,11 @@ def _expensive(
 
     allowed = None
     if fidelity == "gpu" and measurements is not None:  # only what was measured can be replayed
-        allowed = {sp.canonical(c) for c in read_measurements(measurements, g) if sp.contains(c)}
+        recorded = read_measurements(measurements, g, wl)
+        allowed = {sp.canonical(c) for c in recorded if sp.contains(c)}
+        if not allowed:
+            raise InputError(f"fidelity 'gpu' replays {os.fspath(measurements)!r}, but none of its {len(recorded)} "
+                             "configurations is in the search space")
     study = open_study(spec, f"{name}-{fidelity}", len(objs))
     check_study_matches(study, wl, g, sp, objs)
     study.set_user_attr("fidelity", fidelity)
