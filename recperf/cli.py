@@ -18,9 +18,11 @@ import argparse
 import contextlib
 import importlib
 import signal
+import sys
+import warnings
 from collections.abc import Iterator, Sequence
 from types import FrameType
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TextIO
 
 from recperf._common import fail, interrupted
 
@@ -103,9 +105,25 @@ def _signals() -> Iterator[None]:
             signal.signal(sig, old if old is not None else signal.SIG_DFL)
 
 
+@contextlib.contextmanager
+def _one_line_warnings() -> Iterator[None]:
+    """Warnings print as one ``warning:`` line on stderr (not Python's two-line form)."""
+    saved = warnings.showwarning
+
+    def show(message: Warning | str, category: type[Warning], filename: str, lineno: int, file: TextIO | None = None,
+             line: str | None = None) -> None:
+        print(f"warning: {' '.join(str(message).split())}", file=sys.stderr)
+
+    warnings.showwarning = show
+    try:
+        yield
+    finally:
+        warnings.showwarning = saved
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one ``recperf`` command; returns its exit status (0 done, 2 bad input, 130 Ctrl-C)."""
-    with _signals():
+    with _signals(), _one_line_warnings():
         try:
             parser = build_parser()
             args = parser.parse_args(argv)

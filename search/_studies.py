@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from perfmodel import InputError, KernelConfig, check_int
 from search._codec import trial_config
 from search._space import space_from_mapping
-from search._storage import resolve_storage
+from search._storage import resolve_storage, storage_errors
 
 __all__ = ["study_top_k"]
 
@@ -24,8 +24,10 @@ def study_top_k(storage: str, study_name: str, k: int) -> list[KernelConfig]:
 
     check_int(k, "k", min_val=1)
     spec = resolve_storage(storage, study_name)
+    opened = spec.open()
     try:
-        study = optuna.load_study(study_name=study_name, storage=spec.open())
+        with storage_errors(spec):
+            study = optuna.load_study(study_name=study_name, storage=opened)
     except KeyError:
         raise InputError(f"no study named {study_name!r} in {spec.describe()}") from None
     space_doc = study.user_attrs.get("space")

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from perfmodel import GPUSpec, InputError, KernelConfig, Workload
 from search._codec import CapLevelCodec
 from search._space import SearchSpace
-from search._storage import StorageSpec
+from search._storage import StorageSpec, storage_errors
 
 if TYPE_CHECKING:
     import optuna
@@ -64,8 +64,10 @@ def open_study(spec: StorageSpec, name: str, n_objectives: int,
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    return optuna.create_study(storage=spec.open(), study_name=name, directions=["minimize"] * n_objectives,
-                               sampler=sampler, load_if_exists=True)
+    storage = spec.open()
+    with storage_errors(spec):
+        return optuna.create_study(storage=storage, study_name=name, directions=["minimize"] * n_objectives,
+                                   sampler=sampler, load_if_exists=True)
 
 
 def check_study_matches(study: optuna.Study, workload: Workload, gpu: GPUSpec, space: SearchSpace,
