@@ -11,11 +11,13 @@ the same study marks them ``FAIL`` when the process that asked them (recorded as
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import functools
 import multiprocessing
+import signal
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -175,15 +177,31 @@ class _WorkerJob:
     enqueue: tuple[KernelConfig, ...] = ()
 
 
-def _worker_main(job: _WorkerJob) -> None:
-    import optuna
+def _stop(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.load_study(study_name=job.study_name, storage=job.storage.open())
-    sampler = make_sampler(job.sampler, job.seed, n_startup_trials=job.n_startup_trials)
-    codec = CapLevelCodec.for_workload(job.space, job.gpu, job.workload)
-    run_trials(study, codec, functools.partial(evaluate_model, job.workload, job.gpu), job.n_objectives,
-               job.n_trials, job.ask_batch, sampler, job.enqueue)
+
+def _worker_main(job: _WorkerJob) -> None:
+    """A worker process. It was started with SIGINT ignored (a Ctrl-C at the terminal reaches
+    the whole process group: the parent decides, and stops the workers with SIGTERM); SIGTERM
+    stops it between two Python steps, so a trial is written whole or not at all, and it
+    exits 130 with no traceback."""
+    signal.signal(signal.SIGTERM, _stop)
+    try:
+        import optuna
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        study = optuna.load_study(study_name=job.study_name, storage=job.storage.open())
+        sampler = make_sampler(job.sampler, job.seed, n_startup_trials=job.n_startup_trials)
+        codec = CapLevelCodec.for_workload(job.space, job.gpu, job.workload)
+        run_trials(study, codec, functools.partial(evaluate_model, job.workload, job.gpu), job.n_objectives,
+                   job.n_trials, job.ask_batch, sampler, job.enqueue)
+    except KeyboardInterrupt:
+        raise SystemExit(130) from None
+
+
+#: seconds a stopped worker gets to finish its current step before it is killed
+WORKER_STOP_S = 10.0
 
 
 def run_workers(
@@ -201,33 +219,58 @@ def run_workers(
     ctx = multiprocessing.get_context("spawn")
     shares = [n_trials // workers + (1 if i < n_trials % workers else 0) for i in range(workers)]
     procs = []
-    for i, share in enumerate(shares):
-        if share == 0:
-            continue
-        job = _WorkerJob(storage=spec, study_name=name, workload=workload, gpu=gpu, space=space,
-                         n_objectives=n_objectives, n_trials=share, sampler=sampler,
-                         seed=None if seed is None else seed + i, n_startup_trials=n_startup_trials,
-                         ask_batch=ask_batch, enqueue=enqueue if i == 0 else ())
-        p = ctx.Process(target=_worker_main, args=(job,), name=f"recperf-search-worker-{i}")
-        p.start()
-        procs.append(p)
-    start = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
-    shown = 0
     try:
+        # the workers start with SIGINT ignored (inherited): a Ctrl-C stops them through this process
+        with _sigint_ignored():
+            for i, share in enumerate(shares):
+                if share == 0:
+                    continue
+                job = _WorkerJob(storage=spec, study_name=name, workload=workload, gpu=gpu, space=space,
+                                 n_objectives=n_objectives, n_trials=share, sampler=sampler,
+                                 seed=None if seed is None else seed + i, n_startup_trials=n_startup_trials,
+                                 ask_batch=ask_batch, enqueue=enqueue if i == 0 else ())
+                p = ctx.Process(target=_worker_main, args=(job,), name=f"recperf-search-worker-{i}")
+                p.start()
+                procs.append(p)
+        start = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+        shown = 0
         while any(p.is_alive() for p in procs):
             time.sleep(0.5)
             if bar is not None:
                 now = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))) - start
                 bar.update(max(0, min(n_trials, now) - shown))
                 shown = max(shown, min(n_trials, now))
-    finally:
+    except BaseException:  # Ctrl-C (or any error) here: stop the workers, keep what they wrote
         for p in procs:
-            p.join()
+            if p.is_alive():
+                p.terminate()
+        for p in procs:
+            p.join(WORKER_STOP_S)
+            if p.is_alive():
+                p.kill()
+                p.join()
+        raise
+    for p in procs:
+        p.join()
     bad = [p.exitcode for p in procs if p.exitcode != 0]
     if bad:
         raise RuntimeError(f"{len(bad)} of {len(procs)} search workers failed (exit codes {bad})")
     if bar is not None:
         bar.update(n_trials - shown)
+
+
+@contextlib.contextmanager
+def _sigint_ignored() -> Iterator[None]:
+    """SIGINT ignored while the workers start (main thread only), so they inherit it."""
+    try:
+        old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
 
 
 def fail_orphans(study: optuna.Study) -> int:
