@@ -337,3 +337,215 @@ def test_integer_arguments_accept_exponent_form() -> None:
     for bad in ("nan", "inf", "1.5", "", "x", "1e-3"):
         with pytest.raises(Exception, match="must be an integer"):
             integer(bad)
+
+
+# ---- storages (items 1, 7, 15) ----------------------------------------------------------------
+
+
+def _search(w: str, storage: str, trials: int, *more: str) -> Result:
+    return run_cli(["search", "--gpu", "a100-80gb", "--workload", w, "--sampler", "tpe", "--trials", str(trials),
+                    "--storage", storage, "--study-name", "t", "--seed", "0", "--no-progress", "--no-report",
+                    "--json", *more])
+
+
+def _journal_complete(path: str) -> int:
+    import optuna
+    from optuna.storages.journal import JournalFileBackend
+
+    study = optuna.load_study(study_name="t", storage=optuna.storages.JournalStorage(JournalFileBackend(path)))
+    return sum(t.state.name == "COMPLETE" for t in study.trials)
+
+
+def test_item01_a_torn_journal_is_cut_before_appending(tmp_path: Path) -> None:
+    """Item 1: a journal whose last record a killed writer cut short. ``search`` appended onto
+    the partial line, failed with ``Expecting ':' delimiter``, and the study was unreadable
+    afterwards, by Optuna too. Now the partial record is cut (one warning line) and the
+    search continues; every complete trial is kept."""
+    w = write(tmp_path / "w.toml", WORKLOAD)
+    j = str(tmp_path / "j.log")
+    assert _search(w, j, 12).status == 0
+    before = _journal_complete(j)
+    data = Path(j).read_bytes()
+    Path(j).write_bytes(data[:-20])  # the last record torn, as by a SIGKILL mid-write
+    res = _search(w, j, 5)
+    assert res.status == 0 and res.escaped is None, res.stderr[-2000:]
+    warn = [line for line in res.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warn) == 1 and "cut short" in warn[0] and "j.log" in warn[0], res.stderr
+    after = _journal_complete(j)  # Optuna reads the whole file again
+    assert after >= before - 1 + 5, (before, after)  # at most the torn record's trial lost, then 5 more
+    assert Path(j).read_bytes().endswith(b"\n")
+
+
+def test_repair_journal_cuts_only_a_partial_last_line(tmp_path: Path) -> None:
+    from search._storage import PidSymlinkLock, StorageWarning, repair_journal
+
+    p = tmp_path / "j.log"
+    p.write_bytes(b'{"a": 1}\n{"b": 2}\n')
+    assert repair_journal(str(p), PidSymlinkLock(str(p))) == 0 and p.read_bytes() == b'{"a": 1}\n{"b": 2}\n'
+    p.write_bytes(b'{"a": 1}\n' + b"x" * 200_000)  # a partial line longer than one read block
+    with pytest.warns(StorageWarning, match="200000 bytes"):
+        assert repair_journal(str(p), PidSymlinkLock(str(p))) == 200_000
+    assert p.read_bytes() == b'{"a": 1}\n'
+    p.write_bytes(b'{"only": "partial')
+    with pytest.warns(StorageWarning):
+        repair_journal(str(p), PidSymlinkLock(str(p)))
+    assert p.read_bytes() == b""
+    assert not os.path.lexists(str(p) + ".lock")  # released
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_item07_a_lock_of_a_dead_process_is_broken_at_once(tmp_path: Path) -> None:
+    """Item 7: after a SIGKILL on a journal storage the re-run waited 30 s on the lock file
+    the killed process held. The lock names its holder (host:pid); a holder of this host
+    that is gone is detected and the lock broken at once."""
+    import socket
+
+    from search._storage import PidSymlinkLock
+
+    w = write(tmp_path / "w.toml", WORKLOAD)
+    j = str(tmp_path / "j.log")
+    assert _search(w, j, 3).status == 0
+    os.symlink(f"{PidSymlinkLock.PREFIX}{socket.gethostname()}:{_dead_pid()}:deadbeef", j + ".lock")
+    t0 = time.monotonic()
+    res = _search(w, j, 2)
+    assert res.status == 0, res.stderr[-2000:]
+    assert time.monotonic() - t0 < 20  # the search itself; the lock wait was 30 s
+    assert not os.path.lexists(j + ".lock")
+
+
+def test_a_lock_of_a_live_process_is_waited_for(tmp_path: Path) -> None:
+    """The other side of item 7: a live holder (this process) is not broken before the grace
+    period; a lock of unknown form (stock Optuna's) is broken after it."""
+    from search._storage import PidSymlinkLock
+
+    j = str(tmp_path / "j.log")
+    holder = PidSymlinkLock(j)
+    assert holder.acquire()
+    got: list[float] = []
+    waiter = PidSymlinkLock(j, grace_period_s=60)
+    t = threading.Thread(target=lambda: got.append(time.monotonic()) if waiter.acquire() else None, daemon=True)
+    t.start()
+    time.sleep(0.5)
+    assert not got  # still waiting
+    holder.release()
+    t.join(5)
+    assert got
+    waiter.release()
+    os.symlink(j, j + ".lock")  # stock Optuna's link: the journal's own path, no holder named
+    t0 = time.monotonic()
+    assert PidSymlinkLock(j, grace_period_s=0.3).acquire()
+    assert 0.3 <= time.monotonic() - t0 < 5
+
+
+@pytest.mark.parametrize(("kind", "needle"), [
+    ("text", "not an Optuna study database or is damaged"),
+    ("header", "not an Optuna study database or is damaged"),
+    ("truncated", "is damaged (database disk image is malformed)"),
+    ("mysql", "needs the database driver"),
+    ("nosuch", "unsupported URL scheme 'nosuch'"),
+    ("postgres", "cannot be used"),
+    ("readonly", "cannot be used"),
+    ("nofolder", "folder '/proc/recperf-none' cannot be made"),
+])
+def test_item15_storages_that_cannot_be_used_are_one_error(tmp_path: Path, kind: str, needle: str) -> None:
+    """Item 15: a corrupt SQLite study (a text file, a bad header, truncated), an unreachable
+    PostgreSQL server, a scheme without its driver, a read-only folder: each was a traceback
+    (``sqlite3.DatabaseError``, ``OperationalError``, ``ImportError``)."""
+    w = write(tmp_path / "w.toml", WORKLOAD)
+    db = tmp_path / "s.db"
+    storage = f"sqlite:///{db}"
+    if kind == "text":
+        write(db, "this is not a database\n" * 50)
+    elif kind == "header":
+        write(db, b"SQLite format 3\x00" + os.urandom(4096))
+    elif kind == "truncated":
+        assert _search(w, str(db), 2).status == 0
+        for extra in ("-wal", "-shm"):
+            Path(str(db) + extra).unlink(missing_ok=True)
+        data = db.read_bytes()
+        db.write_bytes(data[: len(data) // 3])
+    elif kind == "mysql":
+        storage = "mysql://u:p@127.0.0.1:1/db"
+    elif kind == "nosuch":
+        storage = "nosuch://u@h/db"
+    elif kind == "postgres":
+        storage = "postgresql://u:p@127.0.0.1:1/db"
+    elif kind == "readonly":
+        ro = tmp_path / "ro"
+        ro.mkdir()
+        ro.chmod(0o500)
+        # root writes into any folder of a normal file system, not into sysfs
+        storage = "/sys/recperf-j.log" if os.geteuid() == 0 else str(ro / "j.log")
+    elif kind == "nofolder":
+        storage = "/proc/recperf-none/j.log"  # a folder that cannot be made
+    one_error(_search(w, storage, 2), needle)
+
+
+# ---- replayed measurements (item 3) ----------------------------------------------------------
+
+
+def test_item03_replayed_measurements_must_match_workload_gpu_and_times(tmp_path: Path) -> None:
+    """Item 3: ``search --fidelity gpu --measurements F`` replayed F's times whatever
+    workload or GPU they were measured for, and dropped records with a NaN time silently.
+    Now each record must be of the searched workload and GPU with a finite time, or the
+    command refuses naming the record."""
+    import json
+
+    w = write(tmp_path / "w.toml", WORKLOAD)
+    other = write(tmp_path / "other.toml", LONG_WORKLOAD)
+
+    def meas(name: str, *recs: dict[str, object]) -> str:
+        return write(tmp_path / name, "".join(json.dumps(r) + "\n" for r in recs))
+
+    def rec(workload: str = w, gpu: str = "a100-80gb", time_s: float = 1e-4, cap: int = 40) -> dict[str, object]:
+        return {"gpu": gpu, "workload": workload, "kernel": {"register_cap": cap}, "time_s": time_s}
+
+    def replay(m: str) -> Result:
+        return run_cli(["search", "--gpu", "a100-80gb", "--workload", w, "--fidelity", "gpu", "--measurements", m,
+                        "--trials", "4", "--sampler", "tpe", "--storage", ":memory:", "--no-progress", "--no-report",
+                        "--json"])
+
+    one_error(replay(meas("a.jsonl", rec(), rec(workload=other, cap=64))), "a.jsonl:2", "workload searched",
+              "batch 4096")
+    one_error(replay(meas("b.jsonl", rec(), rec(gpu="h100-sxm", cap=64))), "b.jsonl:2", "GPU searched", "h100-sxm")
+    one_error(replay(meas("c.jsonl", rec(), rec(gpu="nosuch", cap=64))), "c.jsonl:2", "nosuch")
+    nan = write(tmp_path / "d.jsonl", json.dumps(rec()) + "\n" + json.dumps(rec(cap=64)).replace("0.0001", "NaN") + "\n")
+    one_error(replay(nan), "d.jsonl:2", "time_s > 0", "nan")
+    # records of the searched workload (an inline table or another path to the same file) on the same GPU replay
+    same = {"batch_size": 512, "tables": [{"rows": 200000, "dim": 64, "pooling": 20, "indices": {"kind": "zipf"}}]}
+    ok = replay(meas("e.jsonl", rec(), rec(cap=64, time_s=5e-5), {**rec(cap=0), "workload": same}))
+    assert ok.status == 0, ok.stderr[-2000:]
+    assert json.loads(ok.stdout)["best_time_s"] == 5e-5
+
+
+def test_item06_ctrl_c_to_a_search_with_workers(tmp_path: Path) -> None:
+    """Item 6: Ctrl-C at the terminal (SIGINT to the whole process group) during ``search
+    --workers 2``: exit 130 but two 150-line worker tracebacks. Now the parent alone says
+    ``interrupted``; the workers stop between trials and every completed trial is kept."""
+    w = write(tmp_path / "w.toml", WORKLOAD)
+    j = str(tmp_path / "j.log")
+    proc = subprocess.Popen([sys.executable, "-m", "recperf", "search", "--gpu", "a100-80gb", "--workload", w,
+                             "--sampler", "tpe", "--trials", "100000", "--workers", "2", "--storage", j,
+                             "--study-name", "t", "--no-progress", "--no-report"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:  # until the workers have finished trials
+            if os.path.exists(j) and Path(j).read_bytes().count(b'"state":1,') >= 10:
+                break
+            time.sleep(0.2)
+        assert proc.poll() is None, proc.communicate()
+        os.killpg(proc.pid, signal.SIGINT)
+        _out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, err[-3000:]
+    assert err.splitlines() == ["interrupted"], err[-3000:]
+    assert _journal_complete(j) >= 10
+    assert Path(j).read_bytes().endswith(b"\n")  # no record torn by the stop
