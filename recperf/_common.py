@@ -60,8 +60,9 @@ def refuse_overwrite(outputs: Mapping[str, str | os.PathLike[str] | None],
     """Fail (exit 2) when an output path names the same file as an input, or as another output.
 
     ``outputs`` and ``inputs`` map an option name (``--markdown``) to its path (None: not
-    given). Paths are compared after resolving links and ``..``; an existing file is also
-    compared by device and inode (hard links).
+    given; an input that names no existing file, such as a GPU id, is skipped). Paths are
+    compared after resolving links and ``..``; an existing file is also compared by device
+    and inode (hard links).
     """
     def same(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
         if os.path.realpath(a) == os.path.realpath(b):
@@ -72,11 +73,27 @@ def refuse_overwrite(outputs: Mapping[str, str | os.PathLike[str] | None],
             return False
 
     outs = [(k, v) for k, v in outputs.items() if v]
+    ins = [(k, v) for k, v in inputs.items() if v and os.path.exists(v)]
     for i, (name, path) in enumerate(outs):
-        for other, src in [*((k, v) for k, v in inputs.items() if v), *outs[:i]]:
+        for other, src in [*ins, *outs[:i]]:
             if same(path, src):
                 fail(f"`{name}` must not be the file `{other}` names (it would be overwritten), but both are "
                      f"{os.fspath(path)!r}")
+
+
+def storage_file(storage: str | None) -> str | None:
+    """The file a ``--storage`` argument writes (an SQLite or journal file), or None (a server, memory)."""
+    if not storage or storage == ":memory:":
+        return None
+    if storage.startswith("sqlite:///"):
+        return storage[len("sqlite:///"):] or None
+    return None if "://" in storage else storage
+
+
+def workload_files(workload: Any, option: str = "--workload") -> dict[str, str]:
+    """The trace files a workload reads, keyed for :func:`refuse_overwrite`."""
+    return {f"{option} trace of table {i}": t.indices.path for i, t in enumerate(workload.tables)
+            if t.indices.path}
 
 
 def add_json_flag(parser: argparse.ArgumentParser) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from recperf._common import add_json_flag, emit, format_table, integer, number
+from recperf._common import add_json_flag, emit, format_table, integer, number, refuse_overwrite
 
 
 def register(sub: Any) -> None:
@@ -138,6 +138,8 @@ def run_pipeline(args: argparse.Namespace) -> int:
     import perfmodel
     from perfmodel import pipeline as pp
 
+    refuse_overwrite({"--plot": args.plot}, {"--model": args.model, "--device": args.device,
+                                             "--embedding-config": args.embedding_config})
     model = pp.get_model(args.model)
     dev = pp.resolve_device(args.device)
     is_gpu = isinstance(dev, perfmodel.GPUSpec)
@@ -247,6 +249,7 @@ def run_sweep(args: argparse.Namespace) -> int:
     from perfmodel import pipeline as pp
 
     devices = [d.strip() for d in args.devices.split(",") if d.strip()]
+    refuse_overwrite({"--plot": args.plot}, {"--model": args.model, **{f"--devices {d}": d for d in devices}})
     batches = _int_list("--batch-sizes", args.batch_sizes)
     rows = pp.sweep_batch(args.model, devices, batches, streams=args.streams, dtype=args.dtype,
                           embedding_kernel=args.embedding_kernel)

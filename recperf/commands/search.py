@@ -15,7 +15,17 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from recperf._common import add_gpu_arg, add_json_flag, emit, format_table, integer, number
+from recperf._common import (
+    add_gpu_arg,
+    add_json_flag,
+    emit,
+    format_table,
+    integer,
+    number,
+    refuse_overwrite,
+    storage_file,
+    workload_files,
+)
 
 
 def register(sub: Any) -> None:
@@ -77,6 +87,10 @@ def run(args: argparse.Namespace) -> int:
 
     gpu = perfmodel.get_gpu(args.gpu)
     workload = perfmodel.load_workload(args.workload)
+    # the storage is written (and read), the plan written: neither may be an input file
+    refuse_overwrite({"--storage": storage_file(args.storage), "--plan-out": args.plan_out},
+                     {"--gpu": args.gpu, "--workload": args.workload, **workload_files(workload), "--space": args.space,
+                      "--measurements": args.measurements})
     stem = Path(args.workload).stem
     progress = not args.no_progress
     space = search.load_space(args.space) if args.space else None

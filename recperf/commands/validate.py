@@ -21,7 +21,17 @@ import math
 from pathlib import Path
 from typing import Any
 
-from recperf._common import add_json_flag, emit, fail, format_table, integer, number
+from recperf._common import (
+    add_json_flag,
+    emit,
+    fail,
+    format_table,
+    integer,
+    number,
+    refuse_overwrite,
+    storage_file,
+    workload_files,
+)
 
 
 def register(sub: Any) -> None:
@@ -120,7 +130,12 @@ def _f(x: float) -> str:
 def run_report(args: argparse.Namespace) -> int:
     from validation import accuracy_report, render_markdown, render_scatter
 
+    outputs = {"--plot": args.plot, "--markdown": args.markdown}
+    refuse_overwrite(outputs, {"--measurements": args.measurements, "--gpu-spec": args.gpu_spec})
     rep = accuracy_report(args.measurements, gpu=args.gpu_spec)
+    # the workload files the records name (and their traces) are inputs too
+    refuse_overwrite(outputs, {f"--measurements line {r.line}'s {k}": v for r in rep.records
+                               for k, v in {"workload": r.workload_ref, **workload_files(r.workload, "workload")}.items()})
     payload = rep.to_dict()
     if args.plot:
         payload["plot"] = str(render_scatter(rep, args.plot))
@@ -250,6 +265,9 @@ def run_calibrate(args: argparse.Namespace) -> int:
         raise perfmodel.InputError("calibrate needs --gpu, or --archive whose manifest names a recperf GPU"
                                    + (f" (this one names none: device {run.manifest.get('device_name')!r})" if run else ""))
     base = perfmodel.get_gpu(gpu)
+    out = Path(args.out or f"out/{base.id}-calibrated.toml")
+    refuse_overwrite({"--out": out}, {"--gpu": gpu, "--archive": args.archive, "--micro": args.micro,
+                                      "--latency": args.latency, "--stream": args.stream, "--l2": args.l2})
     data = MicroData()
     sources: list[str] = []
     if run is not None:
@@ -280,7 +298,6 @@ def run_calibrate(args: argparse.Namespace) -> int:
         raise perfmodel.InputError("calibrate needs data: --archive A.tar.gz, --micro FILE, --latency/--stream/--l2 "
                                    "FILES, or --published")
     result = calibrate(base, data)
-    out = Path(args.out or f"out/{base.id}-calibrated.toml")
     result.write_spec(out, source_files=sources)
     payload = {**result.to_dict(points=args.points), "spec_file": str(out), "data": sources}
     if run is not None:
@@ -331,6 +348,7 @@ def run_preflight(args: argparse.Namespace) -> int:
 def run_micro(args: argparse.Namespace) -> int:
     from validation.micro import run_microbenchmarks
 
+    refuse_overwrite({"--out": args.out}, {"--gpu": args.gpu})
     _require_gpu()
     summary = run_microbenchmarks(args.out, gpu=args.gpu, quick=args.quick, kinds=args.kind)
     return emit(args, summary, lambda: json.dumps(summary, indent=2))
@@ -342,6 +360,8 @@ def run_sweep(args: argparse.Namespace) -> int:
     from validation.runners import LiveRunner, kernel_grid, read_kernel_list
 
     workload = perfmodel.load_workload(args.workload)
+    refuse_overwrite({"--out": args.out}, {"--workload": args.workload, **workload_files(workload), "--kernels": args.kernels,
+                                           "--study-storage": storage_file(args.study_storage), "--gpu": args.gpu})
     if args.kernels:
         configs = read_kernel_list(args.kernels)
     elif args.grid:
