@@ -549,3 +549,44 @@ def test_item06_ctrl_c_to_a_search_with_workers(tmp_path: Path) -> None:
     assert err.splitlines() == ["interrupted"], err[-3000:]
     assert _journal_complete(j) >= 10
     assert Path(j).read_bytes().endswith(b"\n")  # no record torn by the stop
+
+
+# ---- outputs over inputs (item 2) --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("argv", "needle"), [
+    (["validate", "report", "--measurements", "M", "--markdown", "M"], "`--markdown` must not be the file `--measurements`"),
+    (["validate", "report", "--measurements", "M", "--markdown", "M2"], "`--measurements`"),  # another spelling
+    (["validate", "report", "--measurements", "M", "--markdown", "L"], "`--measurements`"),  # a hard link
+    (["validate", "report", "--measurements", "M", "--plot", "W"], "line 1's workload"),  # a file the records name
+    (["validate", "report", "--measurements", "M", "--plot", "X", "--markdown", "X"], "`--plot`"),
+    (["search", "--gpu", "a100-80gb", "--workload", "W", "--storage", "W", "--trials", "2"], "`--storage`"),
+    (["search", "--gpu", "a100-80gb", "--workload", "W", "--storage", "sqlite:///W", "--trials", "2"], "`--storage`"),
+    (["search", "--gpu", "a100-80gb", "--workload", "W", "--per-table", "--plan-out", "W"], "`--plan-out`"),
+    (["pipeline", "--model", "rmc1", "--device", "a100-80gb", "--batch-size", "64", "--embedding-config", "K",
+      "--plot", "K"], "`--embedding-config`"),
+    (["validate", "calibrate", "--gpu", "a100-80gb", "--latency", "T", "--out", "T"], "`--latency`"),
+    (["validate", "sweep", "--workload", "W", "--grid", '{"block_size": [128]}', "--out", "W"], "`--workload`"),
+    (["validate", "micro", "--out", "K", "--gpu", "K"], "`--gpu`"),
+])
+def test_item02_an_output_over_an_input_is_refused(tmp_path: Path, argv: list[str], needle: str) -> None:
+    """Item 2: ``validate report --measurements m.jsonl --markdown m.jsonl`` overwrote the
+    measurements with the report (exit 0). Every output path equal to an input (by path, by
+    another spelling, by a hard link) is refused before anything is written."""
+    import hashlib
+    import json
+
+    w = write(tmp_path / "w.toml", WORKLOAD)
+    m = write(tmp_path / "m.jsonl", json.dumps({"gpu": "a100-80gb", "workload": w, "kernel": {}, "time_s": 1e-4}) + "\n"
+              + json.dumps({"gpu": "a100-80gb", "workload": "w.toml", "kernel": {"register_cap": 40}, "time_s": 9e-5})
+              + "\n")
+    os.link(m, tmp_path / "link.jsonl")
+    k = write(tmp_path / "k.toml", "block_size = 256\n")
+    t = write(tmp_path / "lat.txt", "".join(f"{x} 500\n" for x in (16, 64, 256, 1024, 4096, 65536, 262144, 1048576)))
+    names = {"M": m, "W": w, "K": k, "T": t, "L": str(tmp_path / "link.jsonl"), "X": str(tmp_path / "x.md"),
+             "M2": f"{tmp_path}/../{tmp_path.name}/m.jsonl", "sqlite:///W": "sqlite:///" + w}
+    files = [Path(p) for p in (w, m, k, t)]
+    before = [hashlib.sha256(p.read_bytes()).hexdigest() for p in files]
+    one_error(run_cli([names.get(a, a) for a in argv]), needle, "it would be overwritten")
+    assert [hashlib.sha256(p.read_bytes()).hexdigest() for p in files] == before
+    assert not (tmp_path / "x.md").exists()
