@@ -33,6 +33,7 @@ from functools import lru_cache
 import numpy as np
 import numpy.typing as npt
 
+from perfmodel._capacity import check_host_fit
 from perfmodel._config import Table
 from perfmodel._errors import InputError
 from perfmodel._popularity import ZipfPopularity, popularity
@@ -69,6 +70,7 @@ class TableCall:
 
 
 def bag_lengths(table: Table, batch_size: int) -> IntArray:
+    check_host_fit(table, batch_size)  # the first of a call's O(batch) and O(lookups) arrays
     if table.pooling is not None:
         return np.full(batch_size, table.pooling, dtype=np.int64)
     mean = table.mean_pooling

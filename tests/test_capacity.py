@@ -29,8 +29,13 @@ def test_a_trillion_rows_do_not_fit_and_the_message_names_the_sizes() -> None:
 
 def test_the_boundary_counts_every_copy() -> None:
     usable = int(H200.dram_size_bytes * GPU_MEMORY_USABLE_FRACTION)
-    rows = usable // 64  # 32 fp16 columns = 64 B a row
+    # the call's inputs and output are on the device too: 4096 x 40 int64 indices, 4097 int64
+    # offsets, 4096 pooled rows of 64 B (32 fp16 columns = 64 B a row)
+    io = 4096 * 40 * 8 + 4097 * 8 + 4096 * 64
+    assert device_fit(_workload(1, dim=32, dtype="float16"), H200).io_bytes == io
+    rows = (usable - io) // 64
     assert device_fit(_workload(rows, dim=32, dtype="float16"), H200).fits
     assert not device_fit(_workload(rows + 1, dim=32, dtype="float16"), H200).fits
-    assert not device_fit(_workload(rows // 2 + 1, dim=32, dtype="float16", count=2), H200).fits
+    assert not device_fit(_workload((usable - 2 * io) // 128 + 1, dim=32, dtype="float16", count=2), H200).fits
+    assert device_fit(_workload((usable - 2 * io) // 128, dim=32, dtype="float16", count=2), H200).fits
     assert check_device_fit(_workload(10**9, dim=32, dtype="float16"), H200).fits  # 64 GB on a 141 GB GPU
