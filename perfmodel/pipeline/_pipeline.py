@@ -381,19 +381,37 @@ class PipelineResult:
         return d
 
 
+def _batch_bytes(model: ModelSpec, batch_size: int, esize: int) -> int:
+    """Device bytes of one batch's inputs and activations: the dense features (fp32), every
+    bag's indices (int64) and offsets, and the activations, estimated from above as every
+    layer's output held at once (the embedding outputs, each MLP layer, per task)."""
+    lookups = sum(math.ceil(batch_size * f.table.mean_pooling) * f.sequence * f.table.count for f in model.features)
+    bags = sum(batch_size * f.sequence * f.table.count for f in model.features)
+    inputs = batch_size * model.dense_features * 4 + lookups * 8 + (bags + len(model.features)) * 8
+    widths = (sum(f.table.dim * f.table.count for f in model.features) + sum(model.bottom_mlp) + sum(model.top_mlp)
+              + max(model.tasks, 1) * sum(model.task_mlp))
+    return inputs + batch_size * widths * esize
+
+
 def _memory_plan(model: ModelSpec, dev: GPUSpec | CPUSpec, reps: str | Mapping[str, str] | None, dhe: DHEConfig,
-                 esize: int) -> tuple[dict[str, Any], frozenset[str]]:
+                 esize: int, batch_size: int = 1) -> tuple[dict[str, Any], frozenset[str]]:
     per_table: list[tuple[str, int, float]] = []
     for key, f in table_instances(model):
         rep = _rep_of(reps, key, f)
         nbytes = representation_bytes(rep, f.table.rows, f.table.dim, f.table.row_bytes // f.table.dim, dhe, esize)
         per_table.append((key, nbytes, f.table.mean_pooling * f.sequence / max(nbytes, 1)))
     tables = sum(b for _, b, _ in per_table)
-    dense = _dense_weight_bytes(model, esize)
+    # the dense weights and one batch's inputs and activations stay in the device's own memory
+    dense = _dense_weight_bytes(model, esize) + _batch_bytes(model, batch_size, esize)
     if isinstance(dev, GPUSpec):
         capacity = int(dev.dram_size_bytes * GPU_MEMORY_USABLE_FRACTION)
     else:
         capacity = dev.dram_capacity_bytes
+    if dense > capacity:  # no placement of the tables helps
+        raise InputError(
+            f"`dense weights + one batch's inputs and activations <= usable memory` must hold, but batch {batch_size:,} "
+            f"of model {model.id!r} needs {dense / 1e9:,.1f} GB and {dev.id!r} has {capacity / 1e9:,.1f} GB; "
+            "give a smaller batch")
     host: set[str] = set()
     on_device = tables
     if isinstance(dev, GPUSpec) and tables + dense > capacity:
@@ -409,7 +427,8 @@ def _memory_plan(model: ModelSpec, dev: GPUSpec | CPUSpec, reps: str | Mapping[s
             f"model {model.id!r} needs {(tables + dense) / 1e9:.1f} GB but cpu {dev.id!r} has {capacity / 1e9:.1f} GB of DRAM"
         )
     plan = {
-        "table_bytes": tables, "dense_weight_bytes": dense, "capacity_bytes": capacity,
+        "table_bytes": tables, "dense_weight_bytes": dense - _batch_bytes(model, batch_size, esize),
+        "batch_bytes": _batch_bytes(model, batch_size, esize), "capacity_bytes": capacity,
         "fits": not host and fits, "placement": "device" if not host else "device+host-mapped",
         "host_tables": sorted(host), "host_table_bytes": tables - on_device,
     }
@@ -442,7 +461,7 @@ def run_pipeline(model: str | os.PathLike[str] | ModelSpec, device: str | os.Pat
     _check_choice("cpu mode", cpu_mode, CPU_MODES)
     dhe = dhe or DHEConfig()
     kernel = kernel or KernelConfig()
-    plan, host = _memory_plan(m, dev, representations, dhe, MATMUL_DTYPES[dtype])
+    plan, host = _memory_plan(m, dev, representations, dhe, MATMUL_DTYPES[dtype], batch_size)
     costs: GPUCosts | CPUCosts
     gpu = isinstance(dev, GPUSpec)
     parallel = 1
