@@ -590,3 +590,92 @@ def test_item02_an_output_over_an_input_is_refused(tmp_path: Path, argv: list[st
     one_error(run_cli([names.get(a, a) for a in argv]), needle, "it would be overwritten")
     assert [hashlib.sha256(p.read_bytes()).hexdigest() for p in files] == before
     assert not (tmp_path / "x.md").exists()
+
+
+# ---- sizes: capacity rules before any allocation (item 8) ------------------------------------
+
+
+def _capped(argv: list[str], tmp_path: Path, gb: float = 3.0) -> Result:
+    """``recperf ARGV`` in a child whose address space is capped at ``gb`` GB: a size rule
+    must answer before any allocation (was: the whole machine's 24 GB gone in 53 s, or an
+    ``_ArrayMemoryError`` traceback)."""
+    import resource
+
+    def cap() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (int(gb * 2**30), int(gb * 2**30)))
+
+    proc = subprocess.run([sys.executable, "-m", "recperf", *argv], capture_output=True, text=True, timeout=300,
+                          check=False, cwd=tmp_path, preexec_fn=cap)
+    return Result(argv, proc.returncode, proc.stdout, proc.stderr)
+
+
+def _table(rows: int | str, batch: int | str = 64, pooling: int = 8, dim: int = 64) -> str:
+    return f'batch_size = {batch}\n[[tables]]\nrows = {rows}\ndim = {dim}\npooling = {pooling}\n'
+
+
+@pytest.mark.parametrize(("command", "rows", "batch", "needle"), [
+    ("predict", "1000000000", 64, "`table bytes <= usable device memory`"),
+    ("predict", "10000000000", 64, "2,560.0 GB"),
+    ("predict", "1000000000000", 64, "1,000,000,000,000 rows"),
+    ("simulate", "1000000000", 64, "`table bytes <= usable device memory`"),
+    ("simulate", "1000", "1000000000", "indices, offsets and outputs <= usable device memory"),
+    ("predict", "1000", "1000000000", "split the batch"),
+])
+def test_item08_sizes_beyond_the_device_are_one_error_before_any_allocation(
+        tmp_path: Path, command: str, rows: str, batch: int | str, needle: str) -> None:
+    w = write(tmp_path / "w.toml", _table(rows, batch))
+    one_error(_capped([command, "--gpu", "h200", "--workload", w], tmp_path), needle)
+
+
+def test_item08_a_call_beyond_host_memory_is_one_error(tmp_path: Path) -> None:
+    """A call that fits the device (40 GB of int64 indices on an H200) but whose index stream
+    the model cannot hold in host memory: the rule answers before the first array."""
+    from perfmodel._capacity import call_host_bytes, host_available_bytes
+
+    t = perfmodel.Table(rows=1000, dim=1, dtype="float16", pooling=50)
+    if call_host_bytes(t, 10**8) <= host_available_bytes():
+        pytest.skip(f"this host has {host_available_bytes() / 1e9:.0f} GB available: the call fits")
+    w = write(tmp_path / "w.toml", 'batch_size = 100000000\n[[tables]]\nrows = 1000\ndim = 1\ndtype = "float16"\n'
+                                   'pooling = 50\n')
+    for command in ("predict", "simulate"):
+        one_error(_capped([command, "--gpu", "h200", "--workload", w], tmp_path),
+                  "`host bytes of one call's index stream <= available host memory`", "100,000,000")
+
+
+def test_item08_a_host_rule_refuses_what_does_not_fit_now(monkeypatch: pytest.MonkeyPatch) -> None:
+    import perfmodel._capacity as cap
+
+    t = perfmodel.Table(rows=1000, dim=16, pooling=10)
+    need = cap.call_host_bytes(t, 4096)
+    assert need == 4096 * cap.HOST_BYTES_PER_BAG + 40960 * cap.HOST_BYTES_PER_LOOKUP
+    monkeypatch.setattr(cap, "host_available_bytes", lambda: need - 1)
+    with pytest.raises(perfmodel.InputError, match="host memory"):
+        perfmodel.predict(perfmodel.Workload(batch_size=4096, tables=(t,)), perfmodel.KernelConfig(), "a100-80gb")
+    monkeypatch.setattr(cap, "host_available_bytes", lambda: need)
+    assert perfmodel.predict(perfmodel.Workload(batch_size=4096, tables=(t,)), perfmodel.KernelConfig(),
+                             "a100-80gb").time_s > 0
+
+
+def test_item08_pipeline_counts_the_batch_and_refuses_what_cannot_fit(tmp_path: Path) -> None:
+    """``pipeline --batch-size 1e9`` reported ``fits: true`` counting the tables only, then
+    used 7.9 GB of host memory; a zoo model of 10^11 rows killed the machine."""
+    import json
+
+    one_error(_capped(["pipeline", "--model", "rmc1", "--device", "a100-80gb", "--batch-size", "1e9"], tmp_path),
+              "one batch's inputs and activations <= usable memory", "1,000,000,000")
+    out = run_cli(["pipeline", "--model", "rmc1", "--device", "a100-80gb", "--batch-size", "100000", "--json"])
+    mem = json.loads(out.stdout)["memory"]
+    # 8 tables x 80 int64 indices a sample are part of what the device holds
+    assert mem["batch_bytes"] >= 100000 * 8 * 80 * 8 and mem["fits"] is True
+    big = (ROOT / "perfmodel" / "pipeline" / "models" / "rmc1.toml").read_text().replace("rows = 4000000",
+                                                                                     "rows = 100000000000")
+    one_error(_capped(["pipeline", "--model", write(tmp_path / "big.toml", big), "--device", "a100-80gb",
+                       "--batch-size", "64"], tmp_path), "usable device memory")
+
+
+def test_item08_a_report_record_of_a_trillion_rows(tmp_path: Path) -> None:
+    import json
+
+    m = write(tmp_path / "m.jsonl", json.dumps({"gpu": "a100-80gb", "kernel": {}, "time_s": 1e-4, "workload": {
+        "batch_size": 64, "tables": [{"rows": 10**12, "dim": 64, "pooling": 8}]}}) + "\n")
+    one_error(_capped(["validate", "report", "--measurements", m], tmp_path), "usable device memory")
