@@ -7,8 +7,10 @@ Nothing here allocates per table row or holds the whole file: a trace is read
 ``CHUNK_INDICES`` indices at a time, so memory is O(D + chunk) for the counts and O(n) for
 a call's head, however large the table or the file.
 
-- text: one decimal index per line (any whitespace separates), parsed by NumPy's C parser
-  (``np.fromstring`` with a separator, 4x faster than splitting into Python objects);
+- text: one non-negative decimal index below 2**63 per line (blank lines and spaces around
+  it allowed), parsed and checked by one compiled scanner (:func:`parse_trace_text`, also
+  ``recperf cache-sim``'s): an index beyond int64, a sign, a fraction or a second number on
+  a line is an error naming the line, never a wrapped, clamped or extra access;
 - ``.npy``: 1-D integers, read after the header chunk by chunk;
 - ``.pt`` (Meta ``dlrm_datasets``): a tuple ``(indices, offsets, lengths)``, memory-mapped by
   ``torch.load(mmap=True, weights_only=True)`` when torch is installed.
@@ -31,7 +33,8 @@ import numpy.typing as npt
 
 from perfmodel._errors import InputError
 
-__all__ = ["CHUNK_INDICES", "TraceCounts", "iter_trace_chunks", "trace_counts", "trace_digest", "trace_head"]
+__all__ = ["CHUNK_INDICES", "TraceCounts", "iter_trace_chunks", "parse_trace_text", "trace_counts", "trace_digest",
+           "trace_head"]
 
 IntArray = npt.NDArray[np.int64]
 
@@ -39,7 +42,7 @@ IntArray = npt.NDArray[np.int64]
 CHUNK_INDICES = 1 << 23
 #: bytes per text chunk (about CHUNK_INDICES short lines)
 _TEXT_CHUNK_BYTES = 1 << 26
-_WHITESPACE = (b"\n", b" ", b"\t", b"\r", b"\f", b"\v")
+_INDEX_MAX = (1 << 63) - 1
 
 
 def _key(path: str | os.PathLike[str]) -> tuple[str, float, int]:
@@ -51,25 +54,29 @@ def _key(path: str | os.PathLike[str]) -> tuple[str, float, int]:
     return p, st.st_mtime, st.st_size
 
 
-def _parse_text(block: bytes, path: str, line0: int) -> IntArray:
-    if not block or block.isspace():
-        return np.zeros(0, dtype=np.int64)
-    try:
-        return np.fromstring(block, dtype=np.int64, sep=" ")  # type: ignore[no-any-return]
-    except ValueError:
-        for i, tok in enumerate(block.split()):
-            try:
-                int(tok)
-            except ValueError:
-                raise InputError(
-                    f"trace {path!r}: every line must be one decimal integer index, but index {line0 + i} is "
-                    f"{tok[:40].decode(errors='replace')!r}"
-                ) from None
-        raise InputError(f"trace {path!r}: every line must be one decimal integer index") from None
+def parse_trace_text(data: bytes, path: str, first_line: int = 1) -> IntArray:
+    """The indices of trace text (see the module docstring); ``first_line``: the line number
+    of ``data``'s first line in the file, for the error."""
+    from perfmodel._interrupt import interruptible
+    from perfmodel.sim import _l2jit
+
+    with interruptible():
+        out: IntArray = _l2jit.parse_ints(np.frombuffer(data, dtype=np.uint8))
+    if out.size == 2 and out[0] < 0:  # indices are never negative: [-(position + 1), rule]
+        pos = int(-out[0] - 1)
+        start = data.rfind(b"\n", 0, pos) + 1
+        end = data.find(b"\n", pos)
+        text = data[start: end if end >= 0 else len(data)][:40].strip().decode("utf-8", errors="replace")
+        line = first_line + data.count(b"\n", 0, pos)
+        rule = {_l2jit.PARSE_TWO_ON_A_LINE: "one index, but line {line} holds more: {text!r}",
+                _l2jit.PARSE_TOO_LARGE: "an index below 2**63, but line {line} holds {text!r}",
+                }.get(int(out[1]), "one non-negative decimal integer, but line {line} holds {text!r}")
+        raise InputError(f"trace {path!r}: every line must hold " + rule.format(line=line, text=text))
+    return out
 
 
 def _text_chunks(path: str, chunk: int) -> Iterator[IntArray]:
-    pos = 0
+    line = 1
     carry = b""
     with open(path, "rb") as f:
         while True:
@@ -77,15 +84,16 @@ def _text_chunks(path: str, chunk: int) -> Iterator[IntArray]:
             if not data:
                 break
             block = carry + data
-            cut = max(block.rfind(w) for w in _WHITESPACE)
-            if cut < 0:  # one token longer than the chunk: keep reading
+            cut = block.rfind(b"\n")  # whole lines only: the one-index-per-line rule sees each line whole
+            if cut < 0:  # one line longer than the chunk: keep reading
                 carry = block
                 continue
             carry = block[cut + 1:]
-            arr = _parse_text(block[: cut + 1], path, pos)
-            pos += arr.size
-            yield arr
-    arr = _parse_text(carry, path, pos)
+            arr = parse_trace_text(block[: cut + 1], path, line)
+            line += block.count(b"\n", 0, cut + 1)
+            if arr.size:
+                yield arr
+    arr = parse_trace_text(carry, path, line)
     if arr.size:
         yield arr
 
@@ -107,6 +115,9 @@ def _npy_chunks(path: str, chunk: int) -> Iterator[IntArray]:
             if arr.size == 0:
                 raise InputError(f"trace {path!r}: the file ends before its {shape[0]} indices")
             left -= arr.size
+            if arr.size and ((dtype.kind == "u" and int(arr.max()) > _INDEX_MAX) or (dtype.kind == "i" and arr.min() < 0)):
+                bad = int(arr.max()) if dtype.kind == "u" else int(arr.min())
+                raise InputError(f"trace {path!r}: every index must be in [0, 2**63), but the file holds {bad}")
             yield arr.astype(np.int64, copy=False)
 
 

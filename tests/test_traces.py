@@ -34,17 +34,20 @@ def test_chunks_reassemble_the_file(tmp_path: Path, chunk: int) -> None:
 
 def test_text_with_odd_whitespace(tmp_path: Path) -> None:
     p = tmp_path / "t.txt"
-    p.write_bytes(b"\n\n3\r\n 4\t5\n\n\n6")
+    p.write_bytes(b"\n\n3\r\n 4\t\n\t5 \n\n\n6")
     np.testing.assert_array_equal(np.concatenate(list(iter_trace_chunks(p, chunk=1))), [3, 4, 5, 6])
+    p.write_bytes(b"\n\n3\r\n 4\t5\n6")  # one index per line (CONTRACT.md): two on line 4 are an error
+    with pytest.raises(InputError, match=r"one index, but line 4 holds more: '4\\t5'"):
+        list(iter_trace_chunks(p, chunk=1))
 
 
 def test_bad_token_and_negative_index_are_located(tmp_path: Path) -> None:
     p = tmp_path / "bad.txt"
     p.write_text("1\n2\n1.5\n")
-    with pytest.raises(InputError, match=r"decimal integer index, but index 2 is '1.5'"):
+    with pytest.raises(InputError, match=r"decimal integer, but line 3 holds '1.5'"):
         trace_head(p, 10)
     p.write_text("1\n2\n-7\n")
-    with pytest.raises(InputError, match="position 2 holds -7"):
+    with pytest.raises(InputError, match="line 3 holds '-7'"):
         trace_counts(p)
     p.write_text("\n\n")
     with pytest.raises(InputError, match="holds no indices"):

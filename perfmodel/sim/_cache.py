@@ -96,18 +96,9 @@ def read_trace(path: str | os.PathLike[str]) -> IntArray:
             data = f.read()
     except OSError as exc:
         raise InputError(f"cannot read trace {p!r}: {exc.strerror}") from None
-    from perfmodel.sim import _l2jit
+    from perfmodel._traces import parse_trace_text
 
-    with interruptible():
-        out: IntArray = _l2jit.parse_ints(np.frombuffer(data, dtype=np.uint8))
-    if out.size == 2 and out[0] < 0:
-        pos = int(-out[0] - 1)
-        line = data.count(b"\n", 0, pos) + 1
-        text = data.splitlines()[line - 1][:40].decode("utf-8", errors="replace")
-        rule = {_l2jit.PARSE_TWO_ON_A_LINE: "one index, but line {line} holds more: {text!r}",
-                _l2jit.PARSE_TOO_LARGE: "an index below 2**63, but line {line} holds {text!r}",
-                }.get(int(out[1]), "one non-negative decimal integer, but line {line} holds {text!r}")
-        raise InputError(f"trace {p!r}: every line must hold " + rule.format(line=line, text=text))
+    out = parse_trace_text(data, p)
     if out.size == 0:
         raise InputError(f"trace {p!r} holds no indices")
     return out
