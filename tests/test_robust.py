@@ -233,6 +233,33 @@ def test_item09_the_scanner_reads_what_python_reads(tmp_path: Path) -> None:
     assert read_trace(t).tolist() == vals
 
 
+@pytest.mark.parametrize(("text", "needle"), [
+    ("1\n18446744073709551617\n", "an index below 2**63, but line 2 holds '18446744073709551617'"),
+    ("1 2 3\n4\n", "one index, but line 1 holds more: '1 2 3'"),
+    ("1\n+4\n", "line 2 holds '+4'"),
+])
+def test_item09_workload_trace_integers(tmp_path: Path, text: str, needle: str) -> None:
+    """Item 9 (workload traces): an index beyond int64 was an ``OverflowError`` traceback (then,
+    read by NumPy, clamped to 2**63 - 1), and ``1 2 3`` three accesses."""
+    t = write(tmp_path / "t.txt", text)
+    w = write(tmp_path / "w.toml", f'batch_size = 2\n[[tables]]\nrows = 100\ndim = 32\npooling = 2\n'
+                                   f'[tables.indices]\nkind = "trace"\npath = "{t}"\n')
+    one_error(run_cli(["predict", "--gpu", "a100-80gb", "--workload", w]), needle)
+
+
+def test_item09_workload_traces_read_in_chunks_see_whole_lines(tmp_path: Path) -> None:
+    """Chunks end at a line's end, so a line is never split into two valid ones."""
+    from perfmodel._traces import iter_trace_chunks
+
+    vals = list(range(0, 3_000_000, 7))
+    t = tmp_path / "t.txt"
+    t.write_text("".join(f"{v}\n" for v in vals))
+    assert np.concatenate(list(iter_trace_chunks(t, chunk=1024))).tolist() == vals
+    t.write_text("".join(f"{v}\n" for v in vals[:5000]) + "12 34\n" + "".join(f"{v}\n" for v in vals[:5000]))
+    with pytest.raises(perfmodel.InputError, match="line 5001 holds more: '12 34'"):
+        list(iter_trace_chunks(t, chunk=1024))
+
+
 def test_item10_huge_row_bytes_is_an_error_not_a_hang(tmp_path: Path) -> None:
     """Item 10: ``--row-bytes 99999999999999 --ways 16`` walked 10**12 lines per access."""
     t = write(tmp_path / "t.txt", "1\n2\n")
