@@ -26,6 +26,7 @@ script ``scripts/fit_micro.py`` reads the files through them.
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 from collections.abc import Mapping, Sequence
@@ -87,6 +88,15 @@ def _bad(path: str | os.PathLike[str], lineno: int, what: str, line: str) -> Exc
     return InputError(f"{os.fspath(path)}:{lineno}: {what}, but got {line.strip()!r}")
 
 
+def _measured(path: str | os.PathLike[str], lineno: int, line: str, row: tuple[int, float]) -> tuple[int, float]:
+    """A parsed row whose size is a positive integer and whose measured value is a finite
+    number > 0 (a negative latency or bandwidth is not a measurement); else an error naming the line."""
+    size, value = row
+    if size <= 0 or not (math.isfinite(value) and value > 0):
+        raise _bad(path, lineno, "a row's size must be > 0 and its measured value finite and > 0", line)
+    return row
+
+
 def parse_stream(path: str | os.PathLike[str]) -> list[tuple[int, float]]:
     """``(block_size, read_bytes_per_s)`` rows of a gpu-benches ``stream_*`` file.
 
@@ -102,9 +112,10 @@ def parse_stream(path: str | os.PathLike[str]) -> list[tuple[int, float]]:
         if not fields or len(values) < 2:
             raise _bad(path, lineno, "a stream row needs a block size and at least two bandwidths", line)
         try:
-            out.append((int(fields[0]), float(values[1]) * _GB))
+            row = (int(fields[0]), float(values[1]) * _GB)
         except ValueError:
             raise _bad(path, lineno, "a stream row starts with an integer block size", line) from None
+        out.append(_measured(path, lineno, line, row))
     if not out:
         from perfmodel import InputError
 
@@ -126,9 +137,10 @@ def parse_latency(path: str | os.PathLike[str]) -> list[tuple[int, float]]:
         if len(parts) != 5:
             raise _bad(path, lineno, "a latency row has 5 columns (iterations, MHz, kB, ms, cycles)", line)
         try:
-            out.append((int(parts[2]) * KIB, float(parts[4])))
+            row = (int(parts[2]) * KIB, float(parts[4]))
         except ValueError:
             raise _bad(path, lineno, "a latency row has an integer kB column and a number of cycles", line) from None
+        out.append(_measured(path, lineno, line, row))
     if not out:
         from perfmodel import InputError
 
@@ -153,7 +165,7 @@ def parse_l2(path: str | os.PathLike[str]) -> list[tuple[int, float]]:
             raise _bad(path, lineno, "an l2-cache row has numbers before its 'kB' and 'GB/s' units", line) from None
         if len(kb) < 2 or not gbs:
             raise _bad(path, lineno, "an l2-cache row has two 'kB' columns and a 'GB/s' column", line)
-        out.append((kb[1] * KIB, gbs[0] * _GB))
+        out.append(_measured(path, lineno, line, (kb[1] * KIB, gbs[0] * _GB)))
     if not out:
         from perfmodel import InputError
 
