@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from perfmodel._config import KernelConfig
-from perfmodel._errors import InputError
+from perfmodel._errors import InputError, check_float
 from perfmodel._gpu import GPUSpec
 from perfmodel.pipeline._pipeline import PipelineResult, resolve_device, run_pipeline, table_instances
 from perfmodel.pipeline._representations import REPRESENTATIONS, DHEConfig, representation_bytes
@@ -134,6 +134,7 @@ def choose_representations(model: str | os.PathLike[str] | ModelSpec, device: st
     """
     m = get_model(model)
     dev = resolve_device(device)
+    memory_budget_bytes = check_float(memory_budget_bytes, "memory_budget_bytes", min_val=0.0)
     dhe = dhe or DHEConfig()
     cands = list(dict.fromkeys(candidates))
     for c in cands:

@@ -494,6 +494,9 @@ def run_pipeline(model: str | os.PathLike[str] | ModelSpec, device: str | os.Pat
 def sweep_batch(model: str | ModelSpec, devices: Sequence[str], batch_sizes: Sequence[int], *, streams: int = 1,
                 dtype: str = "fp32", embedding_kernel: str = "pytorch") -> list[dict[str, Any]]:
     """Latency and throughput for every (device, batch size)."""
+    if not devices or not batch_sizes:
+        raise InputError(f"a sweep needs at least one device and one batch size, but got devices={list(devices)} and "
+                         f"batch_sizes={list(batch_sizes)}")
     rows = []
     for d in devices:
         for b in batch_sizes:

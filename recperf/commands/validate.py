@@ -180,6 +180,9 @@ def _spec_overrides(items: list[str]) -> dict[str, Any]:
         gpu_id, sep, spec = item.partition("=")
         if not sep or not gpu_id or not spec:
             raise perfmodel.InputError(f"--gpu-spec must be ID=SPEC (e.g. a100-80gb=out/cal.toml), but got {item!r}")
+        if gpu_id not in perfmodel.gpu_ids():
+            raise perfmodel.InputError(f"--gpu-spec ID=SPEC: ID must be a GPU id of the catalogue whose published data "
+                                       f"the spec replaces ({', '.join(perfmodel.gpu_ids())}), but got {gpu_id!r}")
         out[gpu_id] = perfmodel.get_gpu(spec)
     return out
 
