@@ -291,6 +291,10 @@ class NvrtcCompiler(Compiler):
 
     def compile(self, source: Path, options: Sequence[str], arch: str) -> CompileResult:
         nvrtc = self._nvrtc
+        err, archs = nvrtc.nvrtcGetSupportedArchs()  # an arch it does not know fails with an empty log
+        if err == nvrtc.nvrtcResult.NVRTC_SUCCESS and int(arch[3:].rstrip("a")) not in archs:
+            raise InputError(f"the architecture must be one {self.version} compiles for "
+                             f"({', '.join(f'sm_{a}' for a in archs)}), but got arch={arch!r}")
         err, prog = nvrtc.nvrtcCreateProgram(source.read_bytes(), source.name.encode(), 0, [], [])
         _nvrtc_check(nvrtc, err, "nvrtcCreateProgram")
         try:
