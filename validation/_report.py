@@ -85,6 +85,8 @@ class AccuracyReport:
     records: tuple[MeasurementRecord, ...]
     predicted_s: npt.NDArray[np.float64]
     measured_s: npt.NDArray[np.float64]
+    #: over every record; with records of several GPUs a pooled figure (ranks and the
+    #: best record mix GPUs): read :attr:`per_gpu` then
     metrics: AccuracyMetrics
     groups: tuple[GroupReport, ...]
     synthetic: bool
@@ -92,10 +94,19 @@ class AccuracyReport:
     archive: dict[str, Any] | None = None
     #: records of kernel variants the model does not cover (perfmodel.MODELLED_VARIANTS), left out
     not_modelled: int = 0
+    #: metrics of each GPU's records (workload ``"*"``: all of that GPU's workloads)
+    per_gpu: tuple[GroupReport, ...] = ()
+
+    @property
+    def pooled(self) -> bool:
+        """Whether :attr:`metrics` pools records of more than one GPU."""
+        return len(self.per_gpu) > 1
 
     def to_dict(self) -> dict[str, Any]:
         return {
             **self.metrics.to_dict(),
+            "pooled_over_gpus": [g.gpu for g in self.per_gpu] if self.pooled else None,
+            "per_gpu": [{"gpu": g.gpu, **g.metrics.to_dict()} for g in self.per_gpu],
             "source": self.source,
             "gpu_override": self.gpu_override,
             "synthetic": self.synthetic,
@@ -142,6 +153,11 @@ def accuracy_report(
         GroupReport(gpu=g, workload=_short_ref(w), metrics=accuracy_metrics(pred[idx], meas[idx]))
         for (g, w), idx in groups.items()
     )
+    by_gpu: dict[str, list[int]] = {}
+    for i, r in enumerate(records):
+        by_gpu.setdefault(r.gpu, []).append(i)
+    per_gpu = tuple(GroupReport(gpu=g, workload="*", metrics=accuracy_metrics(pred[idx], meas[idx]))
+                    for g, idx in by_gpu.items())
     override = None
     if gpu is not None:
         override = gpu.id if isinstance(gpu, GPUSpec) else os.fspath(gpu)
@@ -150,7 +166,7 @@ def accuracy_report(
     return AccuracyReport(
         source=source, gpu_override=override, records=tuple(records), predicted_s=pred, measured_s=meas,
         metrics=accuracy_metrics(pred, meas), groups=group_reports, synthetic=synthetic, archive=archive,
-        not_modelled=not_modelled,
+        not_modelled=not_modelled, per_gpu=per_gpu,
     )
 
 
@@ -190,7 +206,7 @@ def scatter_info(report: AccuracyReport) -> ScatterInfo:
     lo = float(positive.min()) if positive.size else 1e-3
     hi = float(both.max()) if both.size else 1.0
     m = report.metrics
-    title = (f"n={m.n}  MAPE={m.mape:.1%}  Spearman={_fmt(m.spearman)}  Kendall={_fmt(m.kendall)}  "
+    title = (f"pooled over {len(report.per_gpu)} GPUs: " if report.pooled else "") + (f"n={m.n}  MAPE={m.mape:.1%}  Spearman={_fmt(m.spearman)}  Kendall={_fmt(m.kendall)}  "
              f"top-1 regret={m.top1_regret:.1%}")
     pb, mb = m.predicted_best_index, m.measured_best_index
     return ScatterInfo(
@@ -253,11 +269,17 @@ def render_markdown(report: AccuracyReport, *, plot: str | None = None, worst: i
         f"Source: `{report.source}`" + ("  (synthetic data)" if report.synthetic else ""),
         f"GPU spec: {report.gpu_override or 'each record’s own'}",
         "",
-        "| records | MAPE | Spearman | Kendall tau-b | top-1 regret |",
-        "| --- | --- | --- | --- | --- |",
-        f"| {m.n} | {m.mape:.2%} | {_fmt(m.spearman)} | {_fmt(m.kendall)} | {m.top1_regret:.2%} |",
-        "",
+        "| GPU | records | MAPE | Spearman | Kendall tau-b | top-1 regret |",
+        "| --- | --- | --- | --- | --- | --- |",
     ]
+    for g in report.per_gpu or (GroupReport(gpu="all", workload="*", metrics=m),):
+        gm = g.metrics
+        lines.append(f"| {g.gpu} | {gm.n} | {gm.mape:.2%} | {_fmt(gm.spearman)} | {_fmt(gm.kendall)} | "
+                     f"{gm.top1_regret:.2%} |")
+    if report.pooled:
+        lines.append(f"| pooled over {len(report.per_gpu)} GPUs (ranks mix GPUs: not a per-GPU figure) | {m.n} | "
+                     f"{m.mape:.2%} | {_fmt(m.spearman)} | {_fmt(m.kendall)} | {m.top1_regret:.2%} |")
+    lines.append("")
     if len(report.groups) > 1:
         lines += ["## Per GPU and workload", "", "| GPU | workload | n | MAPE | Spearman | Kendall | top-1 regret |",
                   "| --- | --- | --- | --- | --- | --- | --- |"]

@@ -153,13 +153,21 @@ def run_report(args: argparse.Namespace) -> int:
     m = rep.metrics
 
     def text() -> str:
-        lines = [
-            f"{rep.source}: {m.n} records" + (" (SYNTHETIC data: not a measurement)" if rep.synthetic else ""),
-            f"  MAPE          {m.mape:.2%}",
-            f"  Spearman      {_f(m.spearman)}",
-            f"  Kendall tau-b {_f(m.kendall)}",
-            f"  top-1 regret  {m.top1_regret:.2%}  (predicted best: line {rep.records[m.predicted_best_index].line})",
-        ]
+        lines = [f"{rep.source}: {m.n} records" + (" (SYNTHETIC data: not a measurement)" if rep.synthetic else "")]
+        if rep.pooled:  # per GPU first; the pooled figures mix GPUs' ranks and say so
+            rows = [[g.gpu, g.metrics.n, f"{g.metrics.mape:.2%}", _f(g.metrics.spearman), _f(g.metrics.kendall),
+                     f"{g.metrics.top1_regret:.2%}"] for g in rep.per_gpu]
+            lines += [format_table(["gpu", "n", "mape", "spearman", "kendall", "top1 regret"], rows),
+                      f"  pooled over {len(rep.per_gpu)} GPUs (ranks mix GPUs, not a per-GPU figure): MAPE "
+                      f"{m.mape:.2%}, Spearman {_f(m.spearman)}, Kendall tau-b {_f(m.kendall)}, top-1 regret "
+                      f"{m.top1_regret:.2%}"]
+        else:
+            lines += [
+                f"  MAPE          {m.mape:.2%}",
+                f"  Spearman      {_f(m.spearman)}",
+                f"  Kendall tau-b {_f(m.kendall)}",
+                f"  top-1 regret  {m.top1_regret:.2%}  (predicted best: line {rep.records[m.predicted_best_index].line})",
+            ]
         if len(rep.groups) > 1:
             rows = [[g.gpu, Path(g.workload).name, g.metrics.n, f"{g.metrics.mape:.2%}", _f(g.metrics.spearman),
                      _f(g.metrics.kendall), f"{g.metrics.top1_regret:.2%}"] for g in rep.groups]
