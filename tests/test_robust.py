@@ -706,3 +706,76 @@ def test_item08_a_report_record_of_a_trillion_rows(tmp_path: Path) -> None:
     m = write(tmp_path / "m.jsonl", json.dumps({"gpu": "a100-80gb", "kernel": {}, "time_s": 1e-4, "workload": {
         "batch_size": 64, "tables": [{"rows": 10**12, "dim": 64, "pooling": 8}]}}) + "\n")
     one_error(_capped(["validate", "report", "--measurements", m], tmp_path), "usable device memory")
+
+
+# ---- calibration data and ignored values (items 12, 13) ----------------------------------------
+
+
+@pytest.mark.parametrize(("row", "needle"), [("1 1410 64 0.1 -5", "lat.txt:3:"), ("1 1410 64 0.1 nan", "'1 1410 64 0.1 nan'"),
+                                             ("1 1410 -64 0.1 30", "size must be > 0")])
+def test_item12_calibration_refuses_non_physical_latencies(tmp_path: Path, row: str, needle: str) -> None:
+    """Item 12: a latency file of negative cycles gave ``"success": true``, ``mape_before:
+    -40.49`` and a spec that loaded. A measured value must be finite and > 0 (one bad row
+    among good ones too: it was dropped silently), its line named; no spec is written."""
+    lat = write(tmp_path / "lat.txt", f"clock: 1410 MHz\n1 1410 16 0.1 30\n{row}\n1 1410 1024 0.1 40\n")
+    out = tmp_path / "cal.toml"
+    one_error(run_cli(["validate", "calibrate", "--gpu", "a100-80gb", "--latency", lat, "--out", str(out)]),
+              "measured value finite and > 0", needle)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(("argv", "needle"), [
+    (["validate", "published", "--kind", "stream-read", "--gpu-spec", "rtx=a100-80gb"], "but got 'rtx'"),
+    (["pipeline", "--model", "rmc1", "--device", "a100-80gb", "--batch-size", "64", "--memory-budget-gb", "-1"],
+     "memory_budget_bytes >= 0"),
+    (["pipeline", "--model", "rmc1", "--device", "a100-80gb", "--batch-size", "64", "--memory-budget-gb", "nan"],
+     "must be a finite number, but got 'nan'"),
+    (["pipeline-sweep", "--model", "rmc1", "--batch-sizes", ""], "batch_sizes=[]"),
+    (["pipeline-sweep", "--model", "rmc1", "--devices", ",", "--batch-sizes", "8"], "devices=[]"),
+])
+def test_item13_more_values_that_were_silently_ignored(argv: list[str], needle: str) -> None:
+    """Item 13: an unknown GPU id in ``--gpu-spec ID=SPEC``, a negative or NaN memory budget,
+    an empty batch-size list: each ran with exit 0 as if not given."""
+    one_error(run_cli(argv), needle)
+
+
+def test_item14_an_architecture_the_compiler_does_not_know(tmp_path: Path) -> None:
+    """Item 14: ``--arch sm_12`` ended in a dangling ``...REGISTER_CAP=0:`` (NVRTC's empty log)."""
+    pytest.importorskip("cuda.bindings.nvrtc", reason="NVRTC (nvidia-cuda-nvrtc, cuda-bindings) is not installed")
+    one_error(run_cli(["resources", "--compiler", "nvrtc", "--arch", "sm_12"]), "compiles for", "sm_80",
+              "but got arch='sm_12'")
+
+
+# ---- reports over several GPUs (item 16) ---------------------------------------------------------
+
+
+def test_item16_a_report_over_two_gpus_is_per_gpu_first(tmp_path: Path) -> None:
+    """Item 16: a file with two GPUs' records pooled Spearman and top-1 regret across them;
+    now each GPU has its own figures (equal to a report of its records alone) and the pooled
+    ones are one extra line that says so."""
+    import json
+
+    w = write(tmp_path / "w.toml", WORKLOAD)
+    rng = np.random.default_rng(5)
+    recs = {g: [{"gpu": g, "workload": w, "kernel": {"register_cap": cap, "block_size": bs},
+                 "time_s": float(rng.uniform(1e-5, 1e-4)) * (10 if g == "h100-sxm" else 1)}
+                for cap in (0, 32, 40, 64) for bs in (128, 256)] for g in ("a100-80gb", "h100-sxm")}
+    both = write(tmp_path / "both.jsonl", "".join(json.dumps(r) + "\n" for g in recs for r in recs[g]))
+    res = run_cli(["validate", "report", "--measurements", both, "--json"])
+    assert res.status == 0, res.stderr
+    doc = json.loads(res.stdout)
+    assert doc["pooled_over_gpus"] == ["a100-80gb", "h100-sxm"]
+    for g in recs:
+        alone = json.loads(run_cli(["validate", "report", "--measurements",
+                                    write(tmp_path / f"{g}.jsonl", "".join(json.dumps(r) + "\n" for r in recs[g])),
+                                    "--json"]).stdout)
+        mine = next(x for x in doc["per_gpu"] if x["gpu"] == g)
+        for k in ("n", "mape", "spearman", "kendall", "top1_regret"):
+            assert mine[k] == alone[k], (g, k)
+        assert alone["pooled_over_gpus"] is None
+    text = run_cli(["validate", "report", "--measurements", both]).stdout
+    pooled = [line for line in text.splitlines() if "pooled" in line]
+    assert len(pooled) == 1 and "pooled over 2 GPUs" in pooled[0] and "not a per-GPU figure" in pooled[0]
+    md = tmp_path / "r.md"
+    assert run_cli(["validate", "report", "--measurements", both, "--markdown", str(md)]).status == 0
+    assert "| a100-80gb | 8 |" in md.read_text() and "pooled over 2 GPUs" in md.read_text()
