@@ -347,6 +347,8 @@ def test_item14_a_folder_where_a_file_belongs(tmp_path: Path) -> None:
     (["occupancy", "--gpu", "a100-80gb", "--block-size", "2.5", "--registers", "32"], "must be an integer, but got '2.5'"),
     (["pipeline", "--model", "rmc1", "--device", "a100-80gb", "--batch-size", "64", "--latency-target-ms", "inf"],
      "must be a finite number, but got 'inf'"),
+    (["search", "--gpu", "a100-80gb", "--workload", "W", "--seed", "1e20", "--storage", ":memory:"],
+     "`0 <= seed <= 4294967295` must hold, but got seed=100000000000000000000"),
 ])
 def test_item14_number_arguments_name_the_rule_and_the_value(tmp_path: Path, argv: list[str], needle: str) -> None:
     """Item 14: ``--max-line-requests nan`` said ``cannot convert float NaN to integer``."""
