@@ -40,6 +40,8 @@ def check_input_file(path: str | os.PathLike[str], what: str) -> Path:
     p = Path(path)
     try:
         mode = p.stat().st_mode
+    except FileNotFoundError:
+        raise InputError(f"cannot read {what} file {str(p)!r}: it does not exist") from None
     except OSError as exc:
         raise InputError(f"cannot read {what} file {str(p)!r}: {exc.strerror or exc}") from None
     if stat.S_ISDIR(mode):
