@@ -149,7 +149,7 @@ def test_interruptible_outside_the_main_thread_changes_nothing() -> None:
     assert seen == [signal.default_int_handler]
 
 
-def _sim_args(chunk: int, check: object = None) -> tuple[tuple[object, ...], dict[str, object]]:
+def _sim_args(chunk: int, check: object = None, validation: int = 0) -> tuple[tuple[object, ...], dict[str, object]]:
     """The arguments of a small table call of the simulator's compiled kernel: 256 bags of 16
     lookups of 256-B rows, the ``pytorch`` mapping (2 units of 128 B per bag), 16 SMs."""
     from perfmodel._indices import table_call
@@ -165,7 +165,8 @@ def _sim_args(chunk: int, check: object = None) -> tuple[tuple[object, ...], dic
     args = (idx, starts, lens,
             256, 128, 2, 128, 1,  # row bytes, unit bytes, units per bag, pass bytes, passes
             64, 8, 2, 16,  # blocks, warps per block, blocks per SM, SMs
-            30.0, 7.5, 24.0, 3, 0, 20.0,  # issue cycles (warp, SM), dependent cycles, window, hint, block start
+            30.0, 7.5, 24.0, 3, 0,  # issue cycles (warp, SM), dependent cycles, window, hint
+            1, validation, 20.0,  # the row address waits for its index; the validation loop; block start
             fp, 12, 4, 256, 16, 2, 1, 12, 0,  # L1 sets/ways, L2 sets/ways, partitions, duplicate, quota, LRU
             np.zeros(20_000, dtype=np.uint8), 1, 1,  # persisting rows, access-policy window, seed
             np.zeros(0, np.int64), np.zeros(0, np.int64), idx[:500])  # pinned lines, masks; warm-up rows
@@ -180,13 +181,14 @@ def test_the_chunked_event_loop_gives_the_same_answer_at_any_chunk_size() -> Non
     flag; the split must not change a single figure."""
     from perfmodel.sim import _desjit
 
-    results = []
-    for chunk in (1 << 16, 997, 1):
-        args, kw = _sim_args(chunk)
-        end, cnt, hist, smf, sml = _desjit.simulate_call(*args, **kw)
-        results.append((end, cnt.tolist(), hist.tolist(), smf.tolist(), sml.tolist()))
-    assert results[0] == results[1] == results[2]
-    assert results[0][1][_desjit.C_LOOKUPS] == 256 * 16 * 2
+    for validation in (0, 1):  # with and without the in-kernel validation loop's index passes
+        results = []
+        for chunk in (1 << 16, 997, 1):
+            args, kw = _sim_args(chunk, validation=validation)
+            end, cnt, hist, smf, sml = _desjit.simulate_call(*args, **kw)
+            results.append((end, cnt.tolist(), hist.tolist(), smf.tolist(), sml.tolist()))
+        assert results[0] == results[1] == results[2]
+        assert results[0][1][_desjit.C_LOOKUPS] == 256 * 16 * 2
 
 
 def test_the_event_loop_stops_at_the_first_check_that_raises() -> None:
