@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# A suite started in the background of a non-interactive shell (`nohup make test &`) inherits
+# SIGINT ignored, and so would every command the tests start: the Ctrl-C tests need Python's
+# own handler, as a terminal run has.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def cuda_include_dir() -> str | None:
