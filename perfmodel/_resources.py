@@ -218,13 +218,8 @@ def kernel_resources(
     table does not hold the configuration (an architecture other than sm_80/sm_90, or a register
     cap outside 0, 24, 32, ..., 128, 42, 255). Cached: cheap enough for a search's hot path.
     """
-    if not isinstance(kernel, KernelConfig):
-        raise InputError(f"`kernel` must be a KernelConfig, but got {type(kernel).__name__}")
-    check_arch(arch)
-    _check_dtypes(dtype, index_dtype)
-    if not RESOURCE_TABLE_PATH.is_file():
-        return None
-    return load_resource_table().lookup(kernel, arch, dtype=dtype, index_dtype=index_dtype)
+    table = _checked_table(kernel, arch, dtype, index_dtype)
+    return None if table is None else table.lookup(kernel, arch, dtype=dtype, index_dtype=index_dtype)
 
 
 @lru_cache(maxsize=65536)
@@ -235,10 +230,14 @@ def kernel_profile(
     pinned NVRTC release; ``profile.compiler`` names it), or None where the table does not hold
     the configuration (then ``kernels.kernel_profile`` compiles it where a compiler is installed).
     """
+    table = _checked_table(kernel, arch, dtype, index_dtype)
+    return None if table is None else table.profile(kernel, arch, dtype=dtype, index_dtype=index_dtype)
+
+
+def _checked_table(kernel: Any, arch: str, dtype: str, index_dtype: str) -> ResourceTable | None:
+    """The shipped table (None where it is not installed), after the lookups' argument rules."""
     if not isinstance(kernel, KernelConfig):
         raise InputError(f"`kernel` must be a KernelConfig, but got {type(kernel).__name__}")
     check_arch(arch)
     _check_dtypes(dtype, index_dtype)
-    if not RESOURCE_TABLE_PATH.is_file():
-        return None
-    return load_resource_table().profile(kernel, arch, dtype=dtype, index_dtype=index_dtype)
+    return load_resource_table() if RESOURCE_TABLE_PATH.is_file() else None
