@@ -314,7 +314,6 @@ def _fact_row(r: tuple[Any, ...], f: KernelFacts) -> tuple[float, ...]:
            float(f.l2_hint_distance))
     if len(_FACT_ROWS) > 65536:
         _FACT_ROWS.clear()
-    _FACT_MATRICES.clear()
     _FACT_ROWS[(r, id(f))] = (f, row)
     return row
 
@@ -638,6 +637,7 @@ def clear_cache() -> None:
     _CONSTANTS.clear()
     _BLOCKS.clear()
     _FACT_ROWS.clear()
+    _FACT_MATRICES.clear()
 
 
 def _blocks_table(gpu: GPUSpec) -> npt.NDArray[np.int64]:
