@@ -259,19 +259,9 @@ def _configs(
         return (c, f.registers, float(f.spill_bytes), [f.registers_source], _blocks_one(gpu, size, f.registers), None,
                 [f])
     ids, keys, sizes, fracs = zip(*rows, strict=True)
-    uids, first_of, code = np.unique(np.asarray(ids, dtype=np.int64), return_index=True, return_inverse=True)
+    _, first_of, code = np.unique(np.asarray(ids, dtype=np.int64), return_index=True, return_inverse=True)
     uniq = [keys[i] for i in first_of.tolist()]
     info = _facts(uniq, gpu, dtype, vecs)
-    # the facts' columns of this set of compile keys, reused while the facts objects are the same
-    # ones (a search calls with the same keys again and again; clear_caches or a new profile
-    # provider makes new facts objects)
-    set_key = (uids.tobytes(), arch, dtype, vecs)
-    held = _FACT_MATRICES.get(set_key)
-    if held is None or any(a is not b for a, b in zip(held[0], info, strict=True)):
-        if len(_FACT_MATRICES) > 256:
-            _FACT_MATRICES.clear()
-        held = _FACT_MATRICES[set_key] = (
-            info, np.asarray([_fact_row(r, f) for r, f in zip(uniq, info, strict=True)], dtype=np.float64))
     block = np.asarray(sizes, dtype=np.int64)
     frac = np.asarray(fracs, dtype=np.float64)
     # repeated configurations: equal (compile key, block size, pinned fraction)
@@ -287,7 +277,7 @@ def _configs(
         keep = order[first]
         code, block, frac = code[keep], block[keep], frac[keep]
 
-    m = held[1][code].T
+    m = np.asarray([_fact_row(r, f) for r, f in zip(uniq, info, strict=True)], dtype=np.float64)[code].T
     regs = m[0].astype(np.int64)
     c = _Configs(ks, m[2].astype(np.int64), block, frac, m[3] > 0.5, m[4].astype(np.int64), m[5], m[6], m[7], m[8],
                  m[9] > 0.5, m[10] > 0.5, m[11] > 0.5, m[12])
@@ -295,8 +285,6 @@ def _configs(
     return c, regs, m[1], srcs, _resident_blocks(gpu, block, regs), expand, info
 
 
-#: per (distinct compile codes, arch, dtype, tbe vectors): the facts objects and their columns
-_FACT_MATRICES: dict[tuple[bytes, str, str, int], tuple[list[KernelFacts], npt.NDArray[np.float64]]] = {}
 #: per (compile key, facts object): the columns :func:`_configs` takes from them, as floats
 _FACT_ROWS: dict[tuple[tuple[Any, ...], int], tuple[KernelFacts, tuple[float, ...]]] = {}
 
@@ -637,7 +625,6 @@ def clear_cache() -> None:
     _CONSTANTS.clear()
     _BLOCKS.clear()
     _FACT_ROWS.clear()
-    _FACT_MATRICES.clear()
 
 
 def _blocks_table(gpu: GPUSpec) -> npt.NDArray[np.int64]:
