@@ -88,8 +88,7 @@ class GPUSpec:
             if rule is None:
                 continue
             value = getattr(self, f.name)
-            kind, low = rule
-            _check_number(f.name, value, kind, low)
+            _check_number(f.name, value, *rule)
         cc = (self.compute_capability_major, self.compute_capability_minor)
         if cc not in SUPPORTED_COMPUTE_CAPABILITIES:
             raise InputError(
@@ -155,39 +154,41 @@ class GPUSpec:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in ("sources", "estimates")}
 
 
-# kind, lowest allowed value
-_RULES: dict[str, tuple[str, float]] = {
-    "compute_capability_major": ("int", 1),
-    "compute_capability_minor": ("int", 0),
-    "sm_count": ("int", 1),
-    "sm_clock_hz": ("float", 1e6),
-    "warp_size": ("int", 1),
-    "max_threads_per_block": ("int", 32),
-    "max_threads_per_sm": ("int", 32),
-    "max_blocks_per_sm": ("int", 1),
-    "registers_per_sm": ("int", 1),
-    "registers_per_block": ("int", 1),
-    "max_registers_per_thread": ("int", 1),
-    "register_allocation_unit": ("int", 1),
-    "sub_partitions_per_sm": ("int", 1),
-    "shared_mem_per_sm_bytes": ("int", 1),
-    "shared_mem_per_block_bytes": ("int", 1),
-    "shared_mem_per_block_optin_bytes": ("int", 1),
-    "reserved_shared_mem_per_block_bytes": ("int", 0),
-    "shared_mem_allocation_unit_bytes": ("int", 1),
-    "l1_cache_and_shared_mem_per_sm_bytes": ("int", 1),
-    "l2_size_bytes": ("int", 1),
-    "l2_partitions": ("int", 1),
-    "l2_line_bytes": ("int", 1),
-    "l2_sector_bytes": ("int", 1),
-    "persisting_l2_max_bytes": ("int", 0),
-    "dram_size_bytes": ("int", 1),
-    "dram_bandwidth_bytes_per_s": ("float", 1e9),
-    "l2_bandwidth_bytes_per_s": ("float", 1e9),
-    "l1_latency_cycles": ("float", 1),
-    "l2_near_latency_cycles": ("float", 1),
-    "l2_far_latency_cycles": ("float", 1),
-    "dram_latency_cycles": ("float", 1),
+# kind, lowest and highest allowed value; the highest are far past any GPU (a thousand times
+# or more a current part's), there so that a typo or a 1e308 is refused with its field's name
+# instead of overflowing the model's arithmetic
+_RULES: dict[str, tuple[str, float, float]] = {
+    "compute_capability_major": ("int", 1, 99),
+    "compute_capability_minor": ("int", 0, 9),
+    "sm_count": ("int", 1, 10_000),
+    "sm_clock_hz": ("float", 1e6, 100000000000.0),
+    "warp_size": ("int", 1, 1024),
+    "max_threads_per_block": ("int", 32, 1 << 20),
+    "max_threads_per_sm": ("int", 32, 1 << 20),
+    "max_blocks_per_sm": ("int", 1, 1 << 12),
+    "registers_per_sm": ("int", 1, 1 << 24),
+    "registers_per_block": ("int", 1, 1 << 24),
+    "max_registers_per_thread": ("int", 1, 1 << 12),
+    "register_allocation_unit": ("int", 1, 1 << 16),
+    "sub_partitions_per_sm": ("int", 1, 64),
+    "shared_mem_per_sm_bytes": ("int", 1, 1 << 30),
+    "shared_mem_per_block_bytes": ("int", 1, 1 << 30),
+    "shared_mem_per_block_optin_bytes": ("int", 1, 1 << 30),
+    "reserved_shared_mem_per_block_bytes": ("int", 0, 1 << 30),
+    "shared_mem_allocation_unit_bytes": ("int", 1, 1 << 20),
+    "l1_cache_and_shared_mem_per_sm_bytes": ("int", 1, 1 << 30),
+    "l2_size_bytes": ("int", 1, 1 << 40),
+    "l2_partitions": ("int", 1, 1024),
+    "l2_line_bytes": ("int", 1, 1 << 16),
+    "l2_sector_bytes": ("int", 1, 1 << 16),
+    "persisting_l2_max_bytes": ("int", 0, 1 << 40),
+    "dram_size_bytes": ("int", 1, 1 << 50),
+    "dram_bandwidth_bytes_per_s": ("float", 1e9, 1e+16),
+    "l2_bandwidth_bytes_per_s": ("float", 1e9, 1e+17),
+    "l1_latency_cycles": ("float", 1, 1000000.0),
+    "l2_near_latency_cycles": ("float", 1, 1000000.0),
+    "l2_far_latency_cycles": ("float", 1, 1000000.0),
+    "dram_latency_cycles": ("float", 1, 1000000.0),
 }
 
 #: The fields a spec file's ``[spec]`` table must give.
@@ -199,8 +200,8 @@ def _require(ok: bool, message: str) -> None:
         raise InputError(message)
 
 
-def _check_number(name: str, value: Any, kind: str, low: float) -> None:
-    check_float(value, name, min_val=low)
+def _check_number(name: str, value: Any, kind: str, low: float, high: float) -> None:
+    check_float(value, name, min_val=low, max_val=high)
     if kind == "int":
         check_int(value, name)
 
@@ -236,11 +237,11 @@ def _parse_spec(doc: Mapping[str, Any], origin: str) -> GPUSpec:
         if not isinstance(src, str) or not src.strip():
             raise InputError(f"{origin}: [spec].{name} must name its `source` (a non-empty string), but got {src!r}")
         value = entry["value"]
-        kind, low = _RULES[name]
+        kind = _RULES[name][0]
         if kind == "float" and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
         try:
-            _check_number(name, value, kind, low)
+            _check_number(name, value, *_RULES[name])
         except InputError as exc:
             raise InputError(f"{origin}: {exc}") from None
         values[name] = value

@@ -44,6 +44,7 @@ Oracle: :func:`brute_force_schedule` searches every issue order and stream assig
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import math
 from collections.abc import Sequence
@@ -440,7 +441,7 @@ def priority_order(ops: Sequence[Op]) -> tuple[int, ...]:
     return tuple(order)
 
 
-def _estimate_rate(op: Op, start: float, placed: list[tuple[float, float, Op]], memory: MemorySystem | None) -> float:
+def _estimate_rate(op: Op, start: float, placed: Sequence[tuple[float, float, Op]], memory: MemorySystem | None) -> float:
     """The contention model's rate for ``op`` started at ``start`` next to the ``placed`` (start, end, op) on other streams."""
     if op.engine != "compute":
         return 1.0
@@ -480,23 +481,36 @@ def list_schedule(ops: Sequence[Op], k: int, event_sync_s: float = 0.0,
         for d in set(op.deps):
             succ[d].append(i)
             ancestors[i] |= ancestors[d] | (1 << d)
+    # the launch time of each op's ancestors not yet placed, kept as ops are placed (a sum
+    # over all ops at each step made a 1,000-table model take minutes)
+    descendants: list[list[int]] = [[] for _ in range(n)]
+    pending = [0.0] * n
+    for j in range(n):
+        bits = ancestors[j]
+        while bits:
+            low = bits & -bits
+            a = low.bit_length() - 1
+            bits ^= low
+            descendants[a].append(j)
+            pending[j] += ops[a].launch_s
     streams = [0] * n
     est_end = [0.0] * n
     free: dict[int, float] = {}
     h = 0.0
-    placed: list[tuple[float, float, Op, int]] = []
+    # per stream, its placed (start, end, op, placement number), in time order and disjoint (a
+    # stream runs one op at a time): at most one per stream overlaps a given start
+    lanes: dict[int, tuple[list[float], list[tuple[float, float, Op, int]]]] = {}
     used: list[int] = []
     assigned: dict[int, int] = {}
-    unplaced = (1 << n) - 1
+    succ_deps = [{d for j in succ[i] for d in ops[j].deps} for i in range(n)]
     for i in order:
         op = ops[i]
-        unplaced &= ~(1 << i)
+        for j in descendants[i]:
+            pending[j] -= op.launch_s
         near = {assigned[d] for d in op.deps}
-        for j in succ[i]:
-            near |= {assigned[d] for d in ops[j].deps if d in assigned}
+        near |= {assigned[d] for d in succ_deps[i] if d in assigned}
         # the earliest a dependant can start: after the host has issued its ancestors still to place
-        ready = min((h + sum(ops[a].launch_s for a in range(n) if (ancestors[j] & unplaced) >> a & 1) + ops[j].launch_s
-                     for j in succ[i]), default=0.0)
+        ready = min((h + pending[j] + ops[j].launch_s for j in succ[i]), default=0.0)
         if op.engine != "compute":
             cands = [COPY_ENGINES[op.engine]]
         else:
@@ -504,10 +518,10 @@ def list_schedule(ops: Sequence[Op], k: int, event_sync_s: float = 0.0,
         best: tuple[float, int, float, int] | None = None
         best_h = h
         for s in cands:
-            cost, _ = _host_step(ops, i, s, {**assigned, i: s}, event_sync_s)
+            cost, _ = _host_step(ops, i, s, assigned, event_sync_s)
             hi = h + cost
             st = max([hi, free.get(s, 0.0), *(est_end[d] for d in op.deps)])
-            rate = _estimate_rate(op, st, [(a, b, o) for a, b, o, si in placed if si != s], memory)
+            rate = _estimate_rate(op, st, _running_at(lanes, st, s), memory)
             fin = st + op.time_s / max(rate, 1e-3)
             key = (max(fin, ready), 0 if (s in near or not near) else 1, fin, s)
             if best is None or key < best:
@@ -522,8 +536,24 @@ def list_schedule(ops: Sequence[Op], k: int, event_sync_s: float = 0.0,
         h = best_h
         est_end[i] = fin
         free[s] = fin
-        placed.append((fin - op.time_s, fin, op, s))
+        starts, spans = lanes.setdefault(s, ([], []))
+        starts.append(fin - op.time_s)
+        spans.append((fin - op.time_s, fin, op, len(assigned)))
     return tuple(streams), order
+
+
+def _running_at(lanes: dict[int, tuple[list[float], list[tuple[float, float, Op, int]]]], t: float,
+                skip: int) -> list[tuple[float, float, Op]]:
+    """The placed ops on streams other than ``skip`` that run at time ``t``, in placement order."""
+    found = []
+    for s, (starts, spans) in lanes.items():
+        if s == skip:
+            continue
+        k = bisect.bisect_right(starts, t) - 1
+        if k >= 0 and t < spans[k][1]:
+            found.append(spans[k])
+    found.sort(key=lambda p: p[3])
+    return [(a, b, o) for a, b, o, _ in found]
 
 
 def schedule(ops: Sequence[Op], max_streams: int = 1, event_sync_s: float = 0.0,
