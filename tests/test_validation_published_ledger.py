@@ -156,6 +156,23 @@ def test_compare_ledger_predicts_what_it_can_and_says_why_not_for_the_rest() -> 
     assert all(r.status == "under-specified" for r in cmp.ratios if not r.ok)
 
 
+def test_flaggems_points_are_the_torch_column_of_their_quoted_rows_and_are_predicted() -> None:
+    """FlagGems PR #5610: each point's figure is the 'Torch Latency (ms)' cell of the row it quotes, and its
+    workload the row's shapes: weight [rows, dim] / indices [bags x pooling] / offsets [bags]."""
+    cmp = compare_ledger(sources=["flaggems-pr-5610"], windows=1)
+    assert len(cmp.points) == 5
+    for r in cmp.points:
+        cells = [c.strip() for c in r.point.quote[0].strip("|").split("|")]
+        weight, indices, offsets = (json.loads(x) for x in cells[0].split(" / "))
+        assert r.point.measured_s == pytest.approx(float(cells[1]) * 1e-3, rel=1e-12)
+        (table,) = r.point.workload["tables"]
+        assert weight == [table["rows"], table["dim"]] and offsets == [r.point.workload["batch_size"]]
+        assert indices == [offsets[0] * table["pooling"]] and table["dtype"] == "float16"
+        assert r.ok and r.gpu == "h20" and r.point.role == "check" and r.point.kernel["variant"] == "pytorch-current"
+        assert r.predicted is not None and r.predicted.harness_s == 0.0  # do_bench: device time only
+        assert r.error == pytest.approx(abs(r.predicted.as_timed_s / r.point.measured_s - 1))
+
+
 def test_the_nobag_points_name_fbgemms_nobag_kernels_and_are_not_modelled() -> None:
     """recsys-examples (PoolingMode.NONE) and TorchRec #4688 (batch_index_select_dim0) ran FBGEMM's nobag
     kernels; the `tbe` replica is the pooled forward, so both are reported as not modelled, with the
@@ -283,3 +300,10 @@ def test_cli_default_run_accounts_for_every_point_on_every_gpu() -> None:
     seen |= {(d["source_id"], d["name"], d["gpu"]) for d in doc["pending"] if d["kind"] == "kernel-time"}
     assert seen == {(p.source_id, p.name, g) for p in load_ledger().points for g in p.gpus}
     assert any(d["kind"] == "stream-read" for d in doc["datasets"])
+    # issue #15's floor counts points the model predicts: >= 8 of them, from >= 3 sources, on both
+    # generations, at least half of them check points
+    kt = [d for d in doc["datasets"] if d["kind"] == "kernel-time"]
+    modelled = {(d["source_id"], d["name"]) for d in kt}
+    assert len(modelled) >= 8 and len({src for src, _ in modelled}) >= 3
+    assert {_generation(d["gpu"]) for d in kt} >= {"sm_80", "sm_90"}
+    assert 2 * len({(d["source_id"], d["name"]) for d in kt if d["role"] == "check"}) >= len(modelled)
