@@ -94,6 +94,10 @@ SCHEDULERS_PER_SM = 4.0
 DEPENDENT_ISSUE_CYCLES = 4.0
 #: gap between back-to-back kernels in one stream, s. Estimate: Nsight Systems traces of
 #: dependent launches on A100/H100 show ~2 us of idle GPU between kernels; to be calibrated.
+#: Corroborated, not fitted: FlagGems' kernel-mode benchmarks on an H20 time ops that launch one
+#: trivial kernel at 5.28 us median (PRs #5187, #5156, #5157, #5158 at [64, 64]) and ops that
+#: launch none at 3.2 us (PRs #3886, #5446): a trivial kernel adds 2.1 us to the event pair
+#: (validation/data/published/harness.toml, events-after-flush).
 KERNEL_LAUNCH_GAP_S = 2.0e-6
 #: index bytes per lookup (int64 indices, as PyTorch passes them)
 INDEX_BYTES = 8

@@ -518,9 +518,15 @@ def _table_eval(table: Table, batch: int, c: _Configs, gpu: GPUSpec, blocks: Any
     p_sec = xp.where(c.validation, 0.0, xp.minimum(1.0, c.per_round * INDEX_BYTES / gpu.l2_sector_bytes))
     t_idx = xp.where(c.idx_chain, p_sec * k_.idx_fetch + (1.0 - p_sec) * l1, 0.0)
     t_local = xp.where(c.local_chain, l1, 0.0)
-    # the validation loop waits once per 128-byte line of the bag's indices (16 int64 per pass)
-    t_check = xp.where(c.validation, (INDEX_BYTES / gpu.l2_line_bytes) * k_.idx_fetch, 0.0)
-    z_mem = (t_idx + t_row + t_local) * c.rounds + t_check
+    # per unit of work, spread over its lookup iterations: the unit first loads its bag's offsets
+    # (begin and end, which every index address waits for; from where the call's indices are),
+    # then the validation loop waits once per 128-byte line of the bag's indices (16 int64 per
+    # pass; a short bag still waits for one line). The simulator runs the same steps per unit.
+    per_unit = 1.0 / xp.maximum(iters_per_unit, 1e-9)
+    lines_per_bag = math.ceil(lookups_per_bag * INDEX_BYTES / gpu.l2_line_bytes - 1e-9)
+    t_check = xp.where(c.validation, lines_per_bag * k_.idx_fetch, 0.0) * per_unit
+    t_offsets = k_.idx_fetch * per_unit
+    z_mem = (t_idx + t_row + t_local) * c.rounds + t_check + t_offsets
     z_issue = c.issue_lat / clk  # the warp's own instruction stalls (control bits)
     # loaded DRAM latency of random gathers: L = L0 + a L_dram rho / (1 - rho) on the rounds
     # with a DRAM miss (rho: the DRAM utilization the warps cause, reads and output writes)

@@ -288,3 +288,31 @@ def test_compile_codes_number_compile_keys_one_to_one() -> None:
                             assert codes.setdefault(key, code) == code
     n_tunable = len(perfmodel.VARIANTS) - len(perfmodel.FIXED_PREFETCH_VARIANTS)
     assert len(seen) == len(codes) == (2 * n_tunable + len(perfmodel.FIXED_PREFETCH_VARIANTS)) * 3 * 2 * 3 * 2
+
+
+
+def _chain_per_lookup(variant: str, pooling: int) -> float:
+    """Seconds per lookup of one warp's one bag (batch 1) on an H100 SXM, the launch gap removed."""
+    from perfmodel._kernel import KERNEL_LAUNCH_GAP_S
+
+    w = perfmodel.Workload(batch_size=1, tables=(perfmodel.Table(rows=1_000_000, dim=32, pooling=pooling),))
+    return (perfmodel.predict(w, perfmodel.KernelConfig(variant=variant), "h100-sxm").time_s - KERNEL_LAUNCH_GAP_S) / pooling
+
+
+@pytest.mark.parametrize("variant", ["pytorch", "pytorch-current"])
+def test_a_unit_waits_for_its_offsets_before_its_first_index(variant: str) -> None:
+    """A unit loads its bag's offsets (begin, end) before any index, once per unit: a bag of one
+    lookup pays that fetch (from the L2, where the call's indices are) on top of what a lookup
+    of a long bag costs (without the offsets load both were the same per lookup)."""
+    g = perfmodel.get_gpu("h100-sxm")
+    assert _chain_per_lookup(variant, 1) > _chain_per_lookup(variant, 32) + 0.9 * g.latency_s(g.l2_near_latency_cycles)
+
+
+def test_a_short_bag_still_waits_for_a_whole_index_line_in_the_validation_loop() -> None:
+    """pytorch-current's validation loop reads the bag's indices a 128-byte line at a time: a bag
+    of 4 lookups waits for a whole line, not a quarter of one, so per lookup it costs more than a
+    bag of 16, which fills its line (the plain kernel, no validation loop, differs by the offsets
+    load only)."""
+    current = _chain_per_lookup("pytorch-current", 4) - _chain_per_lookup("pytorch-current", 16)
+    plain = _chain_per_lookup("pytorch", 4) - _chain_per_lookup("pytorch", 16)
+    assert current > plain * 1.5

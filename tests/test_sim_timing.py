@@ -242,3 +242,14 @@ def test_model_agrees_with_the_simulator_on_an_l1_resident_table_at_batch_1(vari
     # model takes a new index sector from the L2 once per round and adds the warp's own stalls
     # after the round; the simulator fetches it from DRAM (cold call) while the warp issues
     assert abs(m.time_s / s.prediction.time_s - 1.0) < 0.16
+
+
+def test_a_unit_starts_with_its_offsets_load() -> None:
+    """One warp, one bag of one lookup, a cold GPU: the offsets (begin, end), then the index, then
+    the row, three dependent DRAM trips after the block's turnaround, plus the address arithmetic."""
+    _golden_inputs_hold()
+    w = _workload(rows=10_000_000, dim=32, pooling=1, batch=1)
+    r = simulate_detailed(w, KernelConfig(variant="pytorch", bounds_check="none"), GPU).tables[0]
+    _window, addr, dram = _plain_loop_chain()
+    cycles = r.kernel_time_s * GPU.sm_clock_hz
+    assert cycles == pytest.approx(TURNAROUND_CYCLES + 3 * dram + addr, rel=1e-3)

@@ -65,7 +65,7 @@ __all__ = [
 #: terms the model itself predicts
 MODEL_TERMS = ("kernel", "pin-pass")
 #: host terms, each with a cost in harness.toml
-HOST_TERMS = ("launch-from-idle", "host-sync-before-stop", "host-dispatch")
+HOST_TERMS = ("launch-from-idle", "host-sync-before-stop", "host-dispatch", "events-after-flush")
 COST_STATUSES = ("estimate", "calibrated", "sourced", "unknown")
 
 IntArray = npt.NDArray[np.int64]

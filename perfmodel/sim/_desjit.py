@@ -19,6 +19,9 @@ FloatArray = npt.NDArray[np.float64]
 
 #: line ids of the index array start here (weights start at line 0)
 INDEX_LINE_BASE = 1 << 40
+#: where the call's offsets sit, in index positions past the indices (8 bytes each, like them):
+#: their lines follow the index lines (a call holds far fewer than 2^36 indices)
+OFFSETS_POS = 1 << 36
 
 # counters (the layout _timing.py reads)
 C_W_SECTORS, C_W_L1, C_W_NEAR, C_W_FAR, C_W_DRAM = 0, 1, 2, 3, 4
@@ -274,6 +277,7 @@ def simulate_call(
         np.empty(heap_cap, dtype=np.float64),  # ht: event times
         np.empty(heap_cap, dtype=np.int64),  # hp: event payloads
         np.zeros(n_slots, dtype=np.int64),  # w_valid: index lines the unit's validation loop has read
+        np.zeros(n_slots, dtype=np.int64),  # w_off: 1 = the unit's offsets have arrived
     )
     run = np.zeros(2, dtype=np.int64)  # [heap size, next block]
     end = np.zeros(1, dtype=np.float64)  # end time
@@ -367,7 +371,7 @@ def _run_events(mem: Any, geo: Any, fp: FloatArray, warps: Any, run: IntArray, e
      servers, cnt, hist, sm_side) = mem
     l1_sets, l1_ways, l2_sets, l2_ways, n_parts, duplicate, quota, policy = geo
     (w_glob, w_unit, w_pass, w_next, w_ret, w_wait, w_pidx, w_pidx_t, w_comp, w_issue_t, blk_left, sm_issue,
-     sm_finish, sm_lookups, ht, hp, w_valid) = warps
+     sm_finish, sm_lookups, ht, hp, w_valid, w_off) = warps
     indices, bag_start, bag_len = work
     (row_bytes, unit_bytes, units_per_bag, pass_bytes, passes_per_unit, n_blocks, warps_per_block, blocks_per_sm,
      _sm_count, window, l2_hint_distance, apw, idx_chain, validation) = shape
@@ -482,6 +486,16 @@ def _run_events(mem: Any, geo: Any, fp: FloatArray, warps: Any, run: IntArray, e
                 hsize = _heap_push(ht, hp, hsize, done, slot, -1)
             continue
         # ---- WAKE: retire completed lookups, issue the next one, or move on
+        if unit < n_units and w_off[slot] == 0:
+            # the unit starts by loading its bag's offsets (begin and end: one 8-byte load each,
+            # the same or the next sector), which every index address waits for
+            bag = unit // units_per_bag
+            to = _index_fetch(sm, OFFSETS_POS + bag, t, l1_tags, l1_stamp, l1_valid, l1_pers, l1_ready, l1ctl,
+                              l1_sets, l1_ways, sm_side, n_parts, duplicate, l2_tags, l2_stamp, l2_valid, l2_pers,
+                              l2_ready, ctl, l2_sets, l2_ways, quota, policy, fp, servers, cnt)
+            w_off[slot] = 1
+            hsize = _heap_push(ht, hp, hsize, to, slot, -1)
+            continue
         if validation and unit < n_units and w_next[slot] == 0 and w_valid[slot] < (ln + 15) // 16:
             # the in-kernel validation loop: one pass per 128-byte line of the bag's indices,
             # each waiting for its loads before the next (they then sit in the L1); one line per
@@ -557,6 +571,7 @@ def _run_events(mem: Any, geo: Any, fp: FloatArray, warps: Any, run: IntArray, e
             continue
         w_pass[slot] = 0
         w_valid[slot] = 0
+        w_off[slot] = 0
         if unit < n_units:
             w_unit[slot] = unit + warp_stride
             if w_unit[slot] < n_units:
@@ -583,6 +598,7 @@ def _run_events(mem: Any, geo: Any, fp: FloatArray, warps: Any, run: IntArray, e
                 w_wait[s2] = 0
                 w_pidx[s2] = -1
                 w_valid[s2] = 0
+                w_off[s2] = 0
                 hsize = _heap_push(ht, hp, hsize, t + block_start_cycles, s2, -1)
             next_block += 1
     run[0] = hsize
