@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 
+from recperf.cli import main
+
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "recperf", *args], capture_output=True, text=True, timeout=300, check=False)
@@ -145,6 +147,9 @@ def test_pipeline_sweep_crossover() -> None:
      (["--model", "rmc1", "--device", "tpu", "--batch-size", "1"], "valid choices"),
      (["--model", "rmc1", "--device", "a100-80gb", "--batch-size", "0"], "batch_size"),
      (["--model", "rmc1", "--device", "a100-80gb", "--batch-size", "4", "--streams", "0"], "streams"),
+     # a stream count past the driver's 32 work queues: refused before any loop over the counts
+     # (1e9 used to run the stream curve a billion times: fuzz seed 1018855)
+     (["--model", "rmc2", "--device", "h100-sxm", "--batch-size", "64", "--streams", "1e9"], "streams <= 32"),
      (["--model", "rmc1", "--device", "a100-80gb", "--batch-size", "4", "--representation", "int4"], "valid choices"),
      (["--model", "rmc1", "--device", "a100-80gb", "--batch-size", "4", "--embedding-kernel", "fast"], "valid choices"),
      (["--model", "rmc1", "--device", "xeon-8280", "--batch-size", "4", "--cpu-mode", "numa"], "valid choices")],
@@ -154,3 +159,40 @@ def test_pipeline_errors(args: list[str], needle: str) -> None:
     assert out.returncode == 2 and out.stdout == ""
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:") and needle in lines[0]
+
+
+def test_pipeline_sweep_refuses_more_streams_than_the_driver_has_queues() -> None:
+    out = run("pipeline-sweep", "--model", "rmc1", "--devices", "a100-80gb", "--streams", "33", "--json")
+    assert out.returncode == 2 and out.stdout == ""
+    assert out.stderr.strip().splitlines() == ["error: `1 <= streams <= 32` must hold, but got streams=33"]
+
+
+def test_the_stream_curve_stops_computing_once_a_stream_is_left_unused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run that leaves a stream unused schedules every larger count the same way (the list
+    scheduler offers a new stream at each step either way): the curve repeats it instead of
+    rerunning, and its figures equal a direct run at the larger count."""
+    from perfmodel import pipeline as pp
+
+    calls: list[int] = []
+    real = pp.run_pipeline
+
+    def counting(*a: object, **kw: object) -> object:
+        calls.append(int(kw.get("streams", 1)))  # type: ignore[call-overload]
+        return real(*a, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(pp, "run_pipeline", counting)
+    import io
+    from contextlib import redirect_stdout
+
+    buf = io.StringIO()
+    with redirect_stdout(buf):
+        assert main(["pipeline", "--model", "rmc1", "--device", "a100-80gb", "--batch-size", "4", "--streams", "32",
+                     "--json"]) == 0
+    d = json.loads(buf.getvalue())
+    curve = d["by_streams"]
+    assert [c["streams"] for c in curve] == list(range(1, 33))
+    first_unused = next(c["streams"] for c in curve if c["streams_used"] < c["streams"])
+    # the run at 32 streams, then the curve from 1 up to the first count that left a stream unused
+    assert sorted(calls) == [*range(1, first_unused + 1), 32] and first_unused < 32
+    direct = real("rmc1", "a100-80gb", 4, streams=32)
+    assert curve[-1]["time_s"] == pytest.approx(direct.time_s, rel=1e-12)

@@ -63,6 +63,15 @@ EMBEDDING_KERNELS = ("pytorch", "tbe")
 #: ``socket``: each operator uses the socket's cores, batches one after another;
 #: ``core-per-query``: DeepRecSys' mode, each batch on one core, every core serving one
 CPU_MODES = ("socket", "core-per-query")
+#: most CUDA streams a run takes: the driver gives a context at most 32 hardware work queues
+#: (CUDA_DEVICE_MAX_CONNECTIONS, "typically [1, 32]": cuda-python's cuda.core
+#: WorkqueueResourceOptions docs), so more streams share queues and add no concurrency
+MAX_STREAMS = 32
+
+
+def check_streams(streams: object) -> int:
+    """``streams`` as an int in ``[1, MAX_STREAMS]``, else InputError naming the rule."""
+    return check_int(streams, "streams", min_val=1, max_val=MAX_STREAMS)
 
 
 def resolve_device(device: str | os.PathLike[str] | GPUSpec | CPUSpec) -> GPUSpec | CPUSpec:
@@ -455,7 +464,7 @@ def run_pipeline(model: str | os.PathLike[str] | ModelSpec, device: str | os.Pat
     m = get_model(model)
     dev = resolve_device(device)
     check_int(batch_size, "batch_size", min_val=1)
-    check_int(streams, "streams", min_val=1)
+    check_streams(streams)
     _check_choice("dtype", dtype, list(MATMUL_DTYPES))
     _check_choice("embedding kernel", embedding_kernel, EMBEDDING_KERNELS)
     _check_choice("cpu mode", cpu_mode, CPU_MODES)

@@ -31,7 +31,7 @@ import numpy as np
 
 from perfmodel._errors import InputError, check_int
 from perfmodel._gpu import GPUSpec
-from perfmodel.pipeline._pipeline import CPU_MODES, resolve_device, run_pipeline
+from perfmodel.pipeline._pipeline import CPU_MODES, check_streams, resolve_device, run_pipeline
 from perfmodel.pipeline._specs import CPUSpec, ModelSpec
 
 __all__ = ["DEEPRECSYS_QUERY_SIZES", "QuerySizes", "latency_bounded_throughput", "parse_query_sizes"]
@@ -164,6 +164,8 @@ def latency_bounded_throughput(model: str | os.PathLike[str] | ModelSpec, device
         raise InputError("`batch_sizes` must list at least one batch size")
     for b in batch_sizes:
         check_int(b, "batch_size", min_val=1)
+    for k in streams:
+        check_streams(k)
     qs = parse_query_sizes(query_sizes) if isinstance(query_sizes, str) else query_sizes
     rng = np.random.default_rng(seed)
     sizes = qs.sample(n_queries, rng)

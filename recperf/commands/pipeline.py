@@ -23,7 +23,7 @@ def register(sub: Any) -> None:
     _model_args(p)
     p.add_argument("--device", required=True, help="GPU id (`recperf gpus`) or CPU id (`recperf cpus`), or a spec file")
     p.add_argument("--batch-size", type=integer, required=True, help="samples per inference call")
-    p.add_argument("--streams", type=integer, default=1, help="at most this many CUDA streams (GPU; default 1, as PyTorch)")
+    p.add_argument("--streams", type=integer, default=1, help="at most this many CUDA streams (GPU; default 1, as PyTorch; at most 32, the driver's work queues)")
     emb = p.add_mutually_exclusive_group()
     emb.add_argument("--embedding-config", metavar="K.toml",
                      help="embedding kernel configuration (the kernel file format of docs/formats.md); reports the speedup over the baseline")
@@ -60,7 +60,7 @@ def register(sub: Any) -> None:
     _model_args(p)
     p.add_argument("--devices", default="a100-80gb,h100-sxm,xeon-8280,xeon-8480", help="comma-separated device ids")
     p.add_argument("--batch-sizes", default="1,2,4,8,16,32,64,128,256,512,1024,2048,4096", help="comma-separated")
-    p.add_argument("--streams", type=integer, default=1, help="at most this many CUDA streams (GPU)")
+    p.add_argument("--streams", type=integer, default=1, help="at most this many CUDA streams (GPU; at most 32)")
     p.add_argument("--embedding-kernel", default="pytorch",
                    help="pytorch (one launch per table, default) or tbe (one table-batched launch)")
     p.add_argument("--latency-target-ms", type=number, default=None,
@@ -140,6 +140,7 @@ def run_pipeline(args: argparse.Namespace) -> int:
 
     refuse_overwrite({"--plot": args.plot}, {"--model": args.model, "--device": args.device,
                                              "--embedding-config": args.embedding_config})
+    pp.check_streams(args.streams)  # before any loop over the stream counts
     model = pp.get_model(args.model)
     dev = pp.resolve_device(args.device)
     is_gpu = isinstance(dev, perfmodel.GPUSpec)
@@ -192,10 +193,13 @@ def run_pipeline(args: argparse.Namespace) -> int:
     # latency and throughput against the stream count (GPU): measured, more streams may be slower
     if is_gpu and args.streams > 1:
         curve = []
+        settled = None  # a run that left a stream unused: every larger count schedules the same
         for k in range(1, args.streams + 1):
-            r = result if k == args.streams else pp.run_pipeline(
+            r = settled or (result if k == args.streams else pp.run_pipeline(
                 model, dev, args.batch_size, kernel=kernel, kernels=kernels, representations=reps,
-                embedding_kernel=args.embedding_kernel, **{**common, "streams": k})
+                embedding_kernel=args.embedding_kernel, **{**common, "streams": k}))
+            if r.streams_used < k:
+                settled = r
             curve.append({"streams": k, "time_s": r.time_s, "throughput_samples_per_s": r.throughput_samples_per_s,
                           "streams_used": r.streams_used})
         payload["by_streams"] = curve
@@ -250,6 +254,7 @@ def run_sweep(args: argparse.Namespace) -> int:
 
     devices = [d.strip() for d in args.devices.split(",") if d.strip()]
     refuse_overwrite({"--plot": args.plot}, {"--model": args.model, **{f"--devices {d}": d for d in devices}})
+    pp.check_streams(args.streams)
     batches = _int_list("--batch-sizes", args.batch_sizes)
     rows = pp.sweep_batch(args.model, devices, batches, streams=args.streams, dtype=args.dtype,
                           embedding_kernel=args.embedding_kernel)
