@@ -54,9 +54,32 @@ def _key(path: str | os.PathLike[str]) -> tuple[str, float, int]:
     return p, st.st_mtime, st.st_size
 
 
+#: the bytes a well-formed text trace holds: digits and white space
+_TEXT_BYTES = np.zeros(256, dtype=bool)
+_TEXT_BYTES[list(b"0123456789 \t\r\n")] = True
+
+
+def _parse_plain(data: bytes) -> IntArray | None:
+    """The indices of text that breaks no rule visibly (digits and white space only, one
+    number per line, at most 18 digits each), without the compiled scanner (importing numba
+    and loading its compiled code take over a second in a fresh process); None for anything
+    else, which the scanner then parses or refuses with its line-numbered error."""
+    if not _TEXT_BYTES[np.frombuffer(data, dtype=np.uint8)].all():
+        return None
+    tokens = data.split()
+    if tokens and max(map(len, tokens)) > 18:  # 10**18 - 1 < 2**63: longer ones are checked by the scanner
+        return None
+    if len(tokens) != sum(1 for line in data.split(b"\n") if line.strip()):  # two numbers on a line
+        return None
+    return np.array(tokens, dtype=np.int64) if tokens else np.zeros(0, dtype=np.int64)
+
+
 def parse_trace_text(data: bytes, path: str, first_line: int = 1) -> IntArray:
     """The indices of trace text (see the module docstring); ``first_line``: the line number
     of ``data``'s first line in the file, for the error."""
+    plain = _parse_plain(data)
+    if plain is not None:
+        return plain
     from perfmodel._interrupt import interruptible
     from perfmodel.sim import _l2jit
 

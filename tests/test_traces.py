@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from perfmodel._errors import InputError
 from perfmodel._traces import iter_trace_chunks, trace_counts, trace_digest, trace_head
@@ -121,3 +123,38 @@ def test_counting_a_trace_bigger_than_the_memory_limit(tmp_path: Path) -> None:
     assert runs["chunked"].returncode == 0, runs["chunked"].stderr[-500:]
     total, distinct = map(int, runs["chunked"].stdout.split())
     assert total == n and 990_000 < distinct <= rows
+
+
+def _scanner(data: bytes) -> np.ndarray | None:
+    """The compiled scanner's answer (None where it refuses the text)."""
+    from perfmodel.sim import _l2jit
+
+    out = _l2jit.parse_ints(np.frombuffer(data, dtype=np.uint8))
+    return None if (out.size == 2 and out[0] < 0) else out
+
+
+@given(st.lists(st.one_of(
+    st.integers(min_value=0, max_value=(1 << 63) - 1).map(lambda v: str(v).encode()),
+    st.sampled_from([b"", b" ", b"007", b"3 4", b"-1", b"1.5", b"+2", b"\r", b"1\r", b"x", b"\t9 ",
+                     b"99999999999999999999", b"9223372036854775808", b"1e3"]),
+), max_size=30))
+@settings(max_examples=400, deadline=None)
+def test_the_plain_parser_agrees_with_the_compiled_scanner(lines: list[bytes]) -> None:
+    """parse_trace_text's numpy path (no numba import) answers only text the scanner accepts,
+    with the same indices; everything else goes to the scanner and its line-numbered error."""
+    from perfmodel._traces import _parse_plain
+
+    data = b"\n".join(lines)
+    plain, ref = _parse_plain(data), _scanner(data)
+    if plain is not None:
+        assert ref is not None and np.array_equal(plain, ref)
+
+
+def test_the_shipped_traces_take_the_plain_path_and_parse_as_the_scanner_does() -> None:
+    from perfmodel._traces import _parse_plain
+
+    data = (Path(str(ires.files("perfmodel"))) / "data" / "traces" / "reuse_medium_500K.txt").read_bytes()
+    plain = _parse_plain(data)
+    assert plain is not None and plain.size > 400_000
+    assert np.array_equal(plain, _scanner(data))
+    assert _parse_plain(b"1\n2 3\n") is None and _parse_plain(b"-4\n") is None
