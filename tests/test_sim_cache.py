@@ -152,3 +152,12 @@ def test_cache_sim_input_errors(tmp_path: Path, capsys: pytest.CaptureFixture[st
         main(["cache-sim", "--trace", str(t), "--row-bytes", "0", "--capacity-bytes", "1024", "--ways", "0"])
     assert exc.value.code == 2
     assert capsys.readouterr().err.startswith("error: `1 <= row_bytes <= 262144`")
+
+
+def test_a_capacity_past_int64_is_an_infinite_cache_not_an_overflow() -> None:
+    """Fully associative LRU with 1e20 bytes (fuzz seed 1008557 overflowed int64): every access
+    after a row's first is a hit, as with any capacity of at least the accesses' rows."""
+    rows = np.array([1, 2, 1, 3, 2])
+    r = cache_sim(rows, row_bytes=4, capacity_bytes=10**20, ways=0)
+    assert (r.hits, r.misses, r.capacity_rows) == (2, 3, 25 * 10**18)
+    assert r.hits == cache_sim(rows, row_bytes=4, capacity_bytes=20, ways=0).hits

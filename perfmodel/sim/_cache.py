@@ -143,8 +143,8 @@ def cache_sim(
         from perfmodel._lru import lru_hit_counts
 
         cap = capacity_bytes // row_bytes
-        with interruptible():
-            hits = int(lru_hit_counts(keys, [cap])[0])
+        with interruptible():  # a capacity of n rows or more holds every row the n accesses touch
+            hits = int(lru_hit_counts(keys, [min(cap, n)])[0])
         return CacheSimResult(
             mode="fully-associative-lru", policy="lru", accesses=n, hits=hits, misses=n - hits,
             hit_rate=hits / n if n else 0.0, row_hit_rate=hits / n if n else 0.0,
