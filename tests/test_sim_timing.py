@@ -253,3 +253,11 @@ def test_a_unit_starts_with_its_offsets_load() -> None:
     _window, addr, dram = _plain_loop_chain()
     cycles = r.kernel_time_s * GPU.sm_clock_hz
     assert cycles == pytest.approx(TURNAROUND_CYCLES + 3 * dram + addr, rel=1e-3)
+
+
+def test_a_gpu_with_more_cache_lines_than_the_simulator_holds_is_refused_by_name() -> None:
+    """A spec with a 40 GB L2 (fuzz seed 1019291: 1,000 x the A100's) took 42 s of page faults;
+    the simulator now names the limit instead of allocating 330 M lines."""
+    big = dataclasses.replace(GPU, l2_size_bytes=GPU.l2_size_bytes * 1000, persisting_l2_max_bytes=0)
+    with pytest.raises(perfmodel.InputError, match="holds every L1 and L2 line in memory"):
+        perfmodel.simulate(_workload(rows=1000, dim=32, pooling=1, batch=1), KernelConfig(), big)

@@ -109,6 +109,9 @@ IntArray = npt.NDArray[np.int64]
 DEFAULT_MAX_LINE_REQUESTS = 4_000_000
 #: windows a sampled call is split into (each after an untimed L2 warm-up with all rows before it)
 SAMPLE_WINDOWS = 4
+#: most L1 and L2 lines the simulator holds (tags, stamps, sector readiness: ~90 bytes each):
+#: 22 times an H200's (60 MiB of L2 and 132 x 256 KiB of L1 in 128-byte lines: 0.76 M lines)
+MAX_SIM_LINES = 1 << 24
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -467,6 +470,12 @@ def simulate_detailed(
     g = get_gpu(gpu)
     check_device_fit(workload, g)
     p = params or SimParams()
+    l1_bytes = p.l1_bytes if p.l1_bytes is not None else g.l1_cache_and_shared_mem_per_sm_bytes
+    lines = g.l2_size_bytes // g.l2_line_bytes + g.sm_count * (l1_bytes // g.l2_line_bytes)
+    if lines > MAX_SIM_LINES:
+        raise InputError(f"the simulator holds every L1 and L2 line in memory, at most {MAX_SIM_LINES:,} lines, but "
+                         f"{g.id!r} has {lines:,} ({g.l2_size_bytes:,} B of L2 and {g.sm_count} x {l1_bytes:,} B of L1 "
+                         f"in {g.l2_line_bytes}-byte lines)")
     changes: dict[str, Any] = {}
     if policy is not None:
         changes["policy"] = policy
