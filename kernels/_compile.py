@@ -23,11 +23,11 @@ import shutil
 import struct
 import subprocess
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from perfmodel import DTYPES, INDEX_DTYPES, InputError, KernelConfig, ResourceUsage, load_resource_table
 
@@ -436,9 +436,40 @@ def compile_figures(
     return out
 
 
-def _cache_file(compiler: str, arch: str, key: CompileKey) -> Path:
-    blob = json.dumps([compiler, arch, source_hash(), key.__dict__], sort_keys=True).encode()
-    return cache_dir() / "resources" / f"{hashlib.sha256(blob).hexdigest()[:24]}.json"
+def cache_file(kind: str, compiler: str, arch: str, key: CompileKey) -> Path:
+    """Where the ``kind`` (``resources`` or ``profiles``) of ``key`` compiled by ``compiler``
+    for ``arch`` is cached: per compiler version and kernel-source hash."""
+    tag = [compiler] if kind == "resources" else ["profile", compiler]  # the entries' names as shipped
+    blob = json.dumps([*tag, arch, source_hash(), key.__dict__], sort_keys=True).encode()
+    return cache_dir() / kind / f"{hashlib.sha256(blob).hexdigest()[:24]}.json"
+
+
+T = TypeVar("T")
+
+
+def cached_or_built(path: Path, use_cache: bool, read: Callable[[Any], T], build: Callable[[], tuple[T, Any]]) -> T:
+    """``read`` of the cache entry at ``path``, or the value ``build`` returns, its figures then
+    written there (an unreadable entry is rebuilt; ``use_cache`` False: always built, never written)."""
+    if use_cache and path.is_file():
+        try:
+            return read(json.loads(path.read_text()))
+        except (OSError, ValueError, TypeError, KeyError):
+            pass  # unreadable cache entry: rebuild
+    value, figures = build()
+    if use_cache:
+        write_cache(path, figures)
+    return value
+
+
+def resolve_compiler(compiler: str) -> Compiler | None:
+    """The compiler ``compiler`` names (``auto``: the first installed, None if none; ``table``: None)."""
+    if compiler not in COMPILERS:
+        raise InputError(f"unknown compiler {compiler!r}; valid choices: {', '.join(COMPILERS)}")
+    if compiler == "table":
+        return None
+    if compiler == "auto":
+        return available_compiler()
+    return get_compiler(compiler)
 
 
 def resource_usage(
@@ -461,13 +492,7 @@ def resource_usage(
     if not isinstance(arch, str) or not re.match(r"^sm_[0-9]{2,3}a?$", arch):
         raise InputError(f"an architecture name like 'sm_80' or 'sm_90' is required, but got arch={arch!r}")
     key = compile_key(config, dtype=dtype, index_dtype=index_dtype)
-    comp: Compiler | None
-    if compiler == "table":
-        comp = None
-    elif compiler == "auto":
-        comp = available_compiler()
-    else:
-        comp = get_compiler(compiler)
+    comp = resolve_compiler(compiler)
     if comp is None:
         usage = load_resource_table().lookup(config, arch, dtype=dtype, index_dtype=index_dtype)
         if usage is None:
@@ -476,17 +501,15 @@ def resource_usage(
                 "and no compiler is installed (install recperf[compile] or the CUDA toolkit)"
             )
         return usage
-    path = _cache_file(comp.version, arch, key)
-    if use_cache and path.is_file():
-        try:
-            fig = json.loads(path.read_text())
-            return ResourceUsage(**fig, compiler=comp.version, source="cache")
-        except (OSError, ValueError, TypeError):
-            pass  # unreadable cache entry: recompile
-    fig = compile_figures(key, arch, comp)[key.register_cap]
-    if use_cache:
-        write_cache(path, fig)
-    return ResourceUsage(**fig, compiler=comp.version, source="compiled")
+    version = comp.version
+
+    def build() -> tuple[ResourceUsage, Any]:
+        assert comp is not None
+        fig = compile_figures(key, arch, comp)[key.register_cap]
+        return ResourceUsage(**fig, compiler=version, source="compiled"), fig
+
+    return cached_or_built(cache_file("resources", version, arch, key), use_cache,
+                           lambda fig: ResourceUsage(**fig, compiler=version, source="cache"), build)
 
 
 def write_cache(path: Path, doc: Any) -> None:

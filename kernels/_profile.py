@@ -11,25 +11,22 @@ bag's indices (``pytorch-current``) per index it checks.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import shutil
 import subprocess
 import tempfile
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from kernels._compile import (
-    COMPILERS,
     CompileKey,
     Compiler,
     available_compiler,
-    cache_dir,
+    cache_file,
+    cached_or_built,
     compile_key,
-    get_compiler,
-    source_hash,
-    write_cache,
+    resolve_compiler,
 )
 from kernels._sass import PIPES, LoopAnalysis, analyze_function, parse_sass
 from perfmodel import InputError, KernelConfig, KernelProfile, ResourceUsage, check_arch, load_resource_table
@@ -143,21 +140,6 @@ def profile_from_sass(text: str, entry: str, key: CompileKey, *, source: str = "
     return profile_from_analysis(la, row_loads_per_lookup=_rows_per_lookup(key), source=source, compiler=compiler)
 
 
-def _cache_file(compiler: str, arch: str, key: CompileKey) -> Path:
-    blob = json.dumps(["profile", compiler, arch, source_hash(), key.__dict__], sort_keys=True).encode()
-    return cache_dir() / "profiles" / f"{hashlib.sha256(blob).hexdigest()[:24]}.json"
-
-
-def _resolve(compiler: str) -> Compiler | None:
-    if compiler not in COMPILERS:
-        raise InputError(f"unknown compiler {compiler!r}; valid choices: {', '.join(COMPILERS)}")
-    if compiler == "table":
-        return None
-    if compiler == "auto":
-        return available_compiler()
-    return get_compiler(compiler)
-
-
 def kernel_profile(
     config: KernelConfig,
     arch: str,
@@ -176,7 +158,7 @@ def kernel_profile(
     """
     check_arch(arch)
     key = compile_key(config, dtype=dtype, index_dtype=index_dtype, tbe_vecs=tbe_vecs)
-    comp = _resolve(compiler)
+    comp = resolve_compiler(compiler)
     if comp is not None and compiler == "auto" and cuobjdump_path() is None:
         comp = None  # a compiler but no disassembler: the table answers
     if comp is None:
@@ -187,17 +169,16 @@ def kernel_profile(
                 "and no compiler with a disassembler is installed (install recperf[compile])"
             )
         return prof
-    path = _cache_file(comp.version, arch, key)
-    if use_cache and path.is_file():
-        try:
-            return KernelProfile.from_figures(json.loads(path.read_text()), source="cache", compiler=comp.version)
-        except (OSError, ValueError, TypeError, KeyError):
-            pass  # unreadable cache entry: recompile
-    res = comp.compile(key.source, key.defines(), arch)
-    prof = profile_from_sass(disassemble(res.cubin, key.entry), key.entry, key, compiler=comp.version)
-    if use_cache:
-        write_cache(path, prof.figures())
-    return prof
+    version = comp.version
+
+    def build() -> tuple[KernelProfile, Any]:
+        assert comp is not None
+        res = comp.compile(key.source, key.defines(), arch)
+        prof = profile_from_sass(disassemble(res.cubin, key.entry), key.entry, key, compiler=version)
+        return prof, prof.figures()
+
+    return cached_or_built(cache_file("profiles", version, arch, key), use_cache,
+                           lambda fig: KernelProfile.from_figures(fig, source="cache", compiler=version), build)
 
 
 def compiled_figures(
@@ -228,7 +209,7 @@ def kernel_sass(
     if compiler == "table":
         raise RuntimeError("the shipped table holds figures, not the disassembly: --sass needs a compiler "
                            "(--compiler auto, nvrtc or nvcc)")
-    comp = _resolve(compiler)
+    comp = resolve_compiler(compiler)
     if comp is None:
         raise RuntimeError("no CUDA compiler is installed (install recperf[compile] or the CUDA toolkit); the shipped "
                            "table holds the profile's figures, not the disassembly")

@@ -258,3 +258,24 @@ def test_profile_type_checks_its_figures() -> None:
     back = perfmodel.KernelProfile.from_figures(p.figures(), source="table", compiler="")
     assert back.figures() == p.figures() and back.source == "table"
     assert _profile.TBE_LOOKUPS_PER_GROUP == 32
+
+
+def test_compiled_profiles_are_cached_and_an_unreadable_entry_is_rebuilt(tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    from kernels._compile import cache_file, compile_key, resolve_compiler
+    from kernels._profile import cuobjdump_path, kernel_profile
+
+    comp = resolve_compiler("auto")
+    if comp is None or cuobjdump_path() is None:
+        pytest.skip("no CUDA compiler with a disassembler installed")
+    monkeypatch.setenv("RECPERF_CACHE_DIR", str(tmp_path))
+    k = KernelConfig(variant="warp", bounds_check="none")
+    first = kernel_profile(k, "sm_80")
+    second = kernel_profile(k, "sm_80")
+    assert first.source == "compiled" and second.source == "cache"
+    assert first.figures() == second.figures()
+    path = cache_file("profiles", comp.version, "sm_80", compile_key(k))
+    path.write_text("{not json")
+    third = kernel_profile(k, "sm_80")
+    assert third.source == "compiled" and third.figures() == first.figures()
+    assert kernels.resource_usage(k, "sm_80").source == "compiled"  # its own kind of entry, not the profile's
