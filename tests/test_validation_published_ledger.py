@@ -184,6 +184,25 @@ def test_flaggems_points_are_the_torch_column_of_their_quoted_rows_and_are_predi
         assert r.error == pytest.approx(abs(r.predicted.as_timed_s / r.point.measured_s - 1))
 
 
+def test_the_a800_points_are_the_figures_of_their_quoted_sentence_and_are_under_specified() -> None:
+    """Wang's 2025 article (Notion): 'embedding_bag 的计算时间从 460 µs 优化至 175 µs' on an A800; the stored
+    text names neither the test case's index dataset nor the timing method, so both points are reported,
+    not predicted, and the before/after pair names the inline and the separate check."""
+    cmp = compare_ledger(sources=["yywangcs-notion-2025"], windows=1)
+    assert len(cmp.points) == 2 and not any(r.ok for r in cmp.points)
+    sentence = "embedding_bag 的计算时间从 460 µs 优化至 175 µs"
+    by_check = {r.point.kernel["bounds_check"]: r for r in cmp.points}
+    assert set(by_check) == {"inline", "separate"}
+    for check, figure in (("inline", 460), ("separate", 175)):
+        r = by_check[check]
+        assert sentence in r.point.quote[0] and f"{figure} µs" in r.point.quote[0]
+        assert r.point.measured_s == pytest.approx(figure * 1e-6, rel=1e-12)
+        assert r.gpu == "a100-80gb" and r.point.role == "check" and r.point.kernel["variant"] == "pytorch"
+        assert r.status == "under-specified" and "dataset" in r.reason and math.isnan(r.error)
+    (ratio,) = cmp.ratios
+    assert not ratio.ok and ratio.ratio.measured == pytest.approx(460 / 175)
+
+
 def test_the_nobag_points_name_fbgemms_nobag_kernels_and_are_not_modelled() -> None:
     """recsys-examples (PoolingMode.NONE) and TorchRec #4688 (batch_index_select_dim0) ran FBGEMM's nobag
     kernels; the `tbe` replica is the pooled forward, so both are reported as not modelled, with the
