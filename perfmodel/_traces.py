@@ -8,9 +8,10 @@ Nothing here allocates per table row or holds the whole file: a trace is read
 a call's head, however large the table or the file.
 
 - text: one non-negative decimal index below 2**63 per line (blank lines and spaces around
-  it allowed), parsed and checked by one compiled scanner (:func:`parse_trace_text`, also
-  ``recperf cache-sim``'s): an index beyond int64, a sign, a fraction or a second number on
-  a line is an error naming the line, never a wrapped, clamped or extra access;
+  it allowed), parsed by :func:`parse_trace_text` (also ``recperf cache-sim``'s): text of
+  digits and white space, one number of at most 18 digits per line, by numpy; anything else
+  by one compiled scanner, for which an index beyond int64, a sign, a fraction or a second
+  number on a line is an error naming the line, never a wrapped, clamped or extra access;
 - ``.npy``: 1-D integers, read after the header chunk by chunk;
 - ``.pt`` (Meta ``dlrm_datasets``): a tuple ``(indices, offsets, lengths)``, memory-mapped by
   ``torch.load(mmap=True, weights_only=True)`` when torch is installed.
