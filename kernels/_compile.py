@@ -501,11 +501,11 @@ def resource_usage(
                 "and no compiler is installed (install recperf[compile] or the CUDA toolkit)"
             )
         return usage
-    version = comp.version
+    found: Compiler = comp
+    version = found.version
 
     def build() -> tuple[ResourceUsage, Any]:
-        assert comp is not None
-        fig = compile_figures(key, arch, comp)[key.register_cap]
+        fig = compile_figures(key, arch, found)[key.register_cap]
         return ResourceUsage(**fig, compiler=version, source="compiled"), fig
 
     return cached_or_built(cache_file("resources", version, arch, key), use_cache,

@@ -169,11 +169,11 @@ def kernel_profile(
                 "and no compiler with a disassembler is installed (install recperf[compile])"
             )
         return prof
-    version = comp.version
+    found: Compiler = comp
+    version = found.version
 
     def build() -> tuple[KernelProfile, Any]:
-        assert comp is not None
-        res = comp.compile(key.source, key.defines(), arch)
+        res = found.compile(key.source, key.defines(), arch)
         prof = profile_from_sass(disassemble(res.cubin, key.entry), key.entry, key, compiler=version)
         return prof, prof.figures()
 

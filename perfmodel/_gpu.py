@@ -161,7 +161,7 @@ _RULES: dict[str, tuple[str, float, float]] = {
     "compute_capability_major": ("int", 1, 99),
     "compute_capability_minor": ("int", 0, 9),
     "sm_count": ("int", 1, 10_000),
-    "sm_clock_hz": ("float", 1e6, 100000000000.0),
+    "sm_clock_hz": ("float", 1e6, 1e11),
     "warp_size": ("int", 1, 1024),
     "max_threads_per_block": ("int", 32, 1 << 20),
     "max_threads_per_sm": ("int", 32, 1 << 20),
@@ -183,12 +183,12 @@ _RULES: dict[str, tuple[str, float, float]] = {
     "l2_sector_bytes": ("int", 1, 1 << 16),
     "persisting_l2_max_bytes": ("int", 0, 1 << 40),
     "dram_size_bytes": ("int", 1, 1 << 50),
-    "dram_bandwidth_bytes_per_s": ("float", 1e9, 1e+16),
-    "l2_bandwidth_bytes_per_s": ("float", 1e9, 1e+17),
-    "l1_latency_cycles": ("float", 1, 1000000.0),
-    "l2_near_latency_cycles": ("float", 1, 1000000.0),
-    "l2_far_latency_cycles": ("float", 1, 1000000.0),
-    "dram_latency_cycles": ("float", 1, 1000000.0),
+    "dram_bandwidth_bytes_per_s": ("float", 1e9, 1e16),
+    "l2_bandwidth_bytes_per_s": ("float", 1e9, 1e17),
+    "l1_latency_cycles": ("float", 1, 1e6),
+    "l2_near_latency_cycles": ("float", 1, 1e6),
+    "l2_far_latency_cycles": ("float", 1, 1e6),
+    "dram_latency_cycles": ("float", 1, 1e6),
 }
 
 #: The fields a spec file's ``[spec]`` table must give.

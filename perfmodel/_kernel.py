@@ -38,7 +38,7 @@ from perfmodel._config import DTYPES, KernelConfig, Table
 from perfmodel._errors import InputError, check_int
 from perfmodel._gpu import GPUSpec
 from perfmodel._indices import hot_rows
-from perfmodel._occupancy import blocks_per_sm
+from perfmodel._occupancy import _occupancy_cached
 from perfmodel._physics import issue_interval_cycles, little_throughput, model_params
 from perfmodel._profile import KernelProfile
 from perfmodel._resources import ResourceUsage
@@ -362,18 +362,17 @@ def launch_blocks_per_sm(kernel: KernelConfig, gpu: GPUSpec, dtype: str = "float
             requested for launch"), naming the registers and the block size.
     """
     regs = kernel_facts(kernel, gpu.arch, dtype, dim).registers
-    lim = blocks_per_sm(gpu, kernel.block_size, regs, 0)
-    blocks = int(lim["active"])
-    if blocks < 1:
-        limiter = next((k for k in ("registers", "warps", "shared_memory", "blocks", "barriers") if int(lim[k]) < 1),
-                       "registers")
+    occ = _occupancy_cached(gpu, kernel.block_size, regs, 0, 0)  # memoized; the inputs are checked upstream
+    if occ.active_blocks_per_sm < 1:
+        limiter = next((k for k in ("registers", "warps", "shared_memory", "blocks", "barriers")
+                        if occ.block_limits.get(k, 1) < 1), "registers")
         raise InputError(
             f"`resident blocks per SM >= 1` must hold for the kernel to launch, but {kernel.variant} with "
-            f"block_size={kernel.block_size} and {regs} registers per thread ({int(lim['registers_per_block'])} per "
+            f"block_size={kernel.block_size} and {regs} registers per thread ({occ.registers_per_block} per "
             f"block) fits 0 blocks on an SM of {gpu.id} (limited by {limiter}); use a smaller block, a register cap "
             "or less prefetch"
         )
-    return blocks
+    return occ.active_blocks_per_sm
 
 
 # ---- pinned rows ---------------------------------------------------------------------------

@@ -67,7 +67,6 @@ from perfmodel._kernel import (
     compile_facts,
     evict_last_pass_bytes,
     expected_row_map_bytes,
-    kernel_facts,
     launch_blocks_per_sm,
     lookup_io_bytes,
     output_bytes,
@@ -763,10 +762,7 @@ def predict(workload: Workload, kernel: KernelConfig | Plan, gpu: GPUSpec | str)
     if not isinstance(kernel, KernelConfig):
         raise InputError(f"kernel must be a perfmodel.KernelConfig, but got {type(kernel).__name__}")
     for dtype, dim in sorted({(t.dtype, t.dim) for t in workload.tables}):
-        # one error for a kernel that cannot launch (the occupancy memoized; the error's details
-        # computed only when no block fits)
-        if _blocks_one(g, kernel.block_size, kernel_facts(kernel, g.arch, dtype, dim).registers) < 1:
-            launch_blocks_per_sm(kernel, g, dtype, dim)
+        launch_blocks_per_sm(kernel, g, dtype, dim)  # one error for a kernel that cannot launch
     agg, per_table, facts = _evaluate(workload, [kernel], g, scalar=True)
     f = facts[0]
     tables = []

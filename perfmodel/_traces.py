@@ -72,7 +72,7 @@ def _parse_plain(data: bytes) -> IntArray | None:
         return None
     if len(tokens) != sum(1 for line in data.split(b"\n") if line.strip()):  # two numbers on a line
         return None
-    return np.array(tokens, dtype=np.int64) if tokens else np.zeros(0, dtype=np.int64)
+    return np.array(tokens, dtype=np.int64)
 
 
 def parse_trace_text(data: bytes, path: str, first_line: int = 1) -> IntArray:

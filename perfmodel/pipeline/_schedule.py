@@ -499,7 +499,7 @@ def list_schedule(ops: Sequence[Op], k: int, event_sync_s: float = 0.0,
     h = 0.0
     # per stream, its placed (start, end, op, placement number), in time order and disjoint (a
     # stream runs one op at a time): at most one per stream overlaps a given start
-    lanes: dict[int, tuple[list[float], list[tuple[float, float, Op, int]]]] = {}
+    lanes: dict[int, list[tuple[float, float, Op, int]]] = {}
     used: list[int] = []
     assigned: dict[int, int] = {}
     succ_deps = [{d for j in succ[i] for d in ops[j].deps} for i in range(n)]
@@ -536,20 +536,22 @@ def list_schedule(ops: Sequence[Op], k: int, event_sync_s: float = 0.0,
         h = best_h
         est_end[i] = fin
         free[s] = fin
-        starts, spans = lanes.setdefault(s, ([], []))
-        starts.append(fin - op.time_s)
-        spans.append((fin - op.time_s, fin, op, len(assigned)))
+        lanes.setdefault(s, []).append((fin - op.time_s, fin, op, len(assigned)))
     return tuple(streams), order
 
 
-def _running_at(lanes: dict[int, tuple[list[float], list[tuple[float, float, Op, int]]]], t: float,
+def _start(span: tuple[float, float, Op, int]) -> float:
+    return span[0]
+
+
+def _running_at(lanes: dict[int, list[tuple[float, float, Op, int]]], t: float,
                 skip: int) -> list[tuple[float, float, Op]]:
     """The placed ops on streams other than ``skip`` that run at time ``t``, in placement order."""
     found = []
-    for s, (starts, spans) in lanes.items():
+    for s, spans in lanes.items():
         if s == skip:
             continue
-        k = bisect.bisect_right(starts, t) - 1
+        k = bisect.bisect_right(spans, t, key=_start) - 1
         if k >= 0 and t < spans[k][1]:
             found.append(spans[k])
     found.sort(key=lambda p: p[3])

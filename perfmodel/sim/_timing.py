@@ -149,6 +149,10 @@ class SimParams:
         object.__setattr__(self, "max_line_requests", check_int(self.max_line_requests, "max_line_requests", min_val=0))
         object.__setattr__(self, "seed", check_int(self.seed, "seed", min_val=0, max_val=2**31 - 1))
 
+    def l1_size(self, gpu: GPUSpec) -> int:
+        """L1 bytes per SM on ``gpu``: ``l1_bytes``, or the whole unified L1/shared array."""
+        return self.l1_bytes if self.l1_bytes is not None else gpu.l1_cache_and_shared_mem_per_sm_bytes
+
 
 @dataclass(frozen=True, kw_only=True)
 class TableSim:
@@ -319,8 +323,7 @@ def _simulate_table(
         grid = max(1, min(math.ceil(win_bags / wpb), sm_count * (gpu.max_threads_per_sm // kernel.block_size)))
     parts = gpu.l2_partitions if params.partitions else 1
     l2_sets = max(1, gpu.l2_size_bytes // gpu.l2_line_bytes // params.l2_ways // parts)
-    l1_bytes = params.l1_bytes if params.l1_bytes is not None else gpu.l1_cache_and_shared_mem_per_sm_bytes
-    l1_sets = max(1, l1_bytes // gpu.l2_line_bytes // params.l1_ways)
+    l1_sets = max(1, params.l1_size(gpu) // gpu.l2_line_bytes // params.l1_ways)
     quota = math.floor(params.l2_ways * gpu.persisting_l2_max_bytes / gpu.l2_size_bytes)
     # ---- per-lookup costs: the compiled kernel's facts (its profile, perfmodel._kernel), as the
     # analytical model's, so that the two fidelities differ only in the memory system and the
@@ -470,7 +473,7 @@ def simulate_detailed(
     g = get_gpu(gpu)
     check_device_fit(workload, g)
     p = params or SimParams()
-    l1_bytes = p.l1_bytes if p.l1_bytes is not None else g.l1_cache_and_shared_mem_per_sm_bytes
+    l1_bytes = p.l1_size(g)
     lines = g.l2_size_bytes // g.l2_line_bytes + g.sm_count * (l1_bytes // g.l2_line_bytes)
     if lines > MAX_SIM_LINES:
         raise InputError(f"the simulator holds every L1 and L2 line in memory, at most {MAX_SIM_LINES:,} lines, but "
